@@ -1,0 +1,265 @@
+//! Types shared by the probe (`inspector-ebpf`) and userspace (`inspector`).
+//!
+//! Every record the probe writes to the ring buffer starts with [`Header`]; its
+//! `kind` says which struct follows. Kind numbers are part of the recording format
+//! and never change meaning: add new kinds, do not renumber old ones.
+//!
+//! All structs are `#[repr(C)]`, built from fixed-width integers with explicit
+//! padding, so that both sides agree on the layout and userspace can treat them as
+//! plain old data.
+#![no_std]
+
+/// Stable event kind numbers.
+pub mod kind {
+    pub const FORK: u32 = 1;
+    pub const EXEC: u32 = 2;
+    pub const EXIT: u32 = 3;
+    pub const CLONE: u32 = 4;
+    pub const UNSHARE: u32 = 5;
+    pub const SETNS: u32 = 6;
+    pub const MOUNT: u32 = 7;
+    pub const UMOUNT: u32 = 8;
+    pub const PIVOT_ROOT: u32 = 9;
+    pub const CHROOT: u32 = 10;
+    pub const CHDIR: u32 = 11;
+    pub const FCHDIR: u32 = 12;
+    pub const CGROUP_MKDIR: u32 = 13;
+    pub const CGROUP_RMDIR: u32 = 14;
+    pub const CGROUP_ATTACH: u32 = 15;
+    pub const CGROUP_WRITE: u32 = 16;
+    /// A failed execve/execveat (a successful one is an [`EXEC`]).
+    pub const EXEC_FAILED: u32 = 17;
+}
+
+pub const COMM_LEN: usize = 16;
+/// Bytes of a path or string argument kept per field.
+pub const STR_LEN: usize = 256;
+/// Bytes of the NUL-separated argv area kept per exec.
+pub const ARGS_LEN: usize = 1024;
+/// Bytes for a path rebuilt from dentries in the kernel (see [`PathParts`]).
+pub const PATH_PARTS_LEN: usize = 512;
+/// Most components a path rebuilt in the kernel can have.
+pub const PATH_MAX_DEPTH: u32 = 24;
+
+/// `flags` bits of [`ExecEvent`].
+pub const EXEC_ARGS_TRUNCATED: u32 = 1;
+pub const EXEC_FILENAME_TRUNCATED: u32 = 2;
+
+/// `flags` bits of [`PathParts`].
+pub const PATH_TRUNCATED: u32 = 1;
+/// The walk ended on a dentry that is not a root (unlinked or too deep).
+pub const PATH_INCOMPLETE: u32 = 2;
+
+/// Filesystem magic numbers the probe checks (from `include/uapi/linux/magic.h`).
+pub const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+pub const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+pub const NSFS_MAGIC: u64 = 0x6e73_6673;
+
+/// Namespace bits of clone/unshare flags (`CLONE_NEW*`).
+pub const CLONE_NEW_MASK: u64 = 0x0000_0080 // CLONE_NEWTIME
+    | 0x0002_0000 // CLONE_NEWNS
+    | 0x0200_0000 // CLONE_NEWCGROUP
+    | 0x0400_0000 // CLONE_NEWUTS
+    | 0x0800_0000 // CLONE_NEWIPC
+    | 0x1000_0000 // CLONE_NEWUSER
+    | 0x2000_0000 // CLONE_NEWPID
+    | 0x4000_0000; // CLONE_NEWNET
+
+/// The part every record starts with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub kind: u32,
+    pub _pad0: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC in ns.
+    pub ktime: u64,
+    /// Start time (CLOCK_MONOTONIC ns) of the thread group leader: with `tgid`
+    /// it names a process across pid reuse.
+    pub start: u64,
+    /// cgroup v2 id of the task (the unified hierarchy's on a hybrid layout).
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// tgid of the real parent.
+    pub ptgid: u32,
+    /// The process's pid inside its own pid namespace.
+    pub nspid: u32,
+    /// Inode numbers of the task's pid and mount namespaces.
+    pub pidns: u32,
+    pub mntns: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// A path rebuilt in the kernel by walking dentries towards the root.
+/// Components are stored leaf first, each terminated by a NUL.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PathParts {
+    /// Bytes used in `buf`.
+    pub len: u32,
+    pub depth: u32,
+    pub flags: u32,
+    pub _pad: u32,
+    pub buf: [u8; PATH_PARTS_LEN],
+}
+
+/// A new task: from `sched_process_fork`, in the parent's context.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ForkEvent {
+    pub hdr: Header,
+    pub child_tgid: u32,
+    pub child_tid: u32,
+    pub child_start: u64,
+    /// clone flags of the syscall that made the task, when `flags_known`.
+    pub flags: u64,
+    pub flags_known: u32,
+    /// 1 when the new task is a thread of the parent's process.
+    pub thread: u32,
+}
+
+/// A successful exec: from `sched_process_exec`, in the new image's context.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub hdr: Header,
+    /// The tid that called exec (differs from `hdr.tid` when a thread exec'd).
+    pub old_tid: u32,
+    pub flags: u32,
+    pub filename_len: u32,
+    pub args_len: u32,
+    pub filename: [u8; STR_LEN],
+    /// argv as the kernel laid it out: NUL-separated strings.
+    pub args: [u8; ARGS_LEN],
+}
+
+/// The last thread of a process exited.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExitEvent {
+    pub hdr: Header,
+    /// `task->exit_code`, encoded like a wait(2) status.
+    pub exit_code: u32,
+    pub _pad: u32,
+}
+
+/// A cgroup made, removed, or a task moved into one.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CgroupEvent {
+    pub hdr: Header,
+    /// Hierarchy id (0 is the cgroup2 hierarchy, as in /proc/<pid>/cgroup).
+    pub hierarchy: u32,
+    pub level: u32,
+    /// kernfs id of the cgroup.
+    pub id: u64,
+    /// For attach: the task moved and whether its whole thread group moved.
+    pub task_tgid: u32,
+    pub task_tid: u32,
+    pub threadgroup: u32,
+    pub path_len: u32,
+    pub path: [u8; STR_LEN],
+}
+
+/// A system call with its arguments and return value, paired enter and exit.
+/// One layout serves all of them; `kind` says which fields mean what:
+///
+/// | kind | `args` | `aux` | `strs` | `path` |
+/// |---|---|---|---|---|
+/// | CLONE | [flags] | | | |
+/// | UNSHARE | [flags] | | | |
+/// | SETNS | [fd, nstype] | [ns inode, fs magic] | | |
+/// | MOUNT | [flags] | | [source, target, fstype] | |
+/// | UMOUNT | [flags] | | [target] | |
+/// | PIVOT_ROOT | | | [new_root, put_old] | cwd |
+/// | CHROOT, CHDIR | | | [path] | |
+/// | FCHDIR | [fd] | | | the fd's path |
+/// | CGROUP_WRITE | [fd, count] | [dev, fs magic] | [value] | file in its hierarchy |
+/// | EXEC_FAILED | | | [filename] | |
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallEvent {
+    pub hdr: Header,
+    /// Return value; `hdr.ktime` is the entry time and `end` the return time.
+    pub ret: i64,
+    pub end: u64,
+    pub args: [u64; 2],
+    pub aux: [u64; 2],
+    /// Bytes used in each of `strs` (0 when absent).
+    pub str_len: [u32; 3],
+    /// The syscall number, to pair enter and exit.
+    pub nr: u32,
+    pub strs: [[u8; STR_LEN]; 3],
+    pub path: PathParts,
+}
+
+/// Settings userspace writes into the probe before it loads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// 1: report every process, not only container-related ones.
+    pub trace_all: u32,
+    /// inspector's own tgid, never reported.
+    pub self_tgid: u32,
+}
+
+/// Offsets (bytes) of the kernel struct fields the probe reads, taken from the
+/// running kernel's BTF at load: aya emits no CO-RE relocations, so nothing here
+/// may be compiled in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_start_time: u32,
+    pub task_nsproxy: u32,
+    pub task_thread_pid: u32,
+    pub task_exit_code: u32,
+    pub task_mm: u32,
+    pub task_files: u32,
+    pub task_fs: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_namespace_inum: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub upid_ns: u32,
+    pub pid_namespace_inum: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub binprm_filename: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_magic: u32,
+    pub sb_s_dev: u32,
+    pub dentry_d_parent: u32,
+    pub dentry_d_name_name: u32,
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+    pub vfsmount_mnt_root: u32,
+    pub fs_pwd: u32,
+    pub cgroup_root: u32,
+    pub cgroup_level: u32,
+    pub cgroup_kn: u32,
+    pub cgroup_root_hierarchy_id: u32,
+    pub kernfs_node_id: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] structs of integers with explicit padding.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+}

@@ -1,0 +1,133 @@
+//! cgroups: made, removed, joined (the cgroup raw tracepoints, which carry the
+//! path), and written to (a `write` whose fd is a file on a cgroup filesystem).
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    },
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use inspector_common::{
+    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, CgroupEvent, STR_LEN, kind,
+};
+
+use crate::{
+    kernel::{bounded, fd_file, file_identity, fill_header, off, read, read_ptr},
+    maps::{EVENTS, count_lost, is_self, wanted},
+    path,
+    syscall::{begin, park},
+};
+
+/// Reports every cgroup operation but inspector's own: they are rare, and the
+/// one that matters may be made by a process we do not track (systemd making a
+/// container's scope).
+#[inline(always)]
+fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u64) {
+    let cgrp: u64 = ctx.arg(0);
+    let path: u64 = ctx.arg(1);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_self(tgid) {
+        return;
+    }
+    let task_tgid = if task != 0 { read::<u32>(task, off!(task_tgid)) } else { 0 };
+    // A task joining a cgroup matters when either side is one we report.
+    if kind == kind::CGROUP_ATTACH && !wanted(tgid) && !wanted(task_tgid) {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<CgroupEvent>(0) else {
+        count_lost();
+        return;
+    };
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(&mut ev.hdr, kind);
+    let root = read_ptr(cgrp, off!(cgroup_root));
+    ev.hierarchy = read::<u32>(root, off!(cgroup_root_hierarchy_id));
+    ev.level = read::<u32>(cgrp, off!(cgroup_level));
+    let kn = read_ptr(cgrp, off!(cgroup_kn));
+    ev.id = read::<u64>(kn, off!(kernfs_node_id));
+    ev.task_tgid = task_tgid;
+    ev.task_tid = if task != 0 { read::<u32>(task, off!(task_pid)) } else { 0 };
+    ev.threadgroup = (threadgroup & 0xff) as u32;
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            ev.path.as_mut_ptr().cast(),
+            STR_LEN as u32,
+            path as *const core::ffi::c_void,
+        )
+    };
+    ev.path_len = if n > 0 { n as u32 - 1 } else { 0 };
+    entry.submit(0);
+}
+
+/// `cgroup_mkdir(struct cgroup *cgrp, const char *path)`.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn insp_cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    cgroup_event(&ctx, kind::CGROUP_MKDIR, 0, 0);
+    0
+}
+
+/// `cgroup_rmdir(struct cgroup *cgrp, const char *path)`.
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn insp_cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    cgroup_event(&ctx, kind::CGROUP_RMDIR, 0, 0);
+    0
+}
+
+/// `cgroup_attach_task(struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)`.
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn insp_cgroup_attach(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(2);
+    let threadgroup: u64 = ctx.arg(3);
+    cgroup_event(&ctx, kind::CGROUP_ATTACH, task, threadgroup);
+    0
+}
+
+/// `write(fd, buf, count)` on the hot path of every process on the machine: one
+/// hash lookup (`wanted`) before anything else, then a check of the fd's
+/// filesystem before any copying.
+#[tracepoint]
+pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !wanted(tgid) {
+        return 0;
+    }
+    let fd = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(u64::MAX);
+    let file = fd_file(fd);
+    if file == 0 {
+        return 0;
+    }
+    let (magic, dev, _ino) = file_identity(file);
+    if magic != CGROUP_SUPER_MAGIC && magic != CGROUP2_SUPER_MAGIC {
+        return 0;
+    }
+    let buf = unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0);
+    let count = unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0);
+    let Some(ev) = begin(&ctx, kind::CGROUP_WRITE) else {
+        return 0;
+    };
+    ev.args[0] = fd;
+    ev.args[1] = count;
+    ev.aux[0] = dev as u64;
+    ev.aux[1] = magic;
+    // The value written is bytes, not a C string: copy `count` of them (bounded).
+    let mut n = count;
+    if n > (STR_LEN - 1) as u64 {
+        n = (STR_LEN - 1) as u64;
+    }
+    let n = bounded(n as u32, STR_LEN as u32 - 1);
+    if n > 0 && buf != 0 {
+        let r = unsafe {
+            bpf_probe_read_user(ev.strs[0].as_mut_ptr().cast(), n, buf as *const core::ffi::c_void)
+        };
+        if r == 0 {
+            ev.str_len[0] = n;
+        }
+    }
+    let fpath = file + off!(file_f_path);
+    let dentry = read_ptr(fpath, off!(path_dentry));
+    path::walk(&mut ev.path, dentry, 0);
+    park(ev);
+    0
+}

@@ -1,0 +1,26 @@
+//! The inspector probe: tracepoint programs that report, for container-related
+//! processes, how containers are made: processes, namespaces, mounts, the root
+//! pivot and cgroups.
+//!
+//! Only tracepoints, raw tracepoints and kernel-memory reads are used: fentry and
+//! kprobes are not available on the machines this runs on. Kernel struct offsets
+//! come from userspace (read from the running kernel's BTF) through [`OFFSETS`].
+#![no_std]
+#![no_main]
+
+mod cgroup;
+mod kernel;
+mod maps;
+mod path;
+mod process;
+mod syscall;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,410 @@
+//! Just enough of a BTF reader to find struct field offsets in the running
+//! kernel's type information (`/sys/kernel/btf/vmlinux`).
+//!
+//! The probe is built without CO-RE relocations, so every offset it uses is
+//! looked up here at load time instead of being compiled in.
+
+use std::{collections::HashMap, path::Path};
+
+use thiserror::Error;
+
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+const MAGIC: u16 = 0xeb9f;
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FWD: u32 = 7;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error(
+        "cannot read kernel BTF at {path}: {source}; inspector needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("malformed BTF: {0}")]
+    Malformed(String),
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("kernel BTF: struct {strukt} has no field {field}")]
+    NoField { strukt: String, field: String },
+    #[error("kernel BTF: {strukt}.{field} is a bitfield, not addressable")]
+    Bitfield { strukt: String, field: String },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Type {
+    kind: u32,
+    name_off: u32,
+    vlen: u32,
+    kind_flag: bool,
+    size_or_type: u32,
+    /// Offset of the kind-specific data that follows the type in the type section.
+    data: usize,
+}
+
+/// Parsed kernel type information.
+pub struct Btf {
+    data: Vec<u8>,
+    type_start: usize,
+    str_start: usize,
+    str_len: usize,
+    /// Index 0 is `void`.
+    types: Vec<Type>,
+    /// Struct and union type ids by name.
+    by_name: HashMap<String, Vec<u32>>,
+}
+
+impl Btf {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
+        let path = path.as_ref();
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(data)
+    }
+
+    pub fn from_sys_fs() -> Result<Self, BtfError> {
+        Self::from_file(VMLINUX)
+    }
+
+    pub fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
+        let bad = |what: &str| BtfError::Malformed(what.to_string());
+        if data.len() < 24 {
+            return Err(bad("shorter than its header"));
+        }
+        let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]);
+        if u16_at(0) != MAGIC {
+            return Err(bad("wrong magic (big-endian BTF is not supported)"));
+        }
+        let u32_at = |o: usize| -> u32 { u32::from_le_bytes(data[o..o + 4].try_into().unwrap()) };
+        let hdr_len = u32_at(4) as usize;
+        let type_off = u32_at(8) as usize;
+        let type_len = u32_at(12) as usize;
+        let str_off = u32_at(16) as usize;
+        let str_len = u32_at(20) as usize;
+        let type_start = hdr_len + type_off;
+        let str_start = hdr_len + str_off;
+        if type_start + type_len > data.len() || str_start + str_len > data.len() {
+            return Err(bad("sections extend past the end"));
+        }
+
+        let mut types = vec![Type {
+            kind: 0,
+            name_off: 0,
+            vlen: 0,
+            kind_flag: false,
+            size_or_type: 0,
+            data: 0,
+        }];
+        let mut pos = type_start;
+        let end = type_start + type_len;
+        while pos < end {
+            if pos + 12 > end {
+                return Err(bad("truncated type"));
+            }
+            let name_off = u32_at(pos);
+            let info = u32_at(pos + 4);
+            let size_or_type = u32_at(pos + 8);
+            let vlen = info & 0xffff;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST
+                | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                other => return Err(BtfError::Malformed(format!("unknown type kind {other}"))),
+            };
+            types.push(Type {
+                kind,
+                name_off,
+                vlen,
+                kind_flag,
+                size_or_type,
+                data: pos + 12,
+            });
+            pos += 12 + extra;
+        }
+
+        let mut btf = Btf {
+            data,
+            type_start,
+            str_start,
+            str_len,
+            types,
+            by_name: HashMap::new(),
+        };
+        let mut by_name: HashMap<String, Vec<u32>> = HashMap::new();
+        for (id, t) in btf.types.iter().enumerate() {
+            if (t.kind == KIND_STRUCT || t.kind == KIND_UNION) && t.name_off != 0 {
+                by_name
+                    .entry(btf.name(t.name_off).to_string())
+                    .or_default()
+                    .push(id as u32);
+            }
+        }
+        btf.by_name = by_name;
+        let _ = btf.type_start;
+        Ok(btf)
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let start = self.str_start + off as usize;
+        if off as usize >= self.str_len {
+            return "";
+        }
+        let bytes = &self.data[start..self.str_start + self.str_len];
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        std::str::from_utf8(&bytes[..len]).unwrap_or("")
+    }
+
+    fn u32_at(&self, o: usize) -> u32 {
+        u32::from_le_bytes(self.data[o..o + 4].try_into().unwrap())
+    }
+
+    /// The struct (or union) named `name` that has members: the kernel's BTF can
+    /// also carry empty forward-declared copies.
+    fn find_struct(&self, name: &str) -> Result<u32, BtfError> {
+        self.by_name
+            .get(name)
+            .and_then(|ids| {
+                ids.iter()
+                    .copied()
+                    .max_by_key(|&id| self.types[id as usize].vlen)
+            })
+            .ok_or_else(|| BtfError::NoStruct(name.to_string()))
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type id.
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            let t = &self.types[id as usize];
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// Byte offset of `field` in the struct with type id `id`, looking through
+    /// anonymous struct and union members as C does.
+    fn member_offset_in(&self, id: u32, field: &str, strukt: &str) -> Result<Option<u32>, BtfError> {
+        let t = self.types[id as usize];
+        if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
+            return Ok(None);
+        }
+        for i in 0..t.vlen as usize {
+            let m = t.data + 12 * i;
+            let name_off = self.u32_at(m);
+            let mtype = self.u32_at(m + 4);
+            let raw = self.u32_at(m + 8);
+            let (bit_off, bitfield) = if t.kind_flag {
+                (raw & 0x00ff_ffff, raw >> 24 != 0)
+            } else {
+                (raw, false)
+            };
+            if name_off == 0 {
+                let inner = self.resolve(mtype);
+                if let Some(off) = self.member_offset_in(inner, field, strukt)? {
+                    return Ok(Some(bit_off / 8 + off));
+                }
+                continue;
+            }
+            if self.name(name_off) == field {
+                if bitfield || bit_off % 8 != 0 {
+                    return Err(BtfError::Bitfield {
+                        strukt: strukt.to_string(),
+                        field: field.to_string(),
+                    });
+                }
+                return Ok(Some(bit_off / 8));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Byte offset of a field given as a dotted path from a struct, for example
+    /// `member_offset("task_struct", "pid")` or `("mnt_namespace", "ns.inum")`.
+    pub fn member_offset(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
+        let mut id = self.find_struct(strukt)?;
+        let mut total = 0;
+        let mut current = strukt.to_string();
+        for field in path.split('.') {
+            let off = self
+                .member_offset_in(id, field, &current)?
+                .ok_or_else(|| BtfError::NoField {
+                    strukt: current.clone(),
+                    field: field.to_string(),
+                })?;
+            total += off;
+            // Descend into the member's type for the next path element.
+            id = self.resolve(self.member_type(id, field).unwrap_or(0));
+            current = format!("{current}.{field}");
+        }
+        Ok(total)
+    }
+
+    fn member_type(&self, id: u32, field: &str) -> Option<u32> {
+        let t = self.types[id as usize];
+        if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
+            return None;
+        }
+        for i in 0..t.vlen as usize {
+            let m = t.data + 12 * i;
+            let name_off = self.u32_at(m);
+            let mtype = self.u32_at(m + 4);
+            if name_off == 0 {
+                if let Some(found) = self.member_type(self.resolve(mtype), field) {
+                    return Some(found);
+                }
+            } else if self.name(name_off) == field {
+                return Some(mtype);
+            }
+        }
+        None
+    }
+
+    /// Size in bytes of a struct or union.
+    pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
+        let id = self.find_struct(strukt)?;
+        Ok(self.types[id as usize].size_or_type)
+    }
+
+    /// Number of types, `void` included.
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.types.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob: `struct outer { int a; union { long b; int c; }; struct inner in; }`
+    /// with `struct inner { char pad[3]; int d; }`.
+    fn sample() -> Vec<u8> {
+        let mut strs = vec![0u8];
+        let mut add = |s: &str| {
+            let off = strs.len() as u32;
+            strs.extend_from_slice(s.as_bytes());
+            strs.push(0);
+            off
+        };
+        let n_int = add("int");
+        let n_long = add("long");
+        let n_outer = add("outer");
+        let n_inner = add("inner");
+        let (n_a, n_b, n_c, n_d, n_in) = (add("a"), add("b"), add("c"), add("d"), add("in"));
+        let mut t = Vec::new();
+        let mut ty = |t: &mut Vec<u8>, name: u32, kind: u32, vlen: u32, size: u32| {
+            t.extend_from_slice(&name.to_le_bytes());
+            t.extend_from_slice(&((kind << 24) | vlen).to_le_bytes());
+            t.extend_from_slice(&size.to_le_bytes());
+        };
+        let member = |t: &mut Vec<u8>, name: u32, typ: u32, bits: u32| {
+            for v in [name, typ, bits] {
+                t.extend_from_slice(&v.to_le_bytes());
+            }
+        };
+        // 1: int
+        ty(&mut t, n_int, KIND_INT, 0, 4);
+        t.extend_from_slice(&32u32.to_le_bytes());
+        // 2: long
+        ty(&mut t, n_long, KIND_INT, 0, 8);
+        t.extend_from_slice(&64u32.to_le_bytes());
+        // 3: anonymous union { long b; int c; }
+        ty(&mut t, 0, KIND_UNION, 2, 8);
+        member(&mut t, n_b, 2, 0);
+        member(&mut t, n_c, 1, 0);
+        // 4: struct inner { int d @ 32 bits }
+        ty(&mut t, n_inner, KIND_STRUCT, 1, 8);
+        member(&mut t, n_d, 1, 32);
+        // 5: struct outer
+        ty(&mut t, n_outer, KIND_STRUCT, 3, 24);
+        member(&mut t, n_a, 1, 0);
+        member(&mut t, 0, 3, 64);
+        member(&mut t, n_in, 4, 128);
+
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.push(1);
+        out.push(0);
+        out.extend_from_slice(&24u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(strs.len() as u32).to_le_bytes());
+        out.extend_from_slice(&t);
+        out.extend_from_slice(&strs);
+        out
+    }
+
+    #[test]
+    fn finds_direct_anonymous_and_nested_members() {
+        let btf = Btf::parse(sample()).unwrap();
+        assert_eq!(btf.member_offset("outer", "a").unwrap(), 0);
+        assert_eq!(btf.member_offset("outer", "b").unwrap(), 8);
+        assert_eq!(btf.member_offset("outer", "c").unwrap(), 8);
+        assert_eq!(btf.member_offset("outer", "in.d").unwrap(), 20);
+        assert_eq!(btf.struct_size("outer").unwrap(), 24);
+    }
+
+    #[test]
+    fn names_what_is_missing() {
+        let btf = Btf::parse(sample()).unwrap();
+        let err = btf.member_offset("outer", "zz").unwrap_err().to_string();
+        assert!(err.contains("outer") && err.contains("zz"), "{err}");
+        let err = btf.member_offset("nope", "a").unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Btf::parse(vec![0; 10]).is_err());
+        let mut blob = sample();
+        blob[0] = 0;
+        assert!(matches!(Btf::parse(blob), Err(BtfError::Malformed(_))));
+    }
+
+    #[test]
+    fn reads_the_running_kernel() {
+        if !Path::new(VMLINUX).exists() {
+            eprintln!("skipped: no {VMLINUX}");
+            return;
+        }
+        let btf = Btf::from_sys_fs().unwrap();
+        assert!(btf.len() > 1000);
+        // Every struct the probe reads must resolve.
+        crate::offsets::from_btf(&btf).unwrap();
+    }
+}

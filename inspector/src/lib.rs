@@ -1,0 +1,18 @@
+//! inspector: shows, from the kernel's point of view, how a container really
+//! starts and stops.
+//!
+//! - [`probe`] loads the eBPF probe and reads its ring buffer;
+//! - [`event`] turns the probe's records into [`event::Event`]s (the JSON Lines schema);
+//! - [`output`] writes them as JSON Lines or strace-like text;
+//! - [`trace`] is the `inspector trace` command.
+
+pub mod btf;
+pub mod event;
+pub mod host;
+pub mod names;
+pub mod offsets;
+pub mod output;
+pub mod prereq;
+pub mod probe;
+pub mod trace;
+pub mod track;

@@ -1,0 +1,106 @@
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use inspector::{
+    output::Format,
+    probe::{DEFAULT_BUFFER_SIZE, ProbeOptions},
+    trace::{self, TraceOptions},
+};
+
+/// See, from the kernel's point of view, how a container really starts and stops.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream what the kernel sees while containers start and stop: processes,
+    /// namespaces, mounts, pivot_root and cgroups.
+    Trace(TraceArgs),
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// Output format: JSON Lines (schema in docs/events.md) or one line per event.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write events to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Stop after SECS seconds (default: until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Report every process on the machine, not only container engines,
+    /// shims, runtimes and their children.
+    #[arg(long)]
+    all: bool,
+    /// Also follow processes that exec a binary with this name (repeatable).
+    #[arg(long = "track-comm", value_name = "NAME")]
+    track_comm: Vec<String>,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
+    buffer_size: u32,
+    /// Show the probe's own kernel-side log at this level (off by default).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<log::LevelFilter>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("inspector: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Trace(args) => {
+            let mut logger = env_logger::Builder::from_env(
+                env_logger::Env::default().default_filter_or("warn"),
+            );
+            if let Some(level) = args.log_level {
+                logger.filter_level(level);
+            }
+            logger.init();
+
+            let duration = match args.duration {
+                Some(s) if !(s.is_finite() && s > 0.0) => {
+                    anyhow::bail!("--duration must be a positive number of seconds, got {s}")
+                }
+                Some(s) => Some(Duration::from_secs_f64(s)),
+                None => None,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.clone())
+                    .context("installing the signal handler")?;
+            }
+            let opts = TraceOptions {
+                probe: ProbeOptions {
+                    trace_all: args.all,
+                    buffer_size: args.buffer_size,
+                    log_level: args.log_level,
+                    track_comms: args.track_comm,
+                },
+                format: args.format,
+                output: args.output,
+                duration,
+            };
+            trace::run(&opts, stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Loading the probe into the kernel, attaching it, and reading what it sends.
+//!
+//! Everything attached here is owned by file descriptors of this process: the
+//! kernel detaches the programs when they close, whether inspector returns,
+//! is killed by a signal or panics. Nothing is pinned.
+
+use std::{
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use aya_log::EbpfLogger;
+use inspector_common::{COMM_LEN, Config, KernelOffsets};
+use thiserror::Error;
+
+use crate::{
+    btf::{Btf, BtfError},
+    offsets, prereq,
+    prereq::PrereqError,
+};
+
+/// Built by build.rs from `inspector-ebpf`.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inspector"));
+
+/// Syscall tracepoints: (program, tracepoint). `insp_sys_exit` pairs every
+/// syscall whose enter parks an event.
+pub const SYSCALL_HOOKS: &[(&str, &str)] = &[
+    ("insp_clone_enter", "sys_enter_clone"),
+    ("insp_clone3_enter", "sys_enter_clone3"),
+    ("insp_clone_exit", "sys_exit_clone"),
+    ("insp_clone_exit", "sys_exit_clone3"),
+    ("insp_execve_enter", "sys_enter_execve"),
+    ("insp_sys_exit", "sys_exit_execve"),
+    ("insp_execveat_enter", "sys_enter_execveat"),
+    ("insp_sys_exit", "sys_exit_execveat"),
+    ("insp_unshare_enter", "sys_enter_unshare"),
+    ("insp_sys_exit", "sys_exit_unshare"),
+    ("insp_setns_enter", "sys_enter_setns"),
+    ("insp_sys_exit", "sys_exit_setns"),
+    ("insp_mount_enter", "sys_enter_mount"),
+    ("insp_sys_exit", "sys_exit_mount"),
+    ("insp_umount_enter", "sys_enter_umount"),
+    ("insp_sys_exit", "sys_exit_umount"),
+    ("insp_pivot_root_enter", "sys_enter_pivot_root"),
+    ("insp_sys_exit", "sys_exit_pivot_root"),
+    ("insp_chroot_enter", "sys_enter_chroot"),
+    ("insp_sys_exit", "sys_exit_chroot"),
+    ("insp_chdir_enter", "sys_enter_chdir"),
+    ("insp_sys_exit", "sys_exit_chdir"),
+    ("insp_fchdir_enter", "sys_enter_fchdir"),
+    ("insp_sys_exit", "sys_exit_fchdir"),
+    ("insp_write_enter", "sys_enter_write"),
+    ("insp_sys_exit", "sys_exit_write"),
+];
+
+/// Raw tracepoints: (program, tracepoint, its tracefs category).
+pub const RAW_HOOKS: &[(&str, &str, &str)] = &[
+    ("insp_fork", "sched_process_fork", "sched"),
+    ("insp_exec", "sched_process_exec", "sched"),
+    ("insp_exit", "sched_process_exit", "sched"),
+    ("insp_cgroup_mkdir", "cgroup_mkdir", "cgroup"),
+    ("insp_cgroup_rmdir", "cgroup_rmdir", "cgroup"),
+    ("insp_cgroup_attach", "cgroup_attach_task", "cgroup"),
+];
+
+/// Command names whose exec starts tracking a process and its descendants: the
+/// container engines, shims and runtimes. As the kernel's `comm`, at most 15 bytes.
+pub const DEFAULT_TRACK_COMMS: &[&str] = &[
+    "docker",
+    "dockerd",
+    "containerd",
+    "containerd-shim", // containerd-shim-runc-v2, cut to 15 bytes
+    "runc",
+    "crun",
+    "youki",
+    "ctr",
+    "nerdctl",
+    "podman",
+    "conmon",
+    "inspector-runti", // inspector-runtime
+];
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Prereq(#[from] PrereqError),
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("loading the probe into the kernel failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("the kernel rejected program {program}: {source}")]
+    Program {
+        program: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching {program} to {tracepoint} failed: {source}")]
+    Attach {
+        program: String,
+        tracepoint: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("probe map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("--buffer-size must be a power of two of at least 4096 bytes, got {0}")]
+    BufferSize(u32),
+    #[error("command name {0:?} is longer than the kernel's 15-byte comm")]
+    CommTooLong(String),
+}
+
+/// How to load the probe.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Report every process, not only container-related ones.
+    pub trace_all: bool,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub buffer_size: u32,
+    /// Kernel-side log level (`aya_log`); `None` keeps the probe silent.
+    pub log_level: Option<log::LevelFilter>,
+    /// Extra command names that start tracking.
+    pub track_comms: Vec<String>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            trace_all: false,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            log_level: None,
+            track_comms: Vec::new(),
+        }
+    }
+}
+
+pub const DEFAULT_BUFFER_SIZE: u32 = 16 << 20;
+
+/// The probe, loaded and attached.
+pub struct Probe {
+    // Field order matters for drop: the ring and logger hold maps of `ebpf`.
+    ring: RingBuf<MapData>,
+    logger: Option<EbpfLogger<&'static dyn log::Log>>,
+    ebpf: Ebpf,
+    /// How many tracepoints programs were attached to.
+    pub attached: usize,
+    /// How long loading and attaching took.
+    pub ready_in: Duration,
+}
+
+impl Probe {
+    pub fn load(opts: &ProbeOptions) -> Result<Self, ProbeError> {
+        let started = Instant::now();
+        let tracefs = prereq::check()?;
+        if opts.buffer_size < 4096 || !opts.buffer_size.is_power_of_two() {
+            return Err(ProbeError::BufferSize(opts.buffer_size));
+        }
+        let btf = Btf::from_sys_fs()?;
+        let offsets: KernelOffsets = offsets::from_btf(&btf)?;
+        drop(btf);
+        let config = Config {
+            trace_all: opts.trace_all as u32,
+            self_tgid: std::process::id(),
+        };
+        let log_level: u8 = match opts.log_level {
+            None | Some(log::LevelFilter::Off) => 0,
+            Some(level) => level as u8,
+        };
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("CONFIG", &config, true)
+            .override_global("AYA_LOG_LEVEL", &log_level, false)
+            .map_max_entries("EVENTS", opts.buffer_size)
+            .load(PROBE_OBJECT)
+            .map_err(ProbeError::Load)?;
+
+        let logger = if log_level > 0 {
+            EbpfLogger::init(&mut ebpf)
+                .map_err(|e| log::warn!("kernel-side logging is unavailable: {e}"))
+                .ok()
+        } else {
+            None
+        };
+
+        set_track_comms(&mut ebpf, &opts.track_comms)?;
+
+        let mut attached = 0;
+        for (program, tracepoint) in SYSCALL_HOOKS {
+            prereq::check_syscall_tracepoint(&tracefs, tracepoint)?;
+            let prog: &mut TracePoint = ebpf
+                .program_mut(program)
+                .expect("program compiled into the probe")
+                .try_into()
+                .expect("a tracepoint program");
+            if prog.fd().is_err() {
+                prog.load().map_err(|source| ProbeError::Program {
+                    program: program.to_string(),
+                    source,
+                })?;
+            }
+            prog.attach("syscalls", tracepoint)
+                .map_err(|source| ProbeError::Attach {
+                    program: program.to_string(),
+                    tracepoint: format!("syscalls:{tracepoint}"),
+                    source,
+                })?;
+            attached += 1;
+        }
+        for (program, tracepoint, category) in RAW_HOOKS {
+            prereq::check_tracepoint(&tracefs, category, tracepoint)?;
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .expect("program compiled into the probe")
+                .try_into()
+                .expect("a raw tracepoint program");
+            prog.load().map_err(|source| ProbeError::Program {
+                program: program.to_string(),
+                source,
+            })?;
+            prog.attach(tracepoint).map_err(|source| ProbeError::Attach {
+                program: program.to_string(),
+                tracepoint: format!("raw {category}:{tracepoint}"),
+                source,
+            })?;
+            attached += 1;
+        }
+
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").expect("EVENTS map"))
+            .map_err(|source| ProbeError::Map {
+                name: "EVENTS",
+                source,
+            })?;
+        Ok(Probe {
+            ring,
+            logger,
+            ebpf,
+            attached,
+            ready_in: started.elapsed(),
+        })
+    }
+
+    /// Starts reporting these processes (and, from now on, their children).
+    pub fn track(&mut self, tgids: impl IntoIterator<Item = u32>) -> Result<(), ProbeError> {
+        let mut map: HashMap<_, u32, u32> =
+            HashMap::try_from(self.ebpf.map_mut("TRACKED").expect("TRACKED map")).map_err(
+                |source| ProbeError::Map {
+                    name: "TRACKED",
+                    source,
+                },
+            )?;
+        for tgid in tgids {
+            // A full map only means less is reported; not worth failing the run.
+            let _ = map.insert(tgid, 1, 0);
+        }
+        Ok(())
+    }
+
+    /// The next record from the kernel, if one is waiting.
+    pub fn next_record(&mut self) -> Option<impl std::ops::Deref<Target = [u8]> + '_> {
+        self.ring.next()
+    }
+
+    /// Waits up to `timeout` for records (or kernel log lines) to arrive.
+    pub fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
+        let mut fds = vec![libc::pollfd {
+            fd: self.ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(logger) = &self.logger {
+            fds.push(libc::pollfd {
+                fd: logger.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+        Ok(())
+    }
+
+    /// Events the kernel could not write because the ring buffer was full.
+    pub fn lost(&self) -> u64 {
+        let Some(map) = self.ebpf.map("LOST") else {
+            return 0;
+        };
+        let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
+            return 0;
+        };
+        array
+            .get(&0, 0)
+            .map(|per_cpu| per_cpu.iter().sum())
+            .unwrap_or(0)
+    }
+
+    pub fn ring_fd(&self) -> BorrowedFd<'_> {
+        self.ring.as_fd()
+    }
+}
+
+fn set_track_comms(ebpf: &mut Ebpf, extra: &[String]) -> Result<(), ProbeError> {
+    let mut map: HashMap<_, [u8; COMM_LEN], u32> =
+        HashMap::try_from(ebpf.map_mut("TRACK_COMMS").expect("TRACK_COMMS map")).map_err(
+            |source| ProbeError::Map {
+                name: "TRACK_COMMS",
+                source,
+            },
+        )?;
+    for name in DEFAULT_TRACK_COMMS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let comm = comm_key(name)?;
+        map.insert(comm, 1, 0).map_err(|source| ProbeError::Map {
+            name: "TRACK_COMMS",
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// A command name as the kernel stores it: NUL padded to 16 bytes.
+pub fn comm_key(name: &str) -> Result<[u8; COMM_LEN], ProbeError> {
+    let bytes = name.as_bytes();
+    if bytes.len() >= COMM_LEN {
+        return Err(ProbeError::CommTooLong(name.to_string()));
+    }
+    let mut comm = [0u8; COMM_LEN];
+    comm[..bytes.len()].copy_from_slice(bytes);
+    Ok(comm)
+}

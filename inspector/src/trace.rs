@@ -1,0 +1,170 @@
+//! `inspector trace`: stream the probe's events as JSON Lines or text.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use thiserror::Error;
+
+use crate::{
+    event::{Body, Decoder},
+    host::Clock,
+    output::{self, Format},
+    probe::{DEFAULT_TRACK_COMMS, Probe, ProbeError, ProbeOptions},
+    track,
+};
+
+#[derive(Debug, Error)]
+pub enum TraceError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("cannot write {path}: {source}")]
+    Output { path: String, source: io::Error },
+    #[error("waiting for events failed: {0}")]
+    Poll(io::Error),
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    pub probe: ProbeOptions,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub duration: Option<Duration>,
+}
+
+/// What a finished trace saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceSummary {
+    pub events: u64,
+    pub lost: u64,
+    pub undecodable: u64,
+}
+
+/// Runs until `stop` is set, `duration` passes, or the output is closed.
+pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, TraceError> {
+    let mut probe = Probe::load(&opts.probe)?;
+
+    // Attach first, then look for processes already running: a child forked in
+    // between is in /proc by the time we scan, so none slips through.
+    let comms: Vec<&str> = DEFAULT_TRACK_COMMS
+        .iter()
+        .copied()
+        .chain(opts.probe.track_comms.iter().map(String::as_str))
+        .collect();
+    let running = track::select(&track::scan_proc(), &comms);
+    let seeded = running.len();
+    probe.track(running)?;
+
+    // The output file is only made once the probe is in place, so that a failed
+    // start leaves no file behind.
+    let (sink, path): (Box<dyn Write>, String) = match &opts.output {
+        Some(path) => {
+            let file = File::create(path).map_err(|source| TraceError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+            (Box::new(file), path.display().to_string())
+        }
+        None => (Box::new(io::stdout()), "standard output".to_string()),
+    };
+    let mut out = BufWriter::with_capacity(256 << 10, sink);
+
+    eprintln!(
+        "inspector: {} probes attached in {} ms; tracing {} (already running: {seeded} container processes). Ctrl-C stops.",
+        probe.attached,
+        probe.ready_in.as_millis(),
+        if opts.probe.trace_all {
+            "every process"
+        } else {
+            "container engines, shims, runtimes and their children"
+        },
+    );
+
+    let decoder = Decoder::for_host();
+    let started = Instant::now();
+    let mut summary = TraceSummary::default();
+    let write_err = |source: io::Error| TraceError::Output {
+        path: path.clone(),
+        source,
+    };
+
+    loop {
+        let finishing = stop.load(Ordering::Relaxed)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        if !finishing {
+            let wait = opts
+                .duration
+                .map(|d| d.saturating_sub(started.elapsed()))
+                .unwrap_or(Duration::MAX)
+                .min(Duration::from_millis(100));
+            probe.wait(wait).map_err(TraceError::Poll)?;
+        }
+
+        let mut closed = false;
+        while let Some(record) = probe.next_record() {
+            match decoder.decode(&record) {
+                Ok(event) => {
+                    summary.events += 1;
+                    if let Err(e) = output::write_event(&mut out, opts.format, &event) {
+                        closed = e.kind() == io::ErrorKind::BrokenPipe;
+                        if closed {
+                            break;
+                        }
+                        return Err(write_err(e));
+                    }
+                }
+                Err(e) => {
+                    summary.undecodable += 1;
+                    log::warn!("skipped a record: {e}");
+                }
+            }
+        }
+
+        let lost = probe.lost();
+        if lost > summary.lost {
+            let event = decoder.event(
+                Clock::monotonic_ns(),
+                None,
+                Body::Lost {
+                    count: lost - summary.lost,
+                    total: lost,
+                },
+            );
+            summary.lost = lost;
+            eprintln!(
+                "inspector: lost {} events so far: the ring buffer was full (try a larger --buffer-size)",
+                lost
+            );
+            if !closed {
+                output::write_event(&mut out, opts.format, &event).map_err(write_err)?;
+            }
+        }
+        match out.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,
+            Err(e) => return Err(write_err(e)),
+        }
+        if finishing || closed {
+            break;
+        }
+    }
+
+    eprintln!(
+        "inspector: {} events, {} lost{}",
+        summary.events,
+        summary.lost,
+        if summary.lost > 0 {
+            " (the ring buffer was full; try a larger --buffer-size)"
+        } else {
+            ""
+        }
+    );
+    Ok(summary)
+}

@@ -1,0 +1,1 @@
+//! inspector integration tests: see tests/.
