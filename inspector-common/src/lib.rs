@@ -50,6 +50,10 @@ pub const PATH_TRUNCATED: u32 = 1;
 /// The walk ended on a dentry that is not a root (unlinked or too deep).
 pub const PATH_INCOMPLETE: u32 = 2;
 
+/// `flags` bit of [`SyscallEvent`]: reported at entry, without waiting for the
+/// return (cgroup writes unless `Config::write_results` is set).
+pub const SYSCALL_NO_RESULT: u32 = 1;
+
 /// Filesystem magic numbers the probe checks (from `include/uapi/linux/magic.h`).
 pub const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 pub const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
@@ -189,6 +193,9 @@ pub struct SyscallEvent {
     pub str_len: [u32; 3],
     /// The syscall number, to pair enter and exit.
     pub nr: u32,
+    /// `SYSCALL_*` bits.
+    pub flags: u32,
+    pub _pad: u32,
     pub strs: [[u8; STR_LEN]; 3],
     pub path: PathParts,
 }
@@ -201,6 +208,10 @@ pub struct Config {
     pub trace_all: u32,
     /// inspector's own tgid, never reported.
     pub self_tgid: u32,
+    /// 1: pair cgroup writes with their return (costs a `sys_exit_write`
+    /// program on every write of the machine).
+    pub write_results: u32,
+    pub _pad: u32,
 }
 
 /// Offsets (bytes) of the kernel struct fields the probe reads, taken from the

@@ -10,12 +10,13 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use inspector_common::{
-    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, CgroupEvent, STR_LEN, kind,
+    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, CgroupEvent, STR_LEN, SYSCALL_NO_RESULT, SyscallEvent,
+    kind,
 };
 
 use crate::{
     kernel::{bounded, fd_file, file_identity, fill_header, off, read, read_ptr},
-    maps::{EVENTS, count_lost, is_self, wanted},
+    maps::{EVENTS, config_write_results, count_lost, is_self, maybe_wanted, wanted},
     path,
     syscall::{begin, park},
 };
@@ -31,7 +32,11 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
     if is_self(tgid) {
         return;
     }
-    let task_tgid = if task != 0 { read::<u32>(task, off!(task_tgid)) } else { 0 };
+    let task_tgid = if task != 0 {
+        read::<u32>(task, off!(task_tgid))
+    } else {
+        0
+    };
     // A task joining a cgroup matters when either side is one we report.
     if kind == kind::CGROUP_ATTACH && !wanted(tgid) && !wanted(task_tgid) {
         return;
@@ -48,7 +53,11 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
     let kn = read_ptr(cgrp, off!(cgroup_kn));
     ev.id = read::<u64>(kn, off!(kernfs_node_id));
     ev.task_tgid = task_tgid;
-    ev.task_tid = if task != 0 { read::<u32>(task, off!(task_pid)) } else { 0 };
+    ev.task_tid = if task != 0 {
+        read::<u32>(task, off!(task_pid))
+    } else {
+        0
+    };
     ev.threadgroup = (threadgroup & 0xff) as u32;
     let n = unsafe {
         bpf_probe_read_kernel_str(
@@ -84,13 +93,13 @@ pub fn insp_cgroup_attach(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `write(fd, buf, count)` on the hot path of every process on the machine: one
-/// hash lookup (`wanted`) before anything else, then a check of the fd's
+/// `write(fd, buf, count)` on the hot path of every process on the machine: a
+/// bit test (`maybe_wanted`) before anything else, then a check of the fd's
 /// filesystem before any copying.
 #[tracepoint]
 pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !wanted(tgid) {
+    if !maybe_wanted(tgid) {
         return 0;
     }
     let fd = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(u64::MAX);
@@ -119,7 +128,11 @@ pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
     let n = bounded(n as u32, STR_LEN as u32 - 1);
     if n > 0 && buf != 0 {
         let r = unsafe {
-            bpf_probe_read_user(ev.strs[0].as_mut_ptr().cast(), n, buf as *const core::ffi::c_void)
+            bpf_probe_read_user(
+                ev.strs[0].as_mut_ptr().cast(),
+                n,
+                buf as *const core::ffi::c_void,
+            )
         };
         if r == 0 {
             ev.str_len[0] = n;
@@ -128,6 +141,14 @@ pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
     let fpath = file + off!(file_f_path);
     let dentry = read_ptr(fpath, off!(path_dentry));
     path::walk(&mut ev.path, dentry, 0);
-    park(ev);
+    if config_write_results() {
+        park(ev);
+    } else {
+        // Waiting for the return would need a program on every write's exit.
+        ev.flags = SYSCALL_NO_RESULT;
+        if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
+            count_lost();
+        }
+    }
     0
 }

@@ -7,6 +7,10 @@
 //! come from userspace (read from the running kernel's BTF) through [`OFFSETS`].
 #![no_std]
 #![no_main]
+// For an atomic add on map memory (see maps::flip_bit): the BPF target has no
+// compare-and-swap, so core's Atomic types do not offer it.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod cgroup;
 mod kernel;

@@ -1,8 +1,10 @@
 //! Maps shared by the programs, and the filter that decides what is reported.
 
+use core::intrinsics::AtomicOrdering;
+
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use inspector_common::{COMM_LEN, Config, SyscallEvent};
 
@@ -18,6 +20,14 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// `TRACK_COMMS`, their descendants, and those userspace found running at start.
 #[map]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+
+/// One bit per tgid, set for every process in `TRACKED` (and possibly for a few
+/// that have left it). The hot-path programs test it before anything else: an
+/// array load costs next to nothing, while a hash lookup on every write of the
+/// machine measurably slows syscall-heavy processes. Userspace sizes it from
+/// `pid_max`; 65536 words cover the largest pid_max Linux allows.
+#[map]
+pub static TRACKED_BITS: Array<u64> = Array::with_max_entries(65536, 0);
 
 /// Command names (as `comm`, NUL padded) that start tracking when exec'd.
 #[map]
@@ -40,11 +50,18 @@ pub static SCRATCH: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_entries(1,
 static CONFIG: Config = Config {
     trace_all: 0,
     self_tgid: 0,
+    write_results: 0,
+    _pad: 0,
 };
 
 #[inline(always)]
 fn config_trace_all() -> bool {
     unsafe { core::ptr::read_volatile(&raw const CONFIG.trace_all) != 0 }
+}
+
+#[inline(always)]
+pub fn config_write_results() -> bool {
+    unsafe { core::ptr::read_volatile(&raw const CONFIG.write_results) != 0 }
 }
 
 #[inline(always)]
@@ -70,6 +87,54 @@ pub fn is_self(tgid: u32) -> bool {
 #[inline(always)]
 pub fn is_tracked(tgid: u32) -> bool {
     unsafe { TRACKED.get(&tgid).is_some() }
+}
+
+/// The hot-path filter: false means "certainly not reported".
+#[inline(always)]
+pub fn maybe_wanted(tgid: u32) -> bool {
+    if config_trace_all() {
+        return tgid != config_self_tgid();
+    }
+    match TRACKED_BITS.get(tgid >> 6) {
+        Some(word) => *word & (1u64 << (tgid & 63)) != 0,
+        None => false,
+    }
+}
+
+/// Starts reporting a process.
+#[inline(always)]
+pub fn track(tgid: u32) {
+    let _ = TRACKED.insert(&tgid, &1, 0);
+    flip_bit(tgid, true);
+}
+
+/// Stops reporting a process that exited.
+#[inline(always)]
+pub fn untrack(tgid: u32) {
+    let _ = TRACKED.remove(&tgid);
+    flip_bit(tgid, false);
+}
+
+/// Sets or clears a tgid's bit with an atomic add, which BPF has on every
+/// kernel (an atomic OR needs a newer instruction set). Adding is only right
+/// when the bit is in the other state, which holds because a tgid's bit only
+/// changes through its own fork, exec and exit, and those do not overlap.
+#[inline(always)]
+fn flip_bit(tgid: u32, set: bool) {
+    let Some(word) = TRACKED_BITS.get_ptr_mut(tgid >> 6) else {
+        return;
+    };
+    let bit = 1u64 << (tgid & 63);
+    let is_set = unsafe { core::ptr::read_volatile(word) } & bit != 0;
+    if is_set == set {
+        return;
+    }
+    let delta = if set { bit } else { bit.wrapping_neg() };
+    // SAFETY: `word` points into the map value, which outlives this call. The
+    // result is unused, so this is BPF's plain atomic add (no fetch needed).
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(word, delta);
+    }
 }
 
 #[inline(always)]

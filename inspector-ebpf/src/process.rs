@@ -16,7 +16,9 @@ use inspector_common::{
 
 use crate::{
     kernel::{bounded, current_task, fill_header, off, read, read_ptr},
-    maps::{CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, TRACKED, count_lost, is_tracked, wanted},
+    maps::{
+        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, is_tracked, track, untrack, wanted,
+    },
 };
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
@@ -32,7 +34,7 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
 
     // Tracking is inherited by new processes (threads share their process's entry).
     if !thread && is_tracked(tgid) {
-        let _ = TRACKED.insert(&child_tgid, &1, 0);
+        track(child_tgid);
     }
     if !wanted(tgid) {
         return 0;
@@ -79,7 +81,7 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
     if !is_tracked(tgid) {
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
         if unsafe { TRACK_COMMS.get(&comm).is_some() } {
-            let _ = TRACKED.insert(&tgid, &1, 0);
+            track(tgid);
         }
     }
     if !wanted(tgid) {
@@ -163,6 +165,6 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
             None => count_lost(),
         }
     }
-    let _ = TRACKED.remove(&tgid);
+    untrack(tgid);
     0
 }

@@ -134,8 +134,8 @@ impl Btf {
                 KIND_ARRAY => 12,
                 KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
                 KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST
-                | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
                 other => return Err(BtfError::Malformed(format!("unknown type kind {other}"))),
             };
             types.push(Type {
@@ -214,7 +214,12 @@ impl Btf {
 
     /// Byte offset of `field` in the struct with type id `id`, looking through
     /// anonymous struct and union members as C does.
-    fn member_offset_in(&self, id: u32, field: &str, strukt: &str) -> Result<Option<u32>, BtfError> {
+    fn member_offset_in(
+        &self,
+        id: u32,
+        field: &str,
+        strukt: &str,
+    ) -> Result<Option<u32>, BtfError> {
         let t = self.types[id as usize];
         if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
             return Ok(None);
@@ -256,12 +261,12 @@ impl Btf {
         let mut total = 0;
         let mut current = strukt.to_string();
         for field in path.split('.') {
-            let off = self
-                .member_offset_in(id, field, &current)?
-                .ok_or_else(|| BtfError::NoField {
-                    strukt: current.clone(),
-                    field: field.to_string(),
-                })?;
+            let off =
+                self.member_offset_in(id, field, &current)?
+                    .ok_or_else(|| BtfError::NoField {
+                        strukt: current.clone(),
+                        field: field.to_string(),
+                    })?;
             total += off;
             // Descend into the member's type for the next path element.
             id = self.resolve(self.member_type(id, field).unwrap_or(0));

@@ -5,7 +5,7 @@
 use inspector_common::{
     CGROUP2_SUPER_MAGIC, CgroupEvent, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent,
     ExitEvent, ForkEvent, Header, PATH_INCOMPLETE, PATH_TRUNCATED, PathParts, STR_LEN,
-    SyscallEvent, kind,
+    SYSCALL_NO_RESULT, SyscallEvent, kind,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -178,11 +178,15 @@ pub enum Body {
         value: String,
         value_truncated: bool,
         fd: i32,
-        #[serde(flatten)]
-        result: SyscallResult,
+        /// Present with `--cgroup-write-results` only.
+        #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+        result: Option<SyscallResult>,
     },
     /// The probe could not report `count` events (ring buffer full); `total` so far.
-    Lost { count: u64, total: u64 },
+    Lost {
+        count: u64,
+        total: u64,
+    },
 }
 
 /// How a syscall returned.
@@ -345,7 +349,8 @@ impl Decoder {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
-        let hdr: Header = read_record(bytes, 0).map_err(|_| DecodeError::Short { len: bytes.len() })?;
+        let hdr: Header =
+            read_record(bytes, 0).map_err(|_| DecodeError::Short { len: bytes.len() })?;
         let body = match hdr.kind {
             kind::FORK => {
                 let ev: ForkEvent = read_record(bytes, hdr.kind)?;
@@ -485,7 +490,11 @@ impl Decoder {
             },
             kind::CGROUP_WRITE => {
                 let file = path_parts(&ev.path).unwrap_or_else(|| "?".to_string());
-                let version = if ev.aux[1] == CGROUP2_SUPER_MAGIC { 2 } else { 1 };
+                let version = if ev.aux[1] == CGROUP2_SUPER_MAGIC {
+                    2
+                } else {
+                    1
+                };
                 let mount = self.cgroups.mount(ev.aux[0] as u32);
                 let hierarchy = match mount {
                     Some(m) => m.hierarchy.clone(),
@@ -500,7 +509,7 @@ impl Decoder {
                     value: text(&ev.strs[0], ev.str_len[0]),
                     value_truncated: ev.args[1] > (STR_LEN - 1) as u64,
                     fd: ev.args[0] as i32,
-                    result: result(ev),
+                    result: (ev.flags & SYSCALL_NO_RESULT == 0).then(|| result(ev)),
                 }
             }
             // EXEC_FAILED: only failures reach userspace.
@@ -551,8 +560,10 @@ mod tests {
 
     fn bytes<T>(v: &T) -> Vec<u8> {
         // SAFETY: test-only view of a plain-data record.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-            .to_vec()
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
     }
 
     fn decoder() -> Decoder {
@@ -674,7 +685,9 @@ mod tests {
         ));
         ev.exit_code = 9;
         let e = d.decode(&bytes(&ev)).unwrap();
-        assert!(matches!(e.body, Body::Exit { exit_code: None, signal: Some(ref s), .. } if s == "SIGKILL"));
+        assert!(
+            matches!(e.body, Body::Exit { exit_code: None, signal: Some(ref s), .. } if s == "SIGKILL")
+        );
     }
 
     #[test]
@@ -701,7 +714,10 @@ mod tests {
         let h = header(999);
         assert_eq!(d.decode(&bytes(&h)), Err(DecodeError::UnknownKind(999)));
         let h = header(kind::EXEC);
-        assert!(matches!(d.decode(&bytes(&h)), Err(DecodeError::Size { .. })));
+        assert!(matches!(
+            d.decode(&bytes(&h)),
+            Err(DecodeError::Size { .. })
+        ));
     }
 
     #[test]

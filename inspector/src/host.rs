@@ -161,7 +161,8 @@ fn unescape_mountinfo(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const CGROUP: &str = "12:pids:/user.slice\n4:memory:/user.slice\n1:name=systemd:/init.scope\n0::/init.scope\n";
+    const CGROUP: &str =
+        "12:pids:/user.slice\n4:memory:/user.slice\n1:name=systemd:/init.scope\n0::/init.scope\n";
     const MOUNTINFO: &str = "\
 30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
 33 30 0:29 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate

@@ -26,6 +26,10 @@ enum Command {
     /// Stream what the kernel sees while containers start and stop: processes,
     /// namespaces, mounts, pivot_root and cgroups.
     Trace(TraceArgs),
+    /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
+    /// until interrupted.
+    #[command(hide = true)]
+    BenchFloor,
 }
 
 #[derive(clap::Args)]
@@ -49,6 +53,10 @@ struct TraceArgs {
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
     buffer_size: u32,
+    /// Report the return value of cgroup controller writes. This puts a program
+    /// on the exit of every write(2) on the machine (about 5% on a write storm).
+    #[arg(long)]
+    cgroup_write_results: bool,
     /// Show the probe's own kernel-side log at this level (off by default).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -68,9 +76,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Trace(args) => {
-            let mut logger = env_logger::Builder::from_env(
-                env_logger::Env::default().default_filter_or("warn"),
-            );
+            let mut logger =
+                env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
             if let Some(level) = args.log_level {
                 logger.filter_level(level);
             }
@@ -94,12 +101,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     buffer_size: args.buffer_size,
                     log_level: args.log_level,
                     track_comms: args.track_comm,
+                    write_results: args.cgroup_write_results,
                 },
                 format: args.format,
                 output: args.output,
                 duration,
             };
             trace::run(&opts, stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchFloor => {
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.clone())
+                    .context("installing the signal handler")?;
+            }
+            let _floor = inspector::probe::Floor::attach()?;
+            eprintln!("inspector: 1 empty program attached to syscalls:sys_enter_write");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -86,7 +86,10 @@ fn describe(body: &Body) -> String {
         } => {
             let argv = serde_json::to_string(argv).unwrap_or_default();
             let more = if *argv_truncated { "..." } else { "" };
-            format!("execve({filename:?}, {argv}{more}) = {}", ret_text(*ret, errno))
+            format!(
+                "execve({filename:?}, {argv}{more}) = {}",
+                ret_text(*ret, errno)
+            )
         }
         Body::Exit {
             exit_code,
@@ -155,17 +158,19 @@ fn describe(body: &Body) -> String {
             cwd,
             result,
         } => {
-            let cwd = cwd.as_ref().map(|c| format!(" [cwd {c}]")).unwrap_or_default();
+            let cwd = cwd
+                .as_ref()
+                .map(|c| format!(" [cwd {c}]"))
+                .unwrap_or_default();
             format!(
                 "pivot_root({new_root:?}, {put_old:?}){cwd} = {} {}",
                 ret_text(result.ret, &result.errno),
                 dur(result.duration_ns)
             )
         }
-        Body::Chroot { path, result } => format!(
-            "chroot({path:?}) = {}",
-            ret_text(result.ret, &result.errno)
-        ),
+        Body::Chroot { path, result } => {
+            format!("chroot({path:?}) = {}", ret_text(result.ret, &result.errno))
+        }
         Body::Chdir { path, result } => {
             format!("chdir({path:?}) = {}", ret_text(result.ret, &result.errno))
         }
@@ -196,10 +201,13 @@ fn describe(body: &Body) -> String {
             ..
         } => {
             let more = if *value_truncated { "..." } else { "" };
+            let ret = match result {
+                Some(r) => format!(" = {}", ret_text(r.ret, &r.errno)),
+                None => String::new(),
+            };
             format!(
-                "cgroup write {hierarchy}:{file} {:?}{more} = {}",
+                "cgroup write {hierarchy}:{file} {:?}{more}{ret}",
                 value.trim_end_matches('\n'),
-                ret_text(result.ret, &result.errno)
             )
         }
         Body::Lost { count, total } => {

@@ -110,9 +110,14 @@ pub fn check_syscall_tracepoint(events: &Path, name: &str) -> Result<(), PrereqE
     let fields = parse_format_offsets(&format);
     let nr = fields.iter().find(|(n, _)| n == "__syscall_nr");
     if nr.map(|(_, o)| *o) != Some(8) {
-        return Err(layout_error(format!("__syscall_nr at {:?}", nr.map(|f| f.1))));
+        return Err(layout_error(format!(
+            "__syscall_nr at {:?}",
+            nr.map(|f| f.1)
+        )));
     }
-    let first = fields.iter().find(|(n, _)| n != "__syscall_nr" && !n.starts_with("common_"));
+    let first = fields
+        .iter()
+        .find(|(n, _)| n != "__syscall_nr" && !n.starts_with("common_"));
     match first {
         Some((_, 16)) | None => Ok(()),
         Some((n, o)) => Err(layout_error(format!("first field {n} at {o}, expected 16"))),

@@ -11,7 +11,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
@@ -22,6 +22,7 @@ use crate::{
     btf::{Btf, BtfError},
     offsets, prereq,
     prereq::PrereqError,
+    track,
 };
 
 /// Built by build.rs from `inspector-ebpf`.
@@ -55,8 +56,11 @@ pub const SYSCALL_HOOKS: &[(&str, &str)] = &[
     ("insp_fchdir_enter", "sys_enter_fchdir"),
     ("insp_sys_exit", "sys_exit_fchdir"),
     ("insp_write_enter", "sys_enter_write"),
-    ("insp_sys_exit", "sys_exit_write"),
 ];
+
+/// Attached with `ProbeOptions::write_results` only: a program on the exit of
+/// every write on the machine is the largest cost the probe could add.
+const WRITE_EXIT_HOOK: (&str, &str) = ("insp_sys_exit", "sys_exit_write");
 
 /// Raw tracepoints: (program, tracepoint, its tracefs category).
 pub const RAW_HOOKS: &[(&str, &str, &str)] = &[
@@ -129,6 +133,8 @@ pub struct ProbeOptions {
     pub log_level: Option<log::LevelFilter>,
     /// Extra command names that start tracking.
     pub track_comms: Vec<String>,
+    /// Pair cgroup controller writes with their return value.
+    pub write_results: bool,
 }
 
 impl Default for ProbeOptions {
@@ -138,6 +144,7 @@ impl Default for ProbeOptions {
             buffer_size: DEFAULT_BUFFER_SIZE,
             log_level: None,
             track_comms: Vec::new(),
+            write_results: false,
         }
     }
 }
@@ -152,6 +159,8 @@ pub struct Probe {
     ebpf: Ebpf,
     /// How many tracepoints programs were attached to.
     pub attached: usize,
+    /// Container processes found already running at start.
+    pub seeded: usize,
     /// How long loading and attaching took.
     pub ready_in: Duration,
 }
@@ -169,17 +178,24 @@ impl Probe {
         let config = Config {
             trace_all: opts.trace_all as u32,
             self_tgid: std::process::id(),
+            write_results: opts.write_results as u32,
+            _pad: 0,
         };
         let log_level: u8 = match opts.log_level {
             None | Some(log::LevelFilter::Off) => 0,
             Some(level) => level as u8,
         };
 
+        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1 << 22);
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
             .override_global("CONFIG", &config, true)
             .override_global("AYA_LOG_LEVEL", &log_level, false)
             .map_max_entries("EVENTS", opts.buffer_size)
+            .map_max_entries("TRACKED_BITS", pid_max.div_ceil(64).clamp(1, 65536))
             .load(PROBE_OBJECT)
             .map_err(ProbeError::Load)?;
 
@@ -193,8 +209,20 @@ impl Probe {
 
         set_track_comms(&mut ebpf, &opts.track_comms)?;
 
+        // Container processes already running: marked before the programs are
+        // attached, while nothing in the kernel writes these maps, and once more
+        // after, for those forked in between.
+        let comms: Vec<&str> = DEFAULT_TRACK_COMMS
+            .iter()
+            .copied()
+            .chain(opts.track_comms.iter().map(String::as_str))
+            .collect();
+        let before = track::select(&track::scan_proc(), &comms);
+        mark_tracked(&mut ebpf, before.iter().copied())?;
+
         let mut attached = 0;
-        for (program, tracepoint) in SYSCALL_HOOKS {
+        let write_exit = opts.write_results.then_some(&WRITE_EXIT_HOOK);
+        for (program, tracepoint) in SYSCALL_HOOKS.iter().chain(write_exit) {
             prereq::check_syscall_tracepoint(&tracefs, tracepoint)?;
             let prog: &mut TracePoint = ebpf
                 .program_mut(program)
@@ -226,42 +254,34 @@ impl Probe {
                 program: program.to_string(),
                 source,
             })?;
-            prog.attach(tracepoint).map_err(|source| ProbeError::Attach {
-                program: program.to_string(),
-                tracepoint: format!("raw {category}:{tracepoint}"),
-                source,
-            })?;
+            prog.attach(tracepoint)
+                .map_err(|source| ProbeError::Attach {
+                    program: program.to_string(),
+                    tracepoint: format!("raw {category}:{tracepoint}"),
+                    source,
+                })?;
             attached += 1;
         }
 
-        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").expect("EVENTS map"))
-            .map_err(|source| ProbeError::Map {
-                name: "EVENTS",
-                source,
+        let after = track::select(&track::scan_proc(), &comms);
+        mark_tracked(&mut ebpf, after.difference(&before).copied())?;
+        let seeded = before.union(&after).count();
+
+        let ring =
+            RingBuf::try_from(ebpf.take_map("EVENTS").expect("EVENTS map")).map_err(|source| {
+                ProbeError::Map {
+                    name: "EVENTS",
+                    source,
+                }
             })?;
         Ok(Probe {
             ring,
             logger,
             ebpf,
             attached,
+            seeded,
             ready_in: started.elapsed(),
         })
-    }
-
-    /// Starts reporting these processes (and, from now on, their children).
-    pub fn track(&mut self, tgids: impl IntoIterator<Item = u32>) -> Result<(), ProbeError> {
-        let mut map: HashMap<_, u32, u32> =
-            HashMap::try_from(self.ebpf.map_mut("TRACKED").expect("TRACKED map")).map_err(
-                |source| ProbeError::Map {
-                    name: "TRACKED",
-                    source,
-                },
-            )?;
-        for tgid in tgids {
-            // A full map only means less is reported; not worth failing the run.
-            let _ = map.insert(tgid, 1, 0);
-        }
-        Ok(())
     }
 
     /// The next record from the kernel, if one is waiting.
@@ -317,14 +337,77 @@ impl Probe {
     }
 }
 
-fn set_track_comms(ebpf: &mut Ebpf, extra: &[String]) -> Result<(), ProbeError> {
-    let mut map: HashMap<_, [u8; COMM_LEN], u32> =
-        HashMap::try_from(ebpf.map_mut("TRACK_COMMS").expect("TRACK_COMMS map")).map_err(
-            |source| ProbeError::Map {
-                name: "TRACK_COMMS",
+/// The baseline for the syscall-storm benchmark: one program that does nothing,
+/// attached to `syscalls:sys_enter_write`. Kept attached while the value lives.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    pub fn attach() -> Result<Self, ProbeError> {
+        let tracefs = prereq::check()?;
+        prereq::check_syscall_tracepoint(&tracefs, "sys_enter_write")?;
+        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1 << 22);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("AYA_LOG_LEVEL", &0u8, false)
+            .load(PROBE_OBJECT)
+            .map_err(ProbeError::Load)?;
+        let prog: &mut TracePoint = ebpf
+            .program_mut("insp_noop")
+            .expect("program compiled into the probe")
+            .try_into()
+            .expect("a tracepoint program");
+        prog.load().map_err(|source| ProbeError::Program {
+            program: "insp_noop".to_string(),
+            source,
+        })?;
+        prog.attach("syscalls", "sys_enter_write")
+            .map_err(|source| ProbeError::Attach {
+                program: "insp_noop".to_string(),
+                tracepoint: "syscalls:sys_enter_write".to_string(),
                 source,
-            },
-        )?;
+            })?;
+        Ok(Floor { _ebpf: ebpf })
+    }
+}
+
+/// Reports these processes (and, from now on, their children): the same two
+/// maps the probe keeps, the hash and the bitmap its hot path tests.
+fn mark_tracked(ebpf: &mut Ebpf, tgids: impl Iterator<Item = u32>) -> Result<(), ProbeError> {
+    let map_err = |name| move |source| ProbeError::Map { name, source };
+    let tgids: Vec<u32> = tgids.collect();
+    {
+        let mut tracked: HashMap<_, u32, u32> =
+            HashMap::try_from(ebpf.map_mut("TRACKED").expect("TRACKED map"))
+                .map_err(map_err("TRACKED"))?;
+        for &tgid in &tgids {
+            // A full map only means less is reported; not worth failing the run.
+            let _ = tracked.insert(tgid, 1, 0);
+        }
+    }
+    let mut bits: Array<_, u64> =
+        Array::try_from(ebpf.map_mut("TRACKED_BITS").expect("TRACKED_BITS map"))
+            .map_err(map_err("TRACKED_BITS"))?;
+    for tgid in tgids {
+        let index = tgid / 64;
+        if let Ok(word) = bits.get(&index, 0) {
+            let _ = bits.set(index, word | 1u64 << (tgid % 64), 0);
+        }
+    }
+    Ok(())
+}
+
+fn set_track_comms(ebpf: &mut Ebpf, extra: &[String]) -> Result<(), ProbeError> {
+    let mut map: HashMap<_, [u8; COMM_LEN], u32> = HashMap::try_from(
+        ebpf.map_mut("TRACK_COMMS").expect("TRACK_COMMS map"),
+    )
+    .map_err(|source| ProbeError::Map {
+        name: "TRACK_COMMS",
+        source,
+    })?;
     for name in DEFAULT_TRACK_COMMS
         .iter()
         .copied()

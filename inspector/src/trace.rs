@@ -17,8 +17,7 @@ use crate::{
     event::{Body, Decoder},
     host::Clock,
     output::{self, Format},
-    probe::{DEFAULT_TRACK_COMMS, Probe, ProbeError, ProbeOptions},
-    track,
+    probe::{Probe, ProbeError, ProbeOptions},
 };
 
 #[derive(Debug, Error)]
@@ -51,17 +50,6 @@ pub struct TraceSummary {
 pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, TraceError> {
     let mut probe = Probe::load(&opts.probe)?;
 
-    // Attach first, then look for processes already running: a child forked in
-    // between is in /proc by the time we scan, so none slips through.
-    let comms: Vec<&str> = DEFAULT_TRACK_COMMS
-        .iter()
-        .copied()
-        .chain(opts.probe.track_comms.iter().map(String::as_str))
-        .collect();
-    let running = track::select(&track::scan_proc(), &comms);
-    let seeded = running.len();
-    probe.track(running)?;
-
     // The output file is only made once the probe is in place, so that a failed
     // start leaves no file behind.
     let (sink, path): (Box<dyn Write>, String) = match &opts.output {
@@ -76,15 +64,16 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
     };
     let mut out = BufWriter::with_capacity(256 << 10, sink);
 
+    let scope = if opts.probe.trace_all {
+        "every process"
+    } else {
+        "container engines, shims, runtimes and their children"
+    };
     eprintln!(
-        "inspector: {} probes attached in {} ms; tracing {} (already running: {seeded} container processes). Ctrl-C stops.",
+        "inspector: {} probes attached in {} ms; tracing {scope} ({} already running). Ctrl-C stops.",
         probe.attached,
         probe.ready_in.as_millis(),
-        if opts.probe.trace_all {
-            "every process"
-        } else {
-            "container engines, shims, runtimes and their children"
-        },
+        probe.seeded,
     );
 
     let decoder = Decoder::for_host();
@@ -96,8 +85,8 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
     };
 
     loop {
-        let finishing = stop.load(Ordering::Relaxed)
-            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        let finishing =
+            stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d);
         if !finishing {
             let wait = opts
                 .duration

@@ -1,0 +1,400 @@
+//! Benchmarks. Each number is measured against a baseline taken in the same run,
+//! alternating the two (A B A B) because these machines are noisy, and printed
+//! as a ratio next to the target the project holds itself to.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{docker, util};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    /// `docker run --rm IMAGE true` with inspector attached vs without (target ≤ 1.03×).
+    DockerRun,
+    /// 1M one-byte writes by an untraced process, inspector vs one empty
+    /// syscall-tracepoint program (target ≤ 1.1×).
+    Storm,
+    /// 10,000 fork+exec of /bin/true with every process traced: 0 lost with the
+    /// default buffer, a non-zero count (and no crash) with a tiny one.
+    ForkExec,
+    /// Time to attach the probes (target ≤ 300 ms) and inspector's peak RSS (≤ 64 MiB).
+    Startup,
+}
+
+pub fn run(which: &[Which]) -> Result<()> {
+    let all = [
+        Which::Startup,
+        Which::Storm,
+        Which::ForkExec,
+        Which::DockerRun,
+    ];
+    let which = if which.is_empty() { &all[..] } else { which };
+    let mut report = Vec::new();
+    for w in which {
+        util::step(&format!("benchmark {w:?}"));
+        match w {
+            Which::DockerRun => report.extend(docker_run()?),
+            Which::Storm => report.extend(storm()?),
+            Which::ForkExec => report.extend(fork_exec()?),
+            Which::Startup => report.extend(startup()?),
+        }
+    }
+    println!();
+    println!(
+        "{:<58} {:>12} {:>10}  verdict",
+        "measure", "value", "target"
+    );
+    let mut failed = 0;
+    for r in &report {
+        let ok = r.ok();
+        failed += !ok as usize;
+        println!(
+            "{:<58} {:>12} {:>10}  {}",
+            r.name,
+            r.value_text(),
+            r.target_text(),
+            if ok { "ok" } else { "MISSED" }
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} benchmark target(s) missed");
+    }
+    Ok(())
+}
+
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    /// (limit, true when the value must stay at or below it)
+    target: Option<(f64, bool)>,
+}
+
+impl Row {
+    fn ok(&self) -> bool {
+        match self.target {
+            Some((limit, true)) => self.value <= limit,
+            Some((limit, false)) => self.value >= limit,
+            None => true,
+        }
+    }
+    fn value_text(&self) -> String {
+        match self.unit {
+            "x" => format!("{:.3}x", self.value),
+            unit => format!("{:.1} {unit}", self.value),
+        }
+    }
+    fn target_text(&self) -> String {
+        match self.target {
+            Some((limit, true)) => format!("<= {limit}"),
+            Some((limit, false)) => format!(">= {limit}"),
+            None => "-".to_string(),
+        }
+    }
+}
+
+fn inspector_bin() -> PathBuf {
+    util::root().join("target/release/inspector")
+}
+
+/// Starts `inspector ARGS...` and waits until its probes are attached.
+fn start_inspector(args: &[&str]) -> Result<(Child, BufReader<std::process::ChildStderr>)> {
+    let mut child = Command::new(inspector_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
+    let mut line = String::new();
+    stderr.read_line(&mut line)?;
+    if !line.contains("attached") {
+        bail!("inspector did not start: {line}");
+    }
+    Ok((child, stderr))
+}
+
+/// SIGINT, then the rest of its stderr.
+fn stop_inspector(
+    mut child: Child,
+    stderr: BufReader<std::process::ChildStderr>,
+) -> Result<String> {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait()?;
+    let rest: Vec<String> = stderr.lines().map_while(Result::ok).collect();
+    if !status.success() {
+        bail!("inspector failed ({status}): {}", rest.join("\n"));
+    }
+    Ok(rest.join("\n"))
+}
+
+/// hyperfine's run times (seconds) of one command.
+fn hyperfine_times(command: &str, runs: u32, warmup: u32) -> Result<Vec<f64>> {
+    let json = std::env::temp_dir().join(format!("inspector-bench-{}.json", std::process::id()));
+    util::output(
+        Command::new("hyperfine")
+            .args(["--style", "none", "--runs", &runs.to_string()])
+            .args(["--warmup", &warmup.to_string()])
+            .arg("--export-json")
+            .arg(&json)
+            .arg(command),
+    )?;
+    let text = std::fs::read_to_string(&json)?;
+    let _ = std::fs::remove_file(&json);
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let times = v["results"][0]["times"]
+        .as_array()
+        .context("hyperfine JSON without times")?
+        .iter()
+        .filter_map(|t| t.as_f64())
+        .collect();
+    Ok(times)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Alternates `rounds` times between the baseline (nothing extra running) and
+/// the same command while `inspector ARGS` runs; returns (baseline, traced) medians.
+fn alternate(
+    command: &str,
+    baseline_args: Option<&[&str]>,
+    traced_args: &[&str],
+    rounds: u32,
+    runs: u32,
+) -> Result<(f64, f64)> {
+    let mut base = Vec::new();
+    let mut traced = Vec::new();
+    for round in 0..rounds {
+        eprintln!("    round {}/{rounds}", round + 1);
+        match baseline_args {
+            Some(args) => {
+                let (child, err) = start_inspector(args)?;
+                base.extend(hyperfine_times(command, runs, 1)?);
+                stop_inspector(child, err)?;
+            }
+            None => base.extend(hyperfine_times(command, runs, 1)?),
+        }
+        let (child, err) = start_inspector(traced_args)?;
+        traced.extend(hyperfine_times(command, runs, 1)?);
+        stop_inspector(child, err)?;
+    }
+    Ok((median(base), median(traced)))
+}
+
+fn docker_run() -> Result<Vec<Row>> {
+    let command = format!("{} run --rm {}", docker::DOCKER, docker::IMAGE) + " true";
+    let (base, traced) = alternate(
+        &command,
+        None,
+        &["trace", "--format", "jsonl", "--output", "/dev/null"],
+        3,
+        10,
+    )?;
+    Ok(vec![
+        Row {
+            name: "docker run --rm IMAGE true, median without inspector".into(),
+            value: base * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            name: "docker run --rm IMAGE true, with / without inspector".into(),
+            value: traced / base,
+            unit: "x",
+            target: Some((1.03, true)),
+        },
+    ])
+}
+
+fn storm() -> Result<Vec<Row>> {
+    let command = "dd if=/dev/zero of=/dev/null bs=1 count=1000000 status=none";
+    let none = median(hyperfine_times(command, 5, 1)?);
+    let (floor, traced) = alternate(
+        command,
+        Some(&["bench-floor"]),
+        &["trace", "--format", "jsonl", "--output", "/dev/null"],
+        5,
+        5,
+    )?;
+    Ok(vec![
+        Row {
+            name: "1M one-byte writes, nothing attached".into(),
+            value: none * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            name: "1M writes, one empty tracepoint program / nothing".into(),
+            value: floor / none,
+            unit: "x",
+            target: None,
+        },
+        Row {
+            name: "1M writes, inspector / one empty tracepoint program".into(),
+            value: traced / floor,
+            unit: "x",
+            target: Some((1.1, true)),
+        },
+    ])
+}
+
+/// 10,000 fork+exec of /bin/true, as fast as this process can spawn them.
+fn spawn_storm(n: usize) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..n {
+        let status = Command::new("/bin/true").status()?;
+        if !status.success() {
+            bail!("/bin/true failed");
+        }
+    }
+    Ok(started.elapsed())
+}
+
+fn lost_from(stderr: &str) -> Result<u64> {
+    // "inspector: N events, M lost..."
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(" events, "))
+        .context("inspector printed no summary")?;
+    let lost = line
+        .split(" events, ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .context("unreadable summary")?;
+    Ok(lost)
+}
+
+fn count_true_execs(path: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"exec\"") && l.contains("\"filename\":\"/bin/true\""))
+        .count())
+}
+
+fn fork_exec() -> Result<Vec<Row>> {
+    const N: usize = 10_000;
+    let out = std::env::temp_dir().join("inspector-bench-forkexec.jsonl");
+    let out_s = out.to_string_lossy().to_string();
+    let (child, err) =
+        start_inspector(&["trace", "--all", "--format", "jsonl", "--output", &out_s])?;
+    let took = spawn_storm(N)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let summary = stop_inspector(child, err)?;
+    let lost = lost_from(&summary)?;
+    let seen = count_true_execs(&out)?;
+    let _ = std::fs::remove_file(&out);
+
+    let (child, err) = start_inspector(&[
+        "trace",
+        "--all",
+        "--format",
+        "jsonl",
+        "--output",
+        "/dev/null",
+        "--buffer-size",
+        "4096",
+    ])?;
+    spawn_storm(2_000)?;
+    let tiny = stop_inspector(child, err)?;
+    let tiny_lost = lost_from(&tiny)?;
+
+    Ok(vec![
+        Row {
+            name: format!("{N} fork+exec of /bin/true: wall time"),
+            value: took.as_secs_f64(),
+            unit: "s",
+            target: Some((10.0, true)),
+        },
+        Row {
+            name: "  events lost, default buffer".into(),
+            value: lost as f64,
+            unit: "events",
+            target: Some((0.0, true)),
+        },
+        Row {
+            name: "  execs of /bin/true reported".into(),
+            value: seen as f64,
+            unit: "events",
+            target: Some((N as f64, false)),
+        },
+        Row {
+            name: "2000 fork+exec, 4 KiB buffer: events lost (must show)".into(),
+            value: tiny_lost as f64,
+            unit: "events",
+            target: Some((1.0, false)),
+        },
+    ])
+}
+
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmHWM")
+}
+
+fn startup() -> Result<Vec<Row>> {
+    let mut ready = Vec::new();
+    for _ in 0..5 {
+        // The first stderr line says "N probes attached in M ms".
+        let out = Command::new(inspector_bin())
+            .args(["trace", "--output", "/dev/null", "--duration", "0.1"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let ms: f64 = text
+            .split(" attached in ")
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|n| n.parse().ok())
+            .context("no attach time in inspector's output")?;
+        ready.push(ms);
+    }
+
+    let (child, err) = start_inspector(&["trace", "--format", "jsonl", "--output", "/dev/null"])?;
+    let pid = child.id();
+    util::run(
+        docker::docker()
+            .args(["run", "--rm", docker::IMAGE, "true"])
+            .stdout(Stdio::null()),
+    )?;
+    let rss = peak_rss_kib(pid)?;
+    stop_inspector(child, err)?;
+
+    Ok(vec![
+        Row {
+            name: "probes attached and ready (median of 5)".into(),
+            value: median(ready),
+            unit: "ms",
+            target: Some((300.0, true)),
+        },
+        Row {
+            name: "inspector peak RSS while a container starts".into(),
+            value: rss as f64 / 1024.0,
+            unit: "MiB",
+            target: Some((64.0, true)),
+        },
+    ])
+}

@@ -1,0 +1,155 @@
+//! The Docker engine the tests and the main job use: Debian's docker.io,
+//! started by hand (these machines have no init system running it), and a
+//! busybox image imported from a root filesystem (no registry is reachable).
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::util;
+
+pub const IMAGE: &str = "inspector/busybox:latest";
+/// Debian's docker CLI; /usr/local/bin may hold a newer client that this engine does not speak.
+pub const DOCKER: &str = "/usr/bin/docker";
+const DOCKERD_LOG: &str = "/var/log/inspector-dockerd.log";
+
+pub fn docker() -> Command {
+    Command::new(DOCKER)
+}
+
+pub fn ensure() -> Result<()> {
+    if !util::succeeds(docker().arg("info")) {
+        start_dockerd()?;
+    }
+    if !util::succeeds(docker().args(["image", "inspect", IMAGE])) {
+        import_image()?;
+    }
+    Ok(())
+}
+
+fn start_dockerd() -> Result<()> {
+    util::step(&format!("starting dockerd (log: {DOCKERD_LOG})"));
+    let log = std::fs::File::create(DOCKERD_LOG)?;
+    // setsid: dockerd outlives this command, as a service would.
+    Command::new("setsid")
+        .arg("dockerd")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start dockerd (is docker.io installed? run `cargo xtask setup`)")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if util::succeeds(docker().arg("info")) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("dockerd did not answer within 60 s; see {DOCKERD_LOG}")
+}
+
+/// A root filesystem of busybox-static and its applets, imported as `IMAGE`.
+fn import_image() -> Result<()> {
+    util::step(&format!("importing {IMAGE} from busybox-static"));
+    let rootfs = util::root().join("target/busybox-rootfs");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    make_busybox_rootfs(&rootfs)?;
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    util::run(
+        docker()
+            .args(["import", "-", IMAGE])
+            .stdin(tar.stdout.context("tar's output")?)
+            .stdout(Stdio::null()),
+    )
+}
+
+pub fn make_busybox_rootfs(rootfs: &Path) -> Result<()> {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for dir in ["proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .context("/bin/busybox is missing: install busybox-static")?;
+    let list = util::output(Command::new("/bin/busybox").arg("--list"))?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    Ok(())
+}
+
+/// The main job: trace one `docker run --rm IMAGE true` and print what the
+/// kernel saw, from the docker CLI's exec to the last cgroup removed.
+pub fn trace_one_run(verbose: bool) -> Result<()> {
+    let inspector = util::root().join("target/release/inspector");
+    let mut tracer = Command::new(&inspector)
+        .args(["trace", "--format", "text"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", inspector.display()))?;
+
+    // Wait for the probes to be attached before starting the container.
+    let mut stderr = BufReader::new(tracer.stderr.take().context("stderr")?);
+    let mut line = String::new();
+    stderr.read_line(&mut line)?;
+    eprint!("{line}");
+    if !line.contains("probes attached") {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        bail!("inspector did not start: {line}{rest}");
+    }
+    let stdout = tracer.stdout.take().context("stdout")?;
+    let printer = std::thread::spawn(move || {
+        let mut printed = 0usize;
+        let mut hidden = 0usize;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !verbose && line.contains(" fork thread ") {
+                hidden += 1;
+                continue;
+            }
+            println!("{line}");
+            printed += 1;
+        }
+        (printed, hidden)
+    });
+
+    util::step(&format!("docker run --rm {IMAGE} true"));
+    let started = Instant::now();
+    let status = docker().args(["run", "--rm", IMAGE, "true"]).status()?;
+    let took = started.elapsed();
+    // Let the teardown that follows the CLI's exit (containerd's, the shim's) arrive.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    tracer.wait()?;
+    let (printed, hidden) = printer.join().expect("printer thread");
+    for line in stderr.lines().map_while(Result::ok) {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "==> docker run exited with {status} after {:.0} ms; {printed} events shown{}",
+        took.as_secs_f64() * 1000.0,
+        if hidden > 0 {
+            format!(" ({hidden} thread creations hidden; --verbose shows them)")
+        } else {
+            String::new()
+        }
+    );
+    if !status.success() {
+        bail!("docker run failed");
+    }
+    Ok(())
+}
