@@ -42,7 +42,7 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<CgroupEvent>(0) else {
-        count_lost();
+        count_lost(ctx, kind);
         return;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
@@ -147,7 +147,7 @@ pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
         // Waiting for the return would need a program on every write's exit.
         ev.flags = SYSCALL_NO_RESULT;
         if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
-            count_lost();
+            count_lost(&ctx, kind::CGROUP_WRITE);
         }
     }
     0

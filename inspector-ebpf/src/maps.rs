@@ -3,6 +3,7 @@
 use core::intrinsics::AtomicOrdering;
 
 use aya_ebpf::{
+    EbpfContext,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
@@ -137,9 +138,11 @@ fn flip_bit(tgid: u32, set: bool) {
     }
 }
 
+/// Counts an event the ring buffer had no room for (userspace reports the sum).
 #[inline(always)]
-pub fn count_lost() {
+pub fn count_lost<C: EbpfContext>(ctx: &C, kind: u32) {
     if let Some(n) = LOST.get_ptr_mut(0) {
         unsafe { *n += 1 };
     }
+    aya_log_ebpf::warn!(ctx, "ring buffer full: dropped an event of kind {}", kind);
 }

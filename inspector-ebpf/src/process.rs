@@ -40,7 +40,7 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
-        count_lost();
+        count_lost(&ctx, kind::FORK);
         return 0;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
@@ -82,6 +82,7 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
         if unsafe { TRACK_COMMS.get(&comm).is_some() } {
             track(tgid);
+            aya_log_ebpf::debug!(&ctx, "following tgid {}: it exec'd a tracked command", tgid);
         }
     }
     if !wanted(tgid) {
@@ -89,7 +90,7 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
     }
 
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
-        count_lost();
+        count_lost(&ctx, kind::EXEC);
         return 0;
     };
     let ev = unsafe { &mut *entry.as_mut_ptr() };
@@ -162,7 +163,7 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
                 ev._pad = 0;
                 entry.submit(0);
             }
-            None => count_lost(),
+            None => count_lost(&ctx, kind::EXIT),
         }
     }
     untrack(tgid);

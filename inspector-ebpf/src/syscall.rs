@@ -97,7 +97,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
             ev.ret = ret;
             ev.end = ktime();
             if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
-                count_lost();
+                count_lost(&ctx, ev.hdr.kind);
             }
         }
     }
@@ -162,7 +162,7 @@ pub fn insp_clone_exit(ctx: TracePointContext) -> i32 {
     ev.ret = ret;
     ev.end = ev.hdr.ktime;
     if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
-        count_lost();
+        count_lost(&ctx, kind::CLONE);
     }
     0
 }

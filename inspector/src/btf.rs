@@ -65,7 +65,6 @@ struct Type {
 /// Parsed kernel type information.
 pub struct Btf {
     data: Vec<u8>,
-    type_start: usize,
     str_start: usize,
     str_len: usize,
     /// Index 0 is `void`.
@@ -151,7 +150,6 @@ impl Btf {
 
         let mut btf = Btf {
             data,
-            type_start,
             str_start,
             str_len,
             types,
@@ -167,7 +165,6 @@ impl Btf {
             }
         }
         btf.by_name = by_name;
-        let _ = btf.type_start;
         Ok(btf)
     }
 
@@ -331,7 +328,7 @@ mod tests {
         let n_inner = add("inner");
         let (n_a, n_b, n_c, n_d, n_in) = (add("a"), add("b"), add("c"), add("d"), add("in"));
         let mut t = Vec::new();
-        let mut ty = |t: &mut Vec<u8>, name: u32, kind: u32, vlen: u32, size: u32| {
+        let ty = |t: &mut Vec<u8>, name: u32, kind: u32, vlen: u32, size: u32| {
             t.extend_from_slice(&name.to_le_bytes());
             t.extend_from_slice(&((kind << 24) | vlen).to_le_bytes());
             t.extend_from_slice(&size.to_le_bytes());

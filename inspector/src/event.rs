@@ -613,7 +613,8 @@ mod tests {
         ev.strs[0][..4].copy_from_slice(b"1024");
         ev.str_len[0] = 4;
         ev.args = [5, 4];
-        ev.aux = [(0 << 20) | 32, inspector_common::CGROUP_SUPER_MAGIC];
+        // dev 0:32, as the kernel encodes it (major << 20 | minor).
+        ev.aux = [32, inspector_common::CGROUP_SUPER_MAGIC];
         ev.ret = 4;
         ev.end = 1_000;
         let e = decoder().decode(&bytes(&ev)).unwrap();

@@ -78,8 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => {
             let mut logger =
                 env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+            // The probe logs under `inspector::*` (its modules' paths); the
+            // libraries' own debug output stays out of the way.
             if let Some(level) = args.log_level {
-                logger.filter_level(level);
+                logger.filter_module("inspector", level);
             }
             logger.init();
 

@@ -9,6 +9,15 @@ use crate::btf::VMLINUX;
 
 /// Overrides where tracefs is looked for (tests point it at an empty directory).
 pub const TRACEFS_ENV: &str = "INSPECTOR_TRACEFS";
+/// Overrides where the kernel's BTF is read from (tests point it at nothing).
+pub const BTF_ENV: &str = "INSPECTOR_BTF";
+
+/// Where the running kernel's BTF is.
+pub fn btf_path() -> PathBuf {
+    std::env::var_os(BTF_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(VMLINUX))
+}
 
 #[derive(Debug, Error)]
 pub enum PrereqError {
@@ -17,9 +26,9 @@ pub enum PrereqError {
     )]
     NotRoot,
     #[error(
-        "kernel BTF is missing ({VMLINUX}): inspector needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        "kernel BTF is missing ({path}): inspector needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
-    NoBtf,
+    NoBtf { path: String },
     #[error(
         "tracefs is not mounted (looked in {looked}): mount it with `mount -t tracefs tracefs /sys/kernel/tracing`"
     )]
@@ -49,8 +58,11 @@ pub fn check() -> Result<PathBuf, PrereqError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(PrereqError::NotRoot);
     }
-    if !Path::new(VMLINUX).exists() {
-        return Err(PrereqError::NoBtf);
+    let btf = btf_path();
+    if !btf.exists() {
+        return Err(PrereqError::NoBtf {
+            path: btf.display().to_string(),
+        });
     }
     tracefs_events()
 }

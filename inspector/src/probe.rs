@@ -96,19 +96,19 @@ pub enum ProbeError {
     #[error(transparent)]
     Btf(#[from] BtfError),
     #[error("loading the probe into the kernel failed: {0}")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error("the kernel rejected program {program}: {source}")]
     Program {
         program: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("attaching {program} to {tracepoint} failed: {source}")]
     Attach {
         program: String,
         tracepoint: String,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("probe map {name}: {source}")]
     Map {
@@ -172,7 +172,7 @@ impl Probe {
         if opts.buffer_size < 4096 || !opts.buffer_size.is_power_of_two() {
             return Err(ProbeError::BufferSize(opts.buffer_size));
         }
-        let btf = Btf::from_sys_fs()?;
+        let btf = Btf::from_file(prereq::btf_path())?;
         let offsets: KernelOffsets = offsets::from_btf(&btf)?;
         drop(btf);
         let config = Config {
@@ -197,7 +197,7 @@ impl Probe {
             .map_max_entries("EVENTS", opts.buffer_size)
             .map_max_entries("TRACKED_BITS", pid_max.div_ceil(64).clamp(1, 65536))
             .load(PROBE_OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
         let logger = if log_level > 0 {
             EbpfLogger::init(&mut ebpf)
@@ -232,14 +232,14 @@ impl Probe {
             if prog.fd().is_err() {
                 prog.load().map_err(|source| ProbeError::Program {
                     program: program.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             }
             prog.attach("syscalls", tracepoint)
                 .map_err(|source| ProbeError::Attach {
                     program: program.to_string(),
                     tracepoint: format!("syscalls:{tracepoint}"),
-                    source,
+                    source: Box::new(source),
                 })?;
             attached += 1;
         }
@@ -252,13 +252,13 @@ impl Probe {
                 .expect("a raw tracepoint program");
             prog.load().map_err(|source| ProbeError::Program {
                 program: program.to_string(),
-                source,
+                source: Box::new(source),
             })?;
             prog.attach(tracepoint)
                 .map_err(|source| ProbeError::Attach {
                     program: program.to_string(),
                     tracepoint: format!("raw {category}:{tracepoint}"),
-                    source,
+                    source: Box::new(source),
                 })?;
             attached += 1;
         }
@@ -347,14 +347,10 @@ impl Floor {
     pub fn attach() -> Result<Self, ProbeError> {
         let tracefs = prereq::check()?;
         prereq::check_syscall_tracepoint(&tracefs, "sys_enter_write")?;
-        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(1 << 22);
         let mut ebpf = EbpfLoader::new()
             .override_global("AYA_LOG_LEVEL", &0u8, false)
             .load(PROBE_OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
         let prog: &mut TracePoint = ebpf
             .program_mut("insp_noop")
             .expect("program compiled into the probe")
@@ -362,13 +358,13 @@ impl Floor {
             .expect("a tracepoint program");
         prog.load().map_err(|source| ProbeError::Program {
             program: "insp_noop".to_string(),
-            source,
+            source: Box::new(source),
         })?;
         prog.attach("syscalls", "sys_enter_write")
             .map_err(|source| ProbeError::Attach {
                 program: "insp_noop".to_string(),
                 tracepoint: "syscalls:sys_enter_write".to_string(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(Floor { _ebpf: ebpf })
     }

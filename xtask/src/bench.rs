@@ -134,27 +134,57 @@ fn stop_inspector(
     Ok(rest.join("\n"))
 }
 
-/// hyperfine's run times (seconds) of one command.
-fn hyperfine_times(command: &str, runs: u32, warmup: u32) -> Result<Vec<f64>> {
-    let json = std::env::temp_dir().join(format!("inspector-bench-{}.json", std::process::id()));
-    util::output(
-        Command::new("hyperfine")
-            .args(["--style", "none", "--runs", &runs.to_string()])
-            .args(["--warmup", &warmup.to_string()])
-            .arg("--export-json")
-            .arg(&json)
-            .arg(command),
-    )?;
-    let text = std::fs::read_to_string(&json)?;
-    let _ = std::fs::remove_file(&json);
-    let v: serde_json::Value = serde_json::from_str(&text)?;
-    let times = v["results"][0]["times"]
-        .as_array()
-        .context("hyperfine JSON without times")?
-        .iter()
-        .filter_map(|t| t.as_f64())
-        .collect();
+/// What runs beside the measured command.
+#[derive(Clone, Copy)]
+enum Setup<'a> {
+    Nothing,
+    Inspector(&'a [&'a str]),
+}
+
+/// Times one run of `command` under `setup`, in seconds.
+fn time_once(command: &[&str], setup: Setup) -> Result<f64> {
+    let tracer = match setup {
+        Setup::Nothing => None,
+        Setup::Inspector(args) => Some(start_inspector(args)?),
+    };
+    let started = Instant::now();
+    let status = Command::new(command[0])
+        .args(&command[1..])
+        .stdout(Stdio::null())
+        .status()?;
+    let took = started.elapsed().as_secs_f64();
+    if let Some((child, err)) = tracer {
+        stop_inspector(child, err)?;
+    }
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(took)
+}
+
+/// Runs `command` `n` times under each setup, cycling through the setups run by
+/// run (A B C A B C ...) so that the machine's drifts in speed fall on all of
+/// them alike. Returns the times, one vector per setup.
+fn interleaved(command: &[&str], setups: &[Setup], n: usize) -> Result<Vec<Vec<f64>>> {
+    // One warm-up run of each, not counted.
+    for &setup in setups {
+        time_once(command, setup)?;
+    }
+    let mut times = vec![Vec::with_capacity(n); setups.len()];
+    for i in 0..n {
+        if i % 5 == 0 {
+            eprintln!("    {i}/{n}");
+        }
+        for (k, &setup) in setups.iter().enumerate() {
+            times[k].push(time_once(command, setup)?);
+        }
+    }
     Ok(times)
+}
+
+/// The median of the run-by-run ratios b[i] / a[i].
+fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| b / a).collect())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -170,53 +200,36 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Alternates `rounds` times between the baseline (nothing extra running) and
-/// the same command while `inspector ARGS` runs; returns (baseline, traced) medians.
-fn alternate(
-    command: &str,
-    baseline_args: Option<&[&str]>,
-    traced_args: &[&str],
-    rounds: u32,
-    runs: u32,
-) -> Result<(f64, f64)> {
-    let mut base = Vec::new();
-    let mut traced = Vec::new();
-    for round in 0..rounds {
-        eprintln!("    round {}/{rounds}", round + 1);
-        match baseline_args {
-            Some(args) => {
-                let (child, err) = start_inspector(args)?;
-                base.extend(hyperfine_times(command, runs, 1)?);
-                stop_inspector(child, err)?;
-            }
-            None => base.extend(hyperfine_times(command, runs, 1)?),
-        }
-        let (child, err) = start_inspector(traced_args)?;
-        traced.extend(hyperfine_times(command, runs, 1)?);
-        stop_inspector(child, err)?;
-    }
-    Ok((median(base), median(traced)))
-}
+const TRACE: &[&str] = &["trace", "--format", "jsonl", "--output", "/dev/null"];
+const FLOOR: &[&str] = &["bench-floor"];
 
 fn docker_run() -> Result<Vec<Row>> {
-    let command = format!("{} run --rm {}", docker::DOCKER, docker::IMAGE) + " true";
-    let (base, traced) = alternate(
+    let command = [docker::DOCKER, "run", "--rm", docker::IMAGE, "true"];
+    let t = interleaved(
         &command,
-        None,
-        &["trace", "--format", "jsonl", "--output", "/dev/null"],
-        3,
-        10,
+        &[
+            Setup::Nothing,
+            Setup::Inspector(FLOOR),
+            Setup::Inspector(TRACE),
+        ],
+        20,
     )?;
     Ok(vec![
         Row {
             name: "docker run --rm IMAGE true, median without inspector".into(),
-            value: base * 1000.0,
+            value: median(t[0].clone()) * 1000.0,
             unit: "ms",
             target: None,
         },
         Row {
+            name: "docker run, one empty tracepoint program / nothing".into(),
+            value: paired_ratio(&t[0], &t[1]),
+            unit: "x",
+            target: None,
+        },
+        Row {
             name: "docker run --rm IMAGE true, with / without inspector".into(),
-            value: traced / base,
+            value: paired_ratio(&t[0], &t[2]),
             unit: "x",
             target: Some((1.03, true)),
         },
@@ -224,45 +237,62 @@ fn docker_run() -> Result<Vec<Row>> {
 }
 
 fn storm() -> Result<Vec<Row>> {
-    let command = "dd if=/dev/zero of=/dev/null bs=1 count=1000000 status=none";
-    let none = median(hyperfine_times(command, 5, 1)?);
-    let (floor, traced) = alternate(
-        command,
-        Some(&["bench-floor"]),
-        &["trace", "--format", "jsonl", "--output", "/dev/null"],
-        5,
-        5,
+    let command = [
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=1",
+        "count=1000000",
+        "status=none",
+    ];
+    let t = interleaved(
+        &command,
+        &[
+            Setup::Nothing,
+            Setup::Inspector(FLOOR),
+            Setup::Inspector(TRACE),
+        ],
+        15,
     )?;
     Ok(vec![
         Row {
             name: "1M one-byte writes, nothing attached".into(),
-            value: none * 1000.0,
+            value: median(t[0].clone()) * 1000.0,
             unit: "ms",
             target: None,
         },
         Row {
             name: "1M writes, one empty tracepoint program / nothing".into(),
-            value: floor / none,
+            value: paired_ratio(&t[0], &t[1]),
             unit: "x",
             target: None,
         },
         Row {
             name: "1M writes, inspector / one empty tracepoint program".into(),
-            value: traced / floor,
+            value: paired_ratio(&t[1], &t[2]),
             unit: "x",
             target: Some((1.1, true)),
         },
     ])
 }
 
-/// 10,000 fork+exec of /bin/true, as fast as this process can spawn them.
+/// `n` fork+exec of /bin/true from two threads (the machine has two cores).
 fn spawn_storm(n: usize) -> Result<Duration> {
     let started = Instant::now();
-    for _ in 0..n {
-        let status = Command::new("/bin/true").status()?;
-        if !status.success() {
-            bail!("/bin/true failed");
-        }
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            std::thread::spawn(move || -> Result<()> {
+                for _ in (w..n).step_by(2) {
+                    if !Command::new("/bin/true").status()?.success() {
+                        bail!("/bin/true failed");
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("spawner thread")?;
     }
     Ok(started.elapsed())
 }
@@ -304,6 +334,8 @@ fn fork_exec() -> Result<Vec<Row>> {
     let seen = count_true_execs(&out)?;
     let _ = std::fs::remove_file(&out);
 
+    // A reader that stalls (stopped with SIGSTOP) while the kernel keeps
+    // writing: a 4 KiB ring fills, and what does not fit must be counted.
     let (child, err) = start_inspector(&[
         "trace",
         "--all",
@@ -314,7 +346,12 @@ fn fork_exec() -> Result<Vec<Row>> {
         "--buffer-size",
         "4096",
     ])?;
-    spawn_storm(2_000)?;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    spawn_storm(200)?;
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(300));
     let tiny = stop_inspector(child, err)?;
     let tiny_lost = lost_from(&tiny)?;
 
@@ -338,7 +375,7 @@ fn fork_exec() -> Result<Vec<Row>> {
             target: Some((N as f64, false)),
         },
         Row {
-            name: "2000 fork+exec, 4 KiB buffer: events lost (must show)".into(),
+            name: "4 KiB buffer, stalled reader: events lost (must show)".into(),
             value: tiny_lost as f64,
             unit: "events",
             target: Some((1.0, false)),

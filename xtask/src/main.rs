@@ -110,6 +110,31 @@ fn test(extra: &[String]) -> Result<()> {
     .args(extra)
     .env("INSPECTOR_BIN", root.join("target/release/inspector"))
     .env("INSPECTOR_TEST_IMAGE", docker::IMAGE)
-    .current_dir(&root);
-    util::run(&mut cmd)
+    .current_dir(&root)
+    .stdout(std::process::Stdio::piped());
+    // Pass the output through, adding up every test binary's result line so that
+    // the run ends with one total.
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word))
+                    .and_then(|n| n.trim().rsplit(' ').next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("all tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        anyhow::bail!("tests failed ({status})");
+    }
+    Ok(())
 }

@@ -20,7 +20,6 @@ const PACKAGES: &[&str] = &[
     "busybox-static", // the root filesystem of the test image
     "iptables",       // Docker's default bridge network
     "bpftool",        // tests check that no program stays attached
-    "hyperfine",      // benchmarks
     "strace",
     "tmux",
 ];

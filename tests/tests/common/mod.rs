@@ -1,0 +1,300 @@
+//! Helpers for tests that drive the real `inspector` binary against the real
+//! kernel, Docker engine and runc.
+//!
+//! A test that needs root, eBPF or Docker skips with a printed reason outside
+//! CI, and fails loudly in CI (where `CI` is set), so a missing set-up step can
+//! never pass for a green run.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use inspector::event::{Body, Event};
+
+/// Tests that load the probe run one at a time: they count BPF programs and
+/// should not slow each other down.
+static PROBE_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn probe_lock() -> MutexGuard<'static, ()> {
+    PROBE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// `true` when `ok`; otherwise skips (outside CI) or fails (in CI) naming what is missing.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("prerequisite missing in CI: {what}");
+    }
+    eprintln!("skipped: {what}");
+    false
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn inspector_bin() -> PathBuf {
+    std::env::var_os("INSPECTOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/release/inspector"))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root, BTF, tracefs and a built inspector: what tracing needs.
+pub fn can_trace() -> bool {
+    require(is_root(), "tracing needs root")
+        && require(
+            Path::new("/sys/kernel/btf/vmlinux").exists(),
+            "kernel BTF (/sys/kernel/btf/vmlinux)",
+        )
+        && require(
+            Path::new("/sys/kernel/tracing/events").is_dir(),
+            "tracefs mounted at /sys/kernel/tracing (cargo xtask setup mounts it)",
+        )
+        && require(
+            inspector_bin().exists(),
+            "a built inspector (cargo xtask build)",
+        )
+}
+
+pub const DOCKER: &str = "/usr/bin/docker";
+
+pub fn image() -> String {
+    std::env::var("INSPECTOR_TEST_IMAGE").unwrap_or_else(|_| "inspector/busybox:latest".into())
+}
+
+fn quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A running Docker engine with the test image (cargo xtask docker makes both).
+pub fn docker_ready() -> bool {
+    can_trace()
+        && require(
+            quiet(Command::new(DOCKER).arg("info")),
+            "a running Docker engine (cargo xtask docker starts one)",
+        )
+        && require(
+            quiet(Command::new(DOCKER).args(["image", "inspect", &image()])),
+            "the test image (cargo xtask docker imports it)",
+        )
+}
+
+pub fn runc_ready() -> bool {
+    can_trace()
+        && require(
+            quiet(Command::new("runc").arg("--version")),
+            "runc installed",
+        )
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "inspector-test-{name}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `inspector trace --format jsonl` running in the background.
+pub struct Tracer {
+    child: Child,
+    output: PathBuf,
+    first_line: String,
+    stderr: std::thread::JoinHandle<String>,
+    _dir: TempDir,
+}
+
+/// What a stopped tracer recorded.
+pub struct Trace {
+    pub events: Vec<Event>,
+    pub stderr: String,
+    pub success: bool,
+}
+
+impl Tracer {
+    /// Starts tracing and returns once the probes are attached.
+    pub fn start(extra: &[&str]) -> Tracer {
+        let dir = TempDir::new("trace");
+        let output = dir.path().join("events.jsonl");
+        let mut child = Command::new(inspector_bin())
+            .args(["trace", "--format", "jsonl", "--output"])
+            .arg(&output)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start inspector");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first_line = String::new();
+        stderr.read_line(&mut first_line).unwrap();
+        assert!(
+            first_line.contains("probes attached"),
+            "inspector did not start: {first_line}"
+        );
+        // Keep draining stderr so inspector never blocks on it.
+        let stderr = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+            rest
+        });
+        Tracer {
+            child,
+            output,
+            first_line,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops with SIGINT after letting late events (teardown) arrive.
+    pub fn stop(mut self) -> Trace {
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        let rest = self.stderr.join().unwrap_or_default();
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        let events = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str::<Event>(l)
+                    .unwrap_or_else(|e| panic!("line {} is not a valid event ({e}): {l}", i + 1))
+            })
+            .collect();
+        Trace {
+            events,
+            stderr: format!("{}{rest}", self.first_line),
+            success: status.success(),
+        }
+    }
+}
+
+impl Trace {
+    pub fn kinds(&self, kind: &str) -> impl Iterator<Item = &Event> {
+        self.events.iter().filter(move |e| e.body.kind() == kind)
+    }
+
+    /// Successful execs: (event, filename, argv).
+    pub fn execs(&self) -> impl Iterator<Item = (&Event, &str, &[String])> {
+        self.events.iter().filter_map(|e| match &e.body {
+            Body::Exec {
+                filename,
+                argv,
+                ret: 0,
+                ..
+            } => Some((e, filename.as_str(), argv.as_slice())),
+            _ => None,
+        })
+    }
+
+    pub fn tgid(e: &Event) -> u32 {
+        e.task.as_ref().map(|t| t.tgid).unwrap_or(0)
+    }
+
+    /// A short listing of the trace for failure messages.
+    pub fn dump(&self) -> String {
+        self.events
+            .iter()
+            .filter(|e| !matches!(e.body, Body::Fork { thread: true, .. }))
+            .map(inspector::output::text_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Names of the BPF programs loaded right now.
+pub fn loaded_programs() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("bpftool (cargo xtask setup installs it)");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .map(|progs| {
+            progs
+                .iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The number of inspector programs loaded once it stops changing: the kernel
+/// frees a closed program asynchronously, so an earlier test's may linger briefly.
+pub fn settled_inspector_programs() -> usize {
+    let mut last = inspector_programs();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = inspector_programs();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+pub fn inspector_programs() -> usize {
+    loaded_programs()
+        .iter()
+        .filter(|n| n.starts_with("insp_"))
+        .count()
+}
+
+/// A root filesystem of busybox-static and its applets.
+pub fn busybox_rootfs(rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static installed");
+    for applet in ["sh", "true", "false", "echo", "sleep", "cat", "ls"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+}

@@ -1,0 +1,151 @@
+//! What a user sees when the machine lacks something inspector needs: an error
+//! naming it and how to fix it, a non-zero exit, and nothing left behind.
+
+mod common;
+
+use std::process::Command;
+
+use common::{
+    TempDir, can_trace, inspector_bin, inspector_programs, is_root, probe_lock, require,
+    settled_inspector_programs,
+};
+
+fn trace_with(env: &[(&str, &str)], args: &[&str], out: &std::path::Path) -> (bool, String) {
+    let output = Command::new(inspector_bin())
+        .args(["trace", "--output"])
+        .arg(out)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_root_it_says_to_use_root() {
+    if !require(
+        inspector_bin().exists(),
+        "a built inspector (cargo xtask build)",
+    ) {
+        return;
+    }
+    let dir = TempDir::new("noroot");
+    let out = dir.path().join("events.jsonl");
+    let mut cmd = if is_root() {
+        // Drop to nobody for this one run.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(inspector_bin());
+        c
+    } else {
+        Command::new(inspector_bin())
+    };
+    let output = cmd
+        .args(["trace", "--output"])
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(stderr.contains("sudo"), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let dir = TempDir::new("notracefs");
+    let out = dir.path().join("events.jsonl");
+    let before = settled_inspector_programs();
+    let (ok, stderr) = trace_with(&[("INSPECTOR_TRACEFS", "/nonexistent/tracefs")], &[], &out);
+    assert!(!ok);
+    assert!(stderr.contains("tracefs is not mounted"), "{stderr}");
+    assert!(
+        stderr.contains("mount -t tracefs tracefs /sys/kernel/tracing"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no output file on a failed start");
+    assert!(inspector_programs() <= before, "no program left loaded");
+}
+
+#[test]
+fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    // A tracefs with an `events` directory but none of the syscall tracepoints:
+    // what a kernel without CONFIG_FTRACE_SYSCALLS looks like.
+    let fake = TempDir::new("faketracefs");
+    std::fs::create_dir_all(fake.path().join("events/syscalls")).unwrap();
+    let dir = TempDir::new("notp");
+    let out = dir.path().join("events.jsonl");
+    let before = settled_inspector_programs();
+    let (ok, stderr) = trace_with(
+        &[("INSPECTOR_TRACEFS", fake.path().to_str().unwrap())],
+        &[],
+        &out,
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("tracepoint syscalls:sys_enter_clone is missing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CONFIG_FTRACE_SYSCALLS"), "{stderr}");
+    assert!(!out.exists());
+    assert!(inspector_programs() <= before, "no program left loaded");
+}
+
+#[test]
+fn a_bad_buffer_size_is_refused_before_anything_loads() {
+    if !can_trace() {
+        return;
+    }
+    let dir = TempDir::new("badbuf");
+    let out = dir.path().join("events.jsonl");
+    let (ok, stderr) = trace_with(&[], &["--buffer-size", "1000"], &out);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--buffer-size must be a power of two"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_unwritable_output_is_named() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = settled_inspector_programs();
+    let (ok, stderr) = trace_with(
+        &[],
+        &["--duration", "1"],
+        std::path::Path::new("/nonexistent/dir/out.jsonl"),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("/nonexistent/dir/out.jsonl"), "{stderr}");
+    assert!(inspector_programs() <= before, "no program left loaded");
+}
+
+#[test]
+fn without_btf_it_names_the_kernel_option() {
+    if !can_trace() {
+        return;
+    }
+    let dir = TempDir::new("nobtf");
+    let out = dir.path().join("events.jsonl");
+    let (ok, stderr) = trace_with(&[("INSPECTOR_BTF", "/nonexistent/vmlinux")], &[], &out);
+    assert!(!ok);
+    assert!(stderr.contains("CONFIG_DEBUG_INFO_BTF"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/vmlinux"), "{stderr}");
+    assert!(!out.exists());
+}

@@ -1,0 +1,237 @@
+//! The probe's own life: it comes up, reports what it loses, and leaves nothing
+//! attached when inspector ends, however it ends.
+
+mod common;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{
+    TempDir, Tracer, can_trace, inspector_bin, inspector_programs, probe_lock,
+    settled_inspector_programs,
+};
+use inspector::event::Body;
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn a_tiny_ring_buffer_counts_lost_events_instead_of_crashing() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let tracer = Tracer::start(&["--all", "--buffer-size", "4096"]);
+    // Stall the reader while the kernel keeps writing: the 4 KiB ring fills.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGSTOP) };
+    for _ in 0..100 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGCONT) };
+    let t = tracer.stop();
+    assert!(t.success, "inspector failed: {}", t.stderr);
+    let lost: u64 = t
+        .events
+        .iter()
+        .filter_map(|e| match e.body {
+            Body::Lost { count, .. } => Some(count),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        lost > 0,
+        "no lost record in the stream; stderr: {}",
+        t.stderr
+    );
+    assert!(
+        t.stderr.contains(&format!("{lost} lost")),
+        "stderr does not report {lost} lost: {}",
+        t.stderr
+    );
+    assert!(!t.events.is_empty(), "some events still made it");
+}
+
+#[test]
+fn all_mode_reports_every_exec_with_argv_and_exit_code() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let tracer = Tracer::start(&["--all"]);
+    let status = Command::new("/bin/sh")
+        .args(["-c", "exit 7", "inspector-test-arg"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let t = tracer.stop();
+    let exec = t
+        .execs()
+        .find(|(_, f, argv)| *f == "/bin/sh" && argv.iter().any(|a| a == "inspector-test-arg"))
+        .unwrap_or_else(|| panic!("exec of /bin/sh missing:\n{}", t.dump()));
+    assert_eq!(exec.2, ["/bin/sh", "-c", "exit 7", "inspector-test-arg"]);
+    let pid = exec.0.task.as_ref().unwrap().tgid;
+    assert!(
+        t.events
+            .iter()
+            .any(|e| e.task.as_ref().is_some_and(|p| p.tgid == pid)
+                && matches!(
+                    e.body,
+                    Body::Exit {
+                        exit_code: Some(7),
+                        ..
+                    }
+                )),
+        "exit 7 missing:\n{}",
+        t.dump()
+    );
+}
+
+#[test]
+fn failed_execs_report_their_errno() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let tracer = Tracer::start(&["--all"]);
+    let _ = Command::new("/bin/sh")
+        .args(["-c", "/nonexistent/inspector-test 2>/dev/null; exit 0"])
+        .status()
+        .unwrap();
+    let t = tracer.stop();
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::Exec { filename, ret, errno: Some(errno), .. }
+                if filename == "/nonexistent/inspector-test" && *ret == -2 && errno == "ENOENT")),
+        "failed exec missing:\n{}",
+        t.dump()
+    );
+}
+
+fn stop_with(signal: i32) {
+    let before = settled_inspector_programs();
+    let dir = TempDir::new("detach");
+    let mut child = Command::new(inspector_bin())
+        .args(["trace", "--output"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| inspector_programs() > before, "the probes to attach");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    if signal != libc::SIGKILL {
+        assert!(
+            status.success(),
+            "inspector should exit cleanly on {signal}: {status}"
+        );
+    }
+    wait_for(|| inspector_programs() <= before, "the probes to detach");
+}
+
+#[test]
+fn probes_detach_on_sigint_sigterm_and_sigkill() {
+    if !common::require(
+        can_trace()
+            && Command::new("bpftool")
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+        "bpftool (cargo xtask setup installs it)",
+    ) {
+        return;
+    }
+    let _lock = probe_lock();
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+        stop_with(signal);
+    }
+}
+
+#[test]
+fn duration_stops_the_trace_by_itself() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let started = Instant::now();
+    let out = Command::new(inspector_bin())
+        .args(["trace", "--duration", "0.5", "--output", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("probes attached in"), "{stderr}");
+    assert!(stderr.contains("0 lost"), "{stderr}");
+}
+
+#[test]
+fn log_level_shows_the_probes_own_log() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    // A command under a name inspector is told to follow: the probe logs that
+    // it starts following it.
+    let dir = TempDir::new("log");
+    let marked = dir.path().join("insp-logtest");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let mut child = Command::new(inspector_bin())
+        .args(["trace", "--output", "/dev/null", "--duration", "3"])
+        .args(["--track-comm", "insp-logtest", "--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ran = Command::new(&marked).status().unwrap();
+    assert!(ran.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        stderr.contains("it exec'd a tracked command"),
+        "the probe's log line is missing: {stderr}"
+    );
+}
+
+#[test]
+fn the_probe_is_silent_unless_asked() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let dir = TempDir::new("nolog");
+    let marked = dir.path().join("insp-logtest");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let mut child = Command::new(inspector_bin())
+        .args(["trace", "--output", "/dev/null", "--duration", "3"])
+        .args(["--track-comm", "insp-logtest"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new(&marked).status().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("tracked command"), "{stderr}");
+}

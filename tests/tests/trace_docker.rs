@@ -1,0 +1,222 @@
+//! `inspector trace` against the real Docker engine: one `docker run` must show
+//! the whole chain the kernel saw, from the docker CLI to the last cgroup removed.
+
+mod common;
+
+use std::process::Command;
+
+use common::{DOCKER, TempDir, Trace, Tracer, docker_ready, image, probe_lock};
+use inspector::event::{Body, Event};
+
+/// Runs `docker run --rm ARGS IMAGE true` under the tracer; returns the trace
+/// and the container id.
+fn traced_docker_run(extra: &[&str]) -> (Trace, String) {
+    let dir = TempDir::new("cid");
+    let cidfile = dir.path().join("cid");
+    let tracer = Tracer::start(&[]);
+    let status = Command::new(DOCKER)
+        .args(["run", "--rm", "--cidfile"])
+        .arg(&cidfile)
+        .args(extra)
+        .arg(image())
+        .arg("true")
+        .status()
+        .unwrap();
+    let trace = tracer.stop();
+    assert!(status.success(), "docker run failed: {status}");
+    assert!(trace.success, "inspector failed: {}", trace.stderr);
+    let id = std::fs::read_to_string(&cidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "container id from --cidfile: {id:?}");
+    (trace, id)
+}
+
+fn has_flags(flags: &str, wanted: &[&str]) -> bool {
+    let set: Vec<&str> = flags.split('|').collect();
+    wanted.iter().all(|w| set.contains(w))
+}
+
+fn argv_has(argv: &[String], word: &str) -> bool {
+    argv.iter().any(|a| a == word)
+}
+
+#[test]
+fn docker_run_shows_the_whole_chain() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let (t, id) = traced_docker_run(&[]);
+    let dump = t.dump();
+    let ctx = |what: &str| format!("{what} missing for container {id}; the trace:\n{dump}");
+
+    assert!(
+        t.stderr.contains(" 0 lost"),
+        "events were lost: {}",
+        t.stderr
+    );
+    assert_eq!(t.kinds("lost").count(), 0);
+
+    // The docker CLI.
+    assert!(
+        t.execs()
+            .any(|(_, f, argv)| f.ends_with("/docker") && argv_has(argv, "run")),
+        "{}",
+        ctx("the docker CLI's exec")
+    );
+
+    // containerd-shim-runc-v2: the short-lived `start` one and the long-lived one.
+    let shims: Vec<_> = t
+        .execs()
+        .filter(|(_, f, argv)| f.ends_with("containerd-shim-runc-v2") && argv_has(argv, &id))
+        .collect();
+    assert!(
+        shims.iter().any(|(_, _, argv)| argv_has(argv, "start")),
+        "{}",
+        ctx("the shim's `start` exec")
+    );
+    assert!(shims.len() >= 2, "{}", ctx("the long-lived shim's exec"));
+
+    // runc create, start and delete, each naming the container.
+    for verb in ["create", "start", "delete"] {
+        assert!(
+            t.execs().any(|(_, f, argv)| f.ends_with("/runc")
+                && argv_has(argv, verb)
+                && argv_has(argv, &id)),
+            "{}",
+            ctx(&format!("runc {verb}"))
+        );
+    }
+
+    // runc's re-exec of itself from a sealed memfd: /proc/self/exe, then /dev/fd/N.
+    let reexec = t
+        .execs()
+        .find(|(_, f, argv)| *f == "/proc/self/exe" && argv_has(argv, "init"))
+        .unwrap_or_else(|| panic!("{}", ctx("runc init's exec of /proc/self/exe")));
+    let parent_tgid = Trace::tgid(reexec.0);
+    assert!(
+        t.execs().any(|(e, f, _)| Trace::tgid(e) == parent_tgid
+            && (f.starts_with("/dev/fd/") || f.starts_with("/proc/self/fd/"))),
+        "{}",
+        ctx("the memfd re-exec (/dev/fd/N)")
+    );
+
+    // The entrypoint, and the process it runs in.
+    let entry = t
+        .execs()
+        .find(|(_, f, _)| *f == "/bin/true")
+        .unwrap_or_else(|| panic!("{}", ctx("the entrypoint's exec")));
+    let init = Trace::tgid(entry.0);
+    assert!(
+        t.events.iter().any(|e| Trace::tgid(e) == init
+            && matches!(
+                e.body,
+                Body::Exit {
+                    exit_code: Some(0),
+                    ..
+                }
+            )),
+        "{}",
+        ctx("the entrypoint's exit with code 0")
+    );
+
+    // cgroups made for the container, runc's init process joining them (it then
+    // forks the child that becomes the container's init, which inherits them),
+    // and controller files written.
+    let mkdirs: Vec<&Event> = t
+        .events
+        .iter()
+        .filter(|e| matches!(&e.body, Body::CgroupMkdir(c) if c.path.ends_with(&id)))
+        .collect();
+    assert!(!mkdirs.is_empty(), "{}", ctx("cgroup mkdir"));
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::CgroupAttach { cgroup, task_tgid, .. } if cgroup.path.ends_with(&id) && *task_tgid == parent_tgid)),
+        "{}",
+        ctx("runc init joining the container's cgroup")
+    );
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::CgroupWrite { file, value, .. } if file.contains(&id)
+                && file.ends_with("/cgroup.procs") && value.trim() == parent_tgid.to_string())),
+        "{}",
+        ctx("the cgroup.procs write of runc init's pid")
+    );
+
+    // Namespaces: runc's child unshares them all at once.
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::Unshare { flags, result, .. } if result.ret == 0 && has_flags(flags,
+                &["CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWPID", "CLONE_NEWNET"]))),
+        "{}",
+        ctx("unshare(CLONE_NEWNS|NEWUTS|NEWIPC|NEWPID|NEWNET)")
+    );
+
+    // Docker's networking prestart hook, and a setns into the container's netns.
+    assert!(
+        t.execs().any(
+            |(_, _, argv)| argv.first().is_some_and(|a| a == "libnetwork-setkey")
+                && argv_has(argv, &id)
+        ),
+        "{}",
+        ctx("the libnetwork-setkey prestart hook")
+    );
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::Setns { nstype, result, ns_inode: Some(_), .. } if nstype == "CLONE_NEWNET" && result.ret == 0)),
+        "{}",
+        ctx("setns(CLONE_NEWNET)")
+    );
+
+    // pivot_root(".", ".") by the init process, into the overlay's merged dir.
+    assert!(
+        t.events.iter().any(|e| Trace::tgid(e) == init
+            && matches!(&e.body, Body::PivotRoot { new_root, cwd: Some(cwd), result, .. }
+                if new_root == "." && cwd.ends_with("/merged") && result.ret == 0)),
+        "{}",
+        ctx("pivot_root into the rootfs")
+    );
+
+    // Teardown: the container's cgroups removed.
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(&e.body, Body::CgroupRmdir(c) if c.path.ends_with(&id))),
+        "{}",
+        ctx("cgroup rmdir")
+    );
+
+    // Every process exit says how it ended.
+    for e in t.kinds("exit") {
+        assert!(
+            matches!(
+                e.body,
+                Body::Exit {
+                    exit_code: Some(_),
+                    ..
+                } | Body::Exit {
+                    signal: Some(_),
+                    ..
+                }
+            ),
+            "exit without code or signal: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn cgroupns_private_shows_runc_init_unsharing_the_cgroup_namespace() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let (t, id) = traced_docker_run(&["--cgroupns", "private"]);
+    assert!(
+        t.events.iter().any(|e| matches!(&e.body,
+            Body::Unshare { flags, result, .. } if flags.split('|').any(|f| f == "CLONE_NEWCGROUP") && result.ret == 0)),
+        "unshare(CLONE_NEWCGROUP) missing for {id}:\n{}",
+        t.dump()
+    );
+}
