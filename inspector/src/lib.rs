@@ -4,6 +4,7 @@
 //! - [`probe`] loads the eBPF probe and reads its ring buffer;
 //! - [`event`] turns the probe's records into [`event::Event`]s (the JSON Lines schema);
 //! - [`output`] writes them as JSON Lines or strace-like text;
+//! - [`timeline`] turns events into per-container lifecycle timelines;
 //! - [`trace`] is the `inspector trace` command.
 
 pub mod btf;
@@ -14,5 +15,6 @@ pub mod offsets;
 pub mod output;
 pub mod prereq;
 pub mod probe;
+pub mod timeline;
 pub mod trace;
 pub mod track;

@@ -26,10 +26,38 @@ enum Command {
     /// Stream what the kernel sees while containers start and stop: processes,
     /// namespaces, mounts, pivot_root and cgroups.
     Trace(TraceArgs),
+    /// Per container: the phases of its life with their durations, the chain of
+    /// processes and roles, and every step, from a recording
+    /// (`inspector trace --format jsonl`) or standard input.
+    Timeline(TimelineArgs),
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
     /// until interrupted.
     #[command(hide = true)]
     BenchFloor,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TimelineFormat {
+    /// A waterfall of phases, the chain of roles, the steps.
+    Text,
+    /// One JSON object per container per line (docs/timeline.md).
+    Json,
+    /// A Chrome trace file for the Perfetto UI (ui.perfetto.dev) or chrome://tracing.
+    Perfetto,
+}
+
+#[derive(clap::Args)]
+struct TimelineArgs {
+    /// The recording to read (default: standard input).
+    file: Option<PathBuf>,
+    /// Only the container whose id starts with this.
+    #[arg(long, value_name = "ID")]
+    container: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: TimelineFormat,
+    /// Text: phases and chain only, without every step.
+    #[arg(long)]
+    brief: bool,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +85,10 @@ struct TraceArgs {
     /// on the exit of every write(2) on the machine (about 5% on a write storm).
     #[arg(long)]
     cgroup_write_results: bool,
+    /// Print each container's timeline as its life ends (events then go to
+    /// --output only).
+    #[arg(long)]
+    timeline: bool,
     /// Show the probe's own kernel-side log at this level (off by default).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -108,10 +140,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format: args.format,
                 output: args.output,
                 duration,
+                timeline: args.timeline,
             };
             trace::run(&opts, stop)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Timeline(args) => timeline(args),
         Command::BenchFloor => {
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -126,4 +160,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, BufReader, Write};
+
+    use inspector::timeline::{Builder, perfetto, reader, render};
+
+    let input: Box<dyn BufRead> = match &args.file {
+        Some(path) => Box::new(BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut builder = Builder::new();
+    let summary = reader::for_each_event(input, |e| builder.push(&e))?;
+    if let Some(line) = summary.truncated_last_line {
+        eprintln!(
+            "inspector: line {line} is cut short (the recording was interrupted); skipped it"
+        );
+    }
+    let stats = builder.stats();
+    let mut timelines = builder.finish();
+    if let Some(prefix) = &args.container {
+        timelines.retain(|t| t.id.starts_with(prefix.as_str()));
+        if timelines.is_empty() {
+            anyhow::bail!("no container whose id starts with {prefix:?} in the recording");
+        }
+    }
+    if stats.lost > 0 {
+        eprintln!(
+            "inspector: the recording lost {} events; timelines may miss steps",
+            stats.lost
+        );
+    }
+    eprintln!(
+        "inspector: {} events, {} containers, {} container events unattributed",
+        stats.events,
+        timelines.len(),
+        stats.unattributed
+    );
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        TimelineFormat::Text => {
+            if timelines.is_empty() {
+                eprintln!("inspector: no container in the recording");
+            }
+            for t in &timelines {
+                writeln!(out, "{}", render::text(t, !args.brief))?;
+            }
+        }
+        TimelineFormat::Json => {
+            for t in &timelines {
+                serde_json::to_writer(&mut out, t)?;
+                writeln!(out)?;
+            }
+        }
+        TimelineFormat::Perfetto => {
+            serde_json::to_writer(&mut out, &perfetto::document(&timelines))?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

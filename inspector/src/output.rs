@@ -57,7 +57,8 @@ fn dur(ns: u64) -> String {
     format!("<{:.3}ms>", ns as f64 / 1e6)
 }
 
-fn describe(body: &Body) -> String {
+/// An event's body in strace-like form, without time or task.
+pub fn describe(body: &Body) -> String {
     match body {
         Body::Fork {
             child_tgid,

@@ -18,6 +18,7 @@ use crate::{
     host::Clock,
     output::{self, Format},
     probe::{Probe, ProbeError, ProbeOptions},
+    timeline::{Builder, render},
 };
 
 #[derive(Debug, Error)]
@@ -36,6 +37,9 @@ pub struct TraceOptions {
     pub format: Format,
     pub output: Option<PathBuf>,
     pub duration: Option<Duration>,
+    /// Print each container's timeline on standard output as its life ends;
+    /// events then go to `output` only.
+    pub timeline: bool,
 }
 
 /// What a finished trace saw.
@@ -60,8 +64,10 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
             })?;
             (Box::new(file), path.display().to_string())
         }
+        None if opts.timeline => (Box::new(io::sink()), "nowhere".to_string()),
         None => (Box::new(io::stdout()), "standard output".to_string()),
     };
+    let mut timelines = opts.timeline.then(Builder::new);
     let mut out = BufWriter::with_capacity(256 << 10, sink);
 
     let scope = if opts.probe.trace_all {
@@ -101,6 +107,12 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
             match decoder.decode(&record) {
                 Ok(event) => {
                     summary.events += 1;
+                    if let Some(builder) = &mut timelines {
+                        builder.push(&event);
+                        for t in builder.take_finished() {
+                            println!("{}", render::text(&t, false));
+                        }
+                    }
                     if let Err(e) = output::write_event(&mut out, opts.format, &event) {
                         closed = e.kind() == io::ErrorKind::BrokenPipe;
                         if closed {
@@ -145,6 +157,11 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
         }
     }
 
+    if let Some(builder) = timelines {
+        for t in builder.finish() {
+            println!("{}", render::text(&t, false));
+        }
+    }
     eprintln!(
         "inspector: {} events, {} lost{}",
         summary.events,

@@ -1,0 +1,799 @@
+//! The lifecycle timeline: events turned into a process tree and, per
+//! container, the roles that took part, the phases of its life and the key
+//! steps, each attributed to its container.
+//!
+//! The [`Builder`] is fed events in order and hands out a [`ContainerTimeline`]
+//! as soon as a container's life is over, then forgets it: memory follows the
+//! containers alive, not the events seen.
+
+pub mod perfetto;
+pub mod phase;
+pub mod reader;
+pub mod render;
+pub mod role;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    phase::{Milestones, Phase, PhaseSpan},
+    role::Role,
+};
+use crate::{
+    event::{Body, Event, Task},
+    output,
+};
+
+/// Version of the JSON form of [`ContainerTimeline`] (docs/timeline.md).
+pub const TIMELINE_SCHEMA_VERSION: u32 = 1;
+
+/// One container's life as the kernel saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerTimeline {
+    pub v: u32,
+    pub id: String,
+    /// `false` when the recording ended (or events were lost) before the
+    /// container's life did: what is shown is what was seen.
+    pub complete: bool,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub duration_ns: u64,
+    /// Wall-clock time of the first event.
+    pub start_time: String,
+    /// How the entrypoint ended, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    pub phases: Vec<PhaseSpan>,
+    /// The processes that took part, in the order they appeared.
+    pub chain: Vec<ChainLink>,
+    /// Every event attributed to the container but thread creation, in order.
+    pub steps: Vec<Step>,
+    /// Events attributed to this container.
+    pub events: u64,
+}
+
+/// A process in a container's chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub role: Role,
+    pub pid: u32,
+    /// Its pid in its own pid namespace (1 for the container's init).
+    pub nspid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+    pub start_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// One thing that happened to a container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub ktime_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub role: Role,
+    pub phase: Option<Phase>,
+    pub kind: String,
+    /// The event in strace-like form.
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ns: Option<u64>,
+}
+
+/// What the builder could not place, for tests and for a warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub events: u64,
+    /// Events of per-container processes (shim, runtime, entrypoint...) with no
+    /// container known.
+    pub unattributed: u64,
+    /// Events that arrived for a container whose timeline was already handed out.
+    pub late: u64,
+    pub lost: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Proc {
+    tgid: u32,
+    start_ns: u64,
+    nspid: u32,
+    ppid: u32,
+    comm: String,
+    exe: Option<String>,
+    argv: Vec<String>,
+    role: Role,
+    container: Option<String>,
+    /// For a runtime invocation: create, start, delete, run, kill...
+    verb: Option<String>,
+    /// When it exec'd its current image, and the step that was, kept for a
+    /// docker CLI whose container is only known later.
+    exec_ns: Option<u64>,
+    exec_step: Option<Step>,
+}
+
+#[derive(Debug, Default)]
+struct Container {
+    first_ns: u64,
+    last_ns: u64,
+    /// One event's (ktime, wall-clock time), to give `first_ns` a wall-clock time.
+    anchor: Option<(u64, String)>,
+    milestones: Milestones,
+    chain: Vec<ChainLink>,
+    steps: Vec<Step>,
+    events: u64,
+    /// Processes of this container still alive.
+    live: HashSet<u32>,
+    entrypoint: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    /// `runtime delete` (or the end of `runtime run`) was seen.
+    deleted: bool,
+}
+
+/// Builds container timelines from a stream of events.
+#[derive(Default)]
+pub struct Builder {
+    procs: HashMap<u32, Proc>,
+    containers: HashMap<String, Container>,
+    done: HashSet<String>,
+    finished: VecDeque<ContainerTimeline>,
+    /// `docker run|create|start` commands not yet matched with a container.
+    pending_cli: Vec<u32>,
+    stats: Stats,
+}
+
+fn exit_parts(body: &Body) -> (Option<i32>, Option<String>) {
+    match body {
+        Body::Exit {
+            exit_code, signal, ..
+        } => (*exit_code, signal.clone()),
+        _ => (None, None),
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Timelines of containers whose life ended, oldest first.
+    pub fn take_finished(&mut self) -> impl Iterator<Item = ContainerTimeline> + '_ {
+        self.finished.drain(..)
+    }
+
+    /// Ends the stream: containers still going are handed out marked incomplete.
+    pub fn finish(mut self) -> Vec<ContainerTimeline> {
+        let mut out: Vec<ContainerTimeline> = self.finished.drain(..).collect();
+        let mut rest: Vec<(String, Container)> = self.containers.drain().collect();
+        rest.sort_by_key(|(_, c)| c.first_ns);
+        for (id, c) in rest {
+            out.push(render_container(id, c, false));
+        }
+        out
+    }
+
+    /// The process an event came from, made up from the event's own header when
+    /// its fork or exec was not seen (it was running before the trace began).
+    fn proc_for(&mut self, task: &Task) -> &mut Proc {
+        let stale = self
+            .procs
+            .get(&task.tgid)
+            .is_some_and(|p| p.start_ns != task.start_ns && p.start_ns != 0);
+        if stale {
+            // The pid was reused: the old process is gone.
+            self.procs.remove(&task.tgid);
+        }
+        self.procs.entry(task.tgid).or_insert_with(|| Proc {
+            tgid: task.tgid,
+            start_ns: task.start_ns,
+            nspid: task.nspid,
+            ppid: task.ptgid,
+            comm: task.comm.clone(),
+            exe: None,
+            argv: Vec::new(),
+            role: role::role_of_comm(&task.comm),
+            container: None,
+            verb: None,
+            exec_ns: None,
+            exec_step: None,
+        })
+    }
+
+    pub fn push(&mut self, e: &Event) {
+        self.stats.events += 1;
+        let Some(task) = &e.task else {
+            if let Body::Lost { count, .. } = e.body {
+                self.stats.lost += count;
+            }
+            return;
+        };
+        let t = e.ktime_ns;
+        self.proc_for(task);
+        // Process-level changes first: they decide the role and container the
+        // event itself is attributed to.
+        match &e.body {
+            Body::Fork {
+                child_tgid,
+                child_start_ns,
+                thread: false,
+                ..
+            } => self.on_fork(task.tgid, *child_tgid, *child_start_ns, t),
+            Body::Exec {
+                filename,
+                argv,
+                ret: 0,
+                ..
+            } => {
+                self.on_exec(task, filename, argv, t);
+                let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
+                if p.role == Role::DockerCli && p.container.is_none() {
+                    p.exec_step = Some(step(e, Role::DockerCli, None));
+                }
+            }
+            _ => {}
+        }
+
+        let p = &self.procs[&task.tgid];
+        let role = p.role;
+        let container = match &p.container {
+            Some(id) => Some(id.clone()),
+            None => self.container_by_path(&e.body),
+        };
+        match container {
+            Some(id) if self.done.contains(&id) => self.stats.late += 1,
+            Some(id) => self.record(&id, e, role),
+            None if role.is_per_container() => self.stats.unattributed += 1,
+            None => {}
+        }
+
+        if let Body::Exit { .. } = e.body {
+            self.on_exit(task.tgid, &e.body, t);
+        }
+    }
+
+    fn on_fork(&mut self, parent: u32, child: u32, child_start: u64, t: u64) {
+        let p = &self.procs[&parent];
+        // A new process keeps its parent's part until it execs something else.
+        let role = match p.role {
+            Role::RuntimeReexec | Role::RuntimeInit => Role::RuntimeInit,
+            Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
+            Role::DockerCli | Role::Hook => p.role,
+            r => r,
+        };
+        let child_proc = Proc {
+            tgid: child,
+            start_ns: child_start,
+            nspid: 0,
+            ppid: parent,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            argv: Vec::new(),
+            role,
+            container: if role.is_per_container() {
+                p.container.clone()
+            } else {
+                None
+            },
+            verb: None,
+            exec_ns: None,
+            exec_step: None,
+        };
+        let container = child_proc.container.clone();
+        self.procs.insert(child, child_proc);
+        if let Some(id) = container {
+            self.join(&id, child, t);
+        }
+    }
+
+    fn on_exec(&mut self, task: &Task, filename: &str, argv: &[String], t: u64) {
+        let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
+        p.exe = Some(filename.to_string());
+        p.argv = argv.to_vec();
+        p.comm = task.comm.clone();
+        p.nspid = task.nspid;
+        p.exec_ns = Some(t);
+        let before = p.role;
+        p.role = if let Some(r) = role::role_of_exec(filename, argv) {
+            r
+        } else if role::is_runtime_reexec(filename, argv) {
+            Role::RuntimeReexec
+        } else {
+            match before {
+                Role::RuntimeInit => Role::Entrypoint,
+                Role::Runtime | Role::RuntimeReexec => Role::Hook,
+                Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
+                r => r,
+            }
+        };
+        let mut named: Option<String> = None;
+        match p.role {
+            Role::ShimStart | Role::Shim => named = role::shim_container(argv),
+            Role::Runtime => {
+                if let Some((verb, id)) = role::runtime_command(argv) {
+                    p.verb = Some(verb);
+                    named = Some(id);
+                }
+            }
+            _ => {}
+        }
+        if let Some(id) = named {
+            p.container = Some(id);
+        } else if !p.role.is_per_container() && p.role != Role::DockerCli {
+            p.container = None;
+        }
+        let role = p.role;
+        let verb = p.verb.clone();
+        let container = p.container.clone();
+        let tgid = p.tgid;
+
+        if role == Role::DockerCli && container.is_none() {
+            let wants_container = argv
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .is_some_and(|verb| matches!(verb.as_str(), "run" | "create" | "start"));
+            let names = argv
+                .iter()
+                .find_map(|a| self.containers.keys().find(|id| a == *id).cloned());
+            match names {
+                Some(id) => {
+                    self.procs.get_mut(&tgid).unwrap().container = Some(id.clone());
+                    self.join(&id, tgid, t);
+                }
+                None if wants_container => self.pending_cli.push(tgid),
+                None => {}
+            }
+            return;
+        }
+        let Some(id) = container else { return };
+        self.join(&id, tgid, t);
+        let c = self.containers.get_mut(&id).expect("joined");
+        match (role, verb.as_deref()) {
+            (Role::ShimStart, _) => c.milestones.mark(Phase::ShimStart, t),
+            (Role::Runtime, Some("create" | "run")) => c.milestones.mark(Phase::Create, t),
+            (Role::Runtime, Some("start")) => c.milestones.mark(Phase::Start, t),
+            (Role::Runtime, Some("delete")) => {
+                c.milestones.mark(Phase::Delete, t);
+                c.deleted = true;
+            }
+            (Role::Entrypoint, _) if c.entrypoint.is_none() => {
+                c.milestones.mark(Phase::Running, t);
+                c.entrypoint = Some(tgid);
+            }
+            _ => {}
+        }
+        // The docker CLI that asked for this container, when only one is waiting.
+        if role == Role::ShimStart && self.pending_cli.len() == 1 {
+            let cli = self.pending_cli.remove(0);
+            if let Some(p) = self.procs.get_mut(&cli) {
+                p.container = Some(id.clone());
+                self.join(&id, cli, t);
+            }
+        }
+    }
+
+    fn on_exit(&mut self, tgid: u32, body: &Body, t: u64) {
+        let Some(p) = self.procs.remove(&tgid) else {
+            return;
+        };
+        self.pending_cli.retain(|&c| c != tgid);
+        let Some(id) = p.container else { return };
+        let Some(c) = self.containers.get_mut(&id) else {
+            return;
+        };
+        let (code, signal) = exit_parts(body);
+        c.live.remove(&tgid);
+        if let Some(link) = c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
+            link.exit_ns = Some(t);
+            link.exit_code = code;
+            link.signal = signal.clone();
+        }
+        if c.entrypoint == Some(tgid) {
+            c.milestones.mark(Phase::Stopped, t);
+            c.exit_code = code;
+            c.signal = signal;
+        }
+        match p.verb.as_deref() {
+            Some("create") if p.role == Role::Runtime => c.milestones.mark(Phase::Created, t),
+            Some("run") if p.role == Role::Runtime => c.deleted = true,
+            _ => {}
+        }
+        if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() {
+            let c = self.containers.remove(&id).expect("present");
+            self.done.insert(id.clone());
+            self.finished.push_back(render_container(id, c, true));
+        }
+    }
+
+    /// A container, made when first named.
+    fn container(&mut self, id: &str, t: u64) -> &mut Container {
+        self.containers
+            .entry(id.to_string())
+            .or_insert_with(|| Container {
+                first_ns: t,
+                last_ns: t,
+                ..Default::default()
+            })
+    }
+
+    /// Adds a process to a container's chain.
+    fn join(&mut self, id: &str, tgid: u32, t: u64) {
+        if self.done.contains(id) {
+            return;
+        }
+        let p = self.procs[&tgid].clone();
+        let start = p.exec_ns.unwrap_or(t).min(t);
+        let c = self.container(id, start);
+        c.first_ns = c.first_ns.min(start);
+        c.live.insert(tgid);
+        // A docker CLI matched late brings the exec it was started with.
+        if let Some(step) = &p.exec_step
+            && !c.chain.iter().any(|l| l.pid == tgid)
+        {
+            c.steps.insert(
+                c.steps.partition_point(|s| s.ktime_ns <= step.ktime_ns),
+                step.clone(),
+            );
+            c.events += 1;
+        }
+        let fresh = ChainLink {
+            role: p.role,
+            pid: tgid,
+            nspid: p.nspid,
+            ppid: p.ppid,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            argv: p.argv.clone(),
+            start_ns: start,
+            exit_ns: None,
+            exit_code: None,
+            signal: None,
+        };
+        match c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
+            // Forked but not yet exec'd, or exec'd again in the same part
+            // (runc's re-exec from its memfd): the same link, now complete.
+            Some(link) if link.argv.is_empty() || link.role == p.role => {
+                let first = link.start_ns;
+                *link = ChainLink {
+                    start_ns: first,
+                    ..fresh
+                };
+            }
+            // The same process in a new part: runc's init exec'ing the entrypoint.
+            Some(_) => c.chain.push(fresh),
+            None => c.chain.push(fresh),
+        }
+    }
+
+    /// The container an event of a shared daemon (dockerd, containerd, systemd)
+    /// is about, from a container id in the path it names.
+    fn container_by_path(&self, body: &Body) -> Option<String> {
+        let (path, cgroup) = match body {
+            Body::CgroupMkdir(c) | Body::CgroupRmdir(c) => (c.path.as_str(), true),
+            Body::CgroupAttach { cgroup, .. } => (cgroup.path.as_str(), true),
+            Body::CgroupWrite { file, .. } => (file.as_str(), true),
+            Body::Mount { target, .. } | Body::Umount { target, .. } => (target.as_str(), false),
+            Body::Chdir { path, .. } => (path.as_str(), false),
+            _ => return None,
+        };
+        if cgroup {
+            // A container's cgroup can be made before its runtime runs
+            // (systemd makes the scope of the systemd cgroup driver).
+            return role::docker_id_in_path(path).map(str::to_string);
+        }
+        // containerd's task directory names the container before any shim runs.
+        if let Some((_, rest)) = path.split_once("io.containerd.runtime.v2.task/")
+            && let Some(id) = rest.split('/').nth(1)
+            && !id.is_empty()
+        {
+            return Some(id.to_string());
+        }
+        // Elsewhere a 64-hex name may be an image layer: only containers
+        // already known count.
+        path.split('/')
+            .find(|part| part.len() == 64 && self.containers.contains_key(*part))
+            .map(str::to_string)
+    }
+
+    fn record(&mut self, id: &str, e: &Event, role: Role) {
+        let t = e.ktime_ns;
+        let c = self.container(id, t);
+        if c.anchor.is_none() {
+            c.anchor = Some((t, e.time.clone()));
+        }
+        c.events += 1;
+        // `runtime run` deletes the container itself once the entrypoint exits:
+        // its first cgroup removal opens the delete phase.
+        if matches!(e.body, Body::CgroupRmdir(_)) && c.milestones.get(Phase::Stopped).is_some() {
+            c.milestones.mark(Phase::Delete, t);
+        }
+        c.first_ns = c.first_ns.min(t);
+        c.last_ns = c.last_ns.max(t);
+        if matches!(e.body, Body::Fork { thread: true, .. }) {
+            return;
+        }
+        let phase = current_phase(&c.milestones, t);
+        c.steps.push(step(e, role, phase));
+    }
+}
+
+fn step(e: &Event, role: Role, phase: Option<Phase>) -> Step {
+    let task = e.task.as_ref().expect("events with a task only");
+    let (ret, duration_ns) = syscall_result(&e.body);
+    Step {
+        ktime_ns: e.ktime_ns,
+        pid: task.tgid,
+        tid: task.tid,
+        role,
+        phase,
+        kind: e.body.kind().to_string(),
+        detail: output::describe(&e.body),
+        ret,
+        duration_ns,
+    }
+}
+
+fn syscall_result(body: &Body) -> (Option<i64>, Option<u64>) {
+    let r = match body {
+        Body::Clone { result, .. }
+        | Body::Unshare { result, .. }
+        | Body::Setns { result, .. }
+        | Body::Mount { result, .. }
+        | Body::Umount { result, .. }
+        | Body::PivotRoot { result, .. }
+        | Body::Chroot { result, .. }
+        | Body::Chdir { result, .. }
+        | Body::Fchdir { result, .. } => Some(result),
+        Body::CgroupWrite { result, .. } => result.as_ref(),
+        Body::Exec { ret, .. } => return (Some(*ret), None),
+        _ => None,
+    };
+    match r {
+        Some(r) => (Some(r.ret), Some(r.duration_ns)),
+        None => (None, None),
+    }
+}
+
+/// The phase under way at `t`, from the milestones seen so far.
+fn current_phase(m: &Milestones, t: u64) -> Option<Phase> {
+    Phase::ALL
+        .iter()
+        .rev()
+        .find(|&&p| m.get(p).is_some_and(|s| s <= t))
+        .copied()
+}
+
+fn render_container(id: String, mut c: Container, complete: bool) -> ContainerTimeline {
+    // The request phase starts at the docker CLI's exec, when it is known.
+    if let Some(cli) = c.chain.iter().find(|l| l.role == Role::DockerCli) {
+        c.milestones.mark(Phase::Request, cli.start_ns);
+    }
+    c.chain.sort_by_key(|l| l.start_ns);
+    let end = c.last_ns;
+    let start = c.first_ns;
+    let phases = c.milestones.spans(end);
+    // Steps from before the first milestone (a chdir of the shim-to-be) stay
+    // unphased; those after take the phase they fell in.
+    for s in &mut c.steps {
+        s.phase = current_phase(&c.milestones, s.ktime_ns);
+    }
+    ContainerTimeline {
+        v: TIMELINE_SCHEMA_VERSION,
+        id,
+        complete: complete && c.milestones.get(Phase::Stopped).is_some(),
+        start_ns: start,
+        end_ns: end,
+        duration_ns: end - start,
+        start_time: wall_time(c.anchor.as_ref(), start),
+        exit_code: c.exit_code,
+        signal: c.signal,
+        phases,
+        chain: c.chain,
+        steps: c.steps,
+        events: c.events,
+    }
+}
+
+/// The wall-clock time of `ktime`, from one event whose both times are known.
+fn wall_time(anchor: Option<&(u64, String)>, ktime: u64) -> String {
+    let Some((at, time)) = anchor else {
+        return String::new();
+    };
+    let Ok(wall) = humantime::parse_rfc3339(time) else {
+        return time.clone();
+    };
+    let wall = if ktime <= *at {
+        wall - std::time::Duration::from_nanos(at - ktime)
+    } else {
+        wall + std::time::Duration::from_nanos(ktime - at)
+    };
+    humantime::format_rfc3339_nanos(wall).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::reader::for_each_event;
+
+    const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
+    const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
+
+    fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
+        let mut b = Builder::new();
+        for_each_event(jsonl.as_bytes(), |e| b.push(&e)).unwrap();
+        let stats = b.stats();
+        (b.finish(), stats)
+    }
+
+    fn hex_ids(text: &str) -> Vec<&str> {
+        text.split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == 64)
+            .collect()
+    }
+
+    #[test]
+    fn docker_run_is_one_complete_container_with_every_role_and_phase() {
+        let (timelines, stats) = build(DOCKER_RUN);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let t = &timelines[0];
+        assert!(t.complete);
+        assert_eq!(t.id.len(), 64);
+        assert_eq!(t.exit_code, Some(0));
+        assert_eq!(stats.unattributed, 0);
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(phases, Phase::ALL);
+        let sum: u64 = t.phases.iter().map(|p| p.duration_ns).sum();
+        assert_eq!(sum, t.duration_ns, "phases add up to the container's span");
+        for role in [
+            Role::DockerCli,
+            Role::ShimStart,
+            Role::Shim,
+            Role::Runtime,
+            Role::RuntimeReexec,
+            Role::RuntimeInit,
+            Role::Hook,
+            Role::Entrypoint,
+        ] {
+            assert!(
+                t.chain.iter().any(|l| l.role == role),
+                "no {role:?} in the chain"
+            );
+        }
+        let entry = t.chain.iter().find(|l| l.role == Role::Entrypoint).unwrap();
+        assert_eq!(entry.nspid, 1, "the entrypoint is pid 1 inside");
+        for s in &t.steps {
+            for id in hex_ids(&s.detail) {
+                // Other 64-hex names may only be image layers.
+                assert!(
+                    id == t.id || s.detail.contains(&format!("overlay2/{id}")),
+                    "step of another container: {}",
+                    s.detail
+                );
+            }
+        }
+        // The key steps are there, in their phase.
+        let in_phase = |kind: &str, phase: Phase| {
+            t.steps
+                .iter()
+                .any(|s| s.kind == kind && s.phase == Some(phase))
+        };
+        assert!(in_phase("unshare", Phase::Create));
+        assert!(in_phase("pivot_root", Phase::Create));
+        assert!(in_phase("cgroup_mkdir", Phase::Create));
+        assert!(in_phase("cgroup_rmdir", Phase::Delete));
+    }
+
+    #[test]
+    fn runc_run_has_no_docker_roles_and_keeps_the_exit_code() {
+        let (timelines, stats) = build(RUNC_RUN);
+        assert_eq!(timelines.len(), 1);
+        let t = &timelines[0];
+        assert_eq!(t.id, "fixture-ctr");
+        assert!(t.complete);
+        assert_eq!(t.exit_code, Some(3));
+        assert_eq!(stats.unattributed, 0);
+        assert!(t.chain.iter().all(|l| !matches!(
+            l.role,
+            Role::DockerCli | Role::Dockerd | Role::Containerd | Role::Shim | Role::ShimStart
+        )));
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::Create, Phase::Running, Phase::Stopped, Phase::Delete]
+        );
+    }
+
+    #[test]
+    fn a_recording_cut_anywhere_gives_incomplete_timelines_not_a_crash() {
+        let lines: Vec<&str> = DOCKER_RUN.lines().collect();
+        for cut in (0..lines.len()).step_by(7) {
+            let text = lines[..cut].join("\n") + "\n";
+            let (timelines, _) = build(&text);
+            for t in &timelines {
+                assert!(t.duration_ns < 10_000_000_000);
+            }
+            if cut < lines.len() / 2 && !timelines.is_empty() {
+                assert!(timelines.iter().all(|t| !t.complete), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_pid_is_a_new_process() {
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        // The same recording twice, the second time 10 s later: same pids, new
+        // start times, a new container name.
+        let again: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for key in ["ktime_ns", "start_ns", "child_start_ns"] {
+                    if let Some(n) = v[key].as_u64() {
+                        v[key] = (n + 10_000_000_000).into();
+                    }
+                }
+                serde_json::to_string(&v)
+                    .unwrap()
+                    .replace("fixture-ctr", "fixture-two")
+            })
+            .collect();
+        lines.extend(again);
+        let (timelines, stats) = build(&(lines.join("\n") + "\n"));
+        let ids: Vec<&str> = timelines.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["fixture-ctr", "fixture-two"]);
+        assert!(
+            timelines
+                .iter()
+                .all(|t| t.complete && t.exit_code == Some(3))
+        );
+        assert_eq!(timelines[0].events, timelines[1].events);
+        assert_eq!(stats.unattributed, 0);
+    }
+
+    #[test]
+    fn json_and_perfetto_views_are_well_formed() {
+        let (timelines, _) = build(DOCKER_RUN);
+        let json = serde_json::to_string(&timelines[0]).unwrap();
+        let back: ContainerTimeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, timelines[0]);
+        let doc = perfetto::document(&timelines);
+        let events = doc["traceEvents"].as_array().unwrap();
+        for phase in Phase::ALL {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["ph"] == "X" && e["name"] == phase.name()),
+                "no slice for {phase:?}"
+            );
+        }
+        assert!(
+            events
+                .iter()
+                .any(|e| e["ph"] == "i" && e["name"] == "pivot_root")
+        );
+        assert!(events.iter().any(|e| {
+            e["ph"] == "M"
+                && e["args"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("· entrypoint"))
+        }));
+    }
+}

@@ -1,0 +1,91 @@
+//! Timelines as a Chrome trace (JSON) file, which the Perfetto UI and
+//! chrome://tracing open: per container, a track of its phases and one track
+//! per role, each process a row, each step an instant on it.
+
+use serde_json::{Value, json};
+
+use super::{ContainerTimeline, Role};
+
+fn short(id: &str) -> &str {
+    if id.len() == 64 { &id[..12] } else { id }
+}
+
+/// Microseconds since `origin`, as Chrome traces count.
+fn us(t: u64, origin: u64) -> f64 {
+    t.saturating_sub(origin) as f64 / 1000.0
+}
+
+/// One Chrome trace document holding all the timelines.
+pub fn document(timelines: &[ContainerTimeline]) -> Value {
+    let origin = timelines.iter().map(|t| t.start_ns).min().unwrap_or(0);
+    let mut events: Vec<Value> = Vec::new();
+    // Track ids: each container takes a block of 100 "processes": 0 for its
+    // phases, then one per role.
+    for (n, t) in timelines.iter().enumerate() {
+        let base = (n as u64 + 1) * 100;
+        let label = short(&t.id);
+        let lifecycle = base;
+        events.push(json!({"ph": "M", "name": "process_name", "pid": lifecycle,
+            "args": {"name": format!("container {label} · lifecycle")}}));
+        events.push(
+            json!({"ph": "M", "name": "process_sort_index", "pid": lifecycle,
+            "args": {"sort_index": lifecycle}}),
+        );
+        events.push(
+            json!({"ph": "M", "name": "thread_name", "pid": lifecycle, "tid": 0,
+            "args": {"name": "phases"}}),
+        );
+        for p in &t.phases {
+            events.push(json!({
+                "ph": "X", "name": p.phase.name(), "cat": "phase",
+                "pid": lifecycle, "tid": 0,
+                "ts": us(p.start_ns, origin), "dur": p.duration_ns as f64 / 1000.0,
+                "args": {"container": t.id, "duration_ms": p.duration_ns as f64 / 1e6},
+            }));
+        }
+
+        let mut roles: Vec<Role> = t.chain.iter().map(|l| l.role).collect();
+        roles.sort();
+        roles.dedup();
+        let track =
+            |role: Role| base + 1 + roles.iter().position(|r| *r == role).unwrap_or(0) as u64;
+        for &role in &roles {
+            events.push(
+                json!({"ph": "M", "name": "process_name", "pid": track(role),
+                "args": {"name": format!("container {label} · {}", role.name())}}),
+            );
+            events.push(
+                json!({"ph": "M", "name": "process_sort_index", "pid": track(role),
+                "args": {"sort_index": track(role)}}),
+            );
+        }
+        // Each process is a row of its role's track, alive from its first to its
+        // last appearance.
+        for link in &t.chain {
+            let pid = track(link.role);
+            events.push(
+                json!({"ph": "M", "name": "thread_name", "pid": pid, "tid": link.pid,
+                "args": {"name": format!("{} [{}]", link.comm, link.pid)}}),
+            );
+            let end = link.exit_ns.unwrap_or(t.end_ns).max(link.start_ns);
+            events.push(json!({
+                "ph": "X", "name": link.argv.first().cloned().unwrap_or_else(|| link.comm.clone()),
+                "cat": "process", "pid": pid, "tid": link.pid,
+                "ts": us(link.start_ns, origin), "dur": (end - link.start_ns) as f64 / 1000.0,
+                "args": {"argv": link.argv, "exe": link.exe, "exit_code": link.exit_code,
+                         "signal": link.signal, "nspid": link.nspid},
+            }));
+        }
+        for s in &t.steps {
+            let pid = track(s.role);
+            events.push(json!({
+                "ph": "i", "s": "t", "name": s.kind, "cat": "syscall",
+                "pid": pid, "tid": s.pid, "ts": us(s.ktime_ns, origin),
+                "args": {"detail": s.detail, "ret": s.ret, "duration_ns": s.duration_ns,
+                         "phase": s.phase.map(|p| p.name())},
+            }));
+        }
+    }
+    json!({"traceEvents": events, "displayTimeUnit": "ms",
+           "otherData": {"generator": "inspector timeline --format perfetto"}})
+}
