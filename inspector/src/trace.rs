@@ -128,6 +128,12 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
             }
         }
 
+        if let Some(builder) = &mut timelines {
+            builder.tick(Clock::monotonic_ns());
+            for t in builder.take_finished() {
+                println!("{}", render::text(&t, false));
+            }
+        }
         let lost = probe.lost();
         if lost > summary.lost {
             let event = decoder.event(

@@ -142,7 +142,13 @@ struct Container {
     signal: Option<String>,
     /// `runtime delete` (or the end of `runtime run`) was seen.
     deleted: bool,
+    /// All its processes ended after its deletion: handed out once no more of
+    /// it turns up for a while (containerd's cleanup runs more processes).
+    ending: bool,
 }
+
+/// How long (in the events' time) an ended container waits for stragglers.
+const GRACE_NS: u64 = 1_000_000_000;
 
 /// Builds container timelines from a stream of events.
 #[derive(Default)]
@@ -153,6 +159,8 @@ pub struct Builder {
     finished: VecDeque<ContainerTimeline>,
     /// `docker run|create|start` commands not yet matched with a container.
     pending_cli: Vec<u32>,
+    /// Containers whose life looks over, waiting out [`GRACE_NS`].
+    ending: Vec<String>,
     stats: Stats,
 }
 
@@ -185,7 +193,8 @@ impl Builder {
         let mut rest: Vec<(String, Container)> = self.containers.drain().collect();
         rest.sort_by_key(|(_, c)| c.first_ns);
         for (id, c) in rest {
-            out.push(render_container(id, c, false));
+            let complete = c.ending;
+            out.push(render_container(id, c, complete));
         }
         out
     }
@@ -266,6 +275,9 @@ impl Builder {
 
         if let Body::Exit { .. } = e.body {
             self.on_exit(task.tgid, &e.body, t);
+        }
+        if !self.ending.is_empty() {
+            self.tick(t);
         }
     }
 
@@ -365,7 +377,10 @@ impl Builder {
         }
         let Some(id) = container else { return };
         self.join(&id, tgid, t);
-        let c = self.containers.get_mut(&id).expect("joined");
+        let Some(c) = self.containers.get_mut(&id) else {
+            // Its timeline was already handed out.
+            return;
+        };
         match (role, verb.as_deref()) {
             (Role::ShimStart, _) => c.milestones.mark(Phase::ShimStart, t),
             (Role::Runtime, Some("create" | "run")) => c.milestones.mark(Phase::Create, t),
@@ -416,10 +431,37 @@ impl Builder {
             Some("run") if p.role == Role::Runtime => c.deleted = true,
             _ => {}
         }
-        if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() {
-            let c = self.containers.remove(&id).expect("present");
-            self.done.insert(id.clone());
-            self.finished.push_back(render_container(id, c, true));
+        if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() && !c.ending
+        {
+            c.ending = true;
+            self.ending.push(id);
+        }
+    }
+
+    /// Hands out the containers that ended more than [`GRACE_NS`] before `now`
+    /// (a ktime): call it as time passes, even when no event arrives.
+    pub fn tick(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.ending.len() {
+            let id = &self.ending[i];
+            let Some(c) = self.containers.get(id) else {
+                self.ending.swap_remove(i);
+                continue;
+            };
+            if !c.live.is_empty() {
+                // Something of it started again (cleanup): wait for its end.
+                self.containers.get_mut(id).unwrap().ending = false;
+                self.ending.swap_remove(i);
+                continue;
+            }
+            if now > c.last_ns.saturating_add(GRACE_NS) {
+                let id = self.ending.swap_remove(i);
+                let c = self.containers.remove(&id).expect("present");
+                self.done.insert(id.clone());
+                self.finished.push_back(render_container(id, c, true));
+                continue;
+            }
+            i += 1;
         }
     }
 
