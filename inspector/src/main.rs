@@ -163,31 +163,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
 
     use inspector::timeline::{Builder, perfetto, reader, render};
 
-    let input: Box<dyn BufRead> = match &args.file {
-        Some(path) => Box::new(BufReader::with_capacity(
-            1 << 20,
+    let input: Box<dyn std::io::Read> = match &args.file {
+        Some(path) => Box::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-        )),
+        ),
         None => Box::new(std::io::stdin().lock()),
     };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let wanted = |t: &inspector::timeline::ContainerTimeline| {
+        args.container
+            .as_deref()
+            .is_none_or(|prefix| t.id.starts_with(prefix))
+    };
+    // Text and JSON are written as each container's life ends, so memory
+    // follows the containers alive; a Perfetto document is written whole.
+    let mut kept = Vec::new();
+    let mut shown = 0usize;
+    let mut emit = |mut t: inspector::timeline::ContainerTimeline,
+                    out: &mut dyn Write|
+     -> std::io::Result<()> {
+        if !wanted(&t) {
+            return Ok(());
+        }
+        shown += 1;
+        match args.format {
+            TimelineFormat::Text => writeln!(out, "{}", render::text(&t, !args.brief)),
+            TimelineFormat::Json => {
+                t.fill_details();
+                serde_json::to_writer(&mut *out, &t)?;
+                writeln!(out)
+            }
+            TimelineFormat::Perfetto => {
+                kept.push(t);
+                Ok(())
+            }
+        }
+    };
     let mut builder = Builder::new();
-    let summary = reader::for_each_event(input, |e| builder.push(&e))?;
+    let mut write_error = None;
+    let summary = reader::for_each_event(input, |e| {
+        builder.push(e);
+        for t in builder.take_finished() {
+            if let Err(err) = emit(t, &mut out) {
+                write_error.get_or_insert(err);
+            }
+        }
+    })?;
+    if let Some(err) = write_error {
+        return Err(err.into());
+    }
     if let Some(line) = summary.truncated_last_line {
         eprintln!(
             "inspector: line {line} is cut short (the recording was interrupted); skipped it"
         );
     }
     let stats = builder.stats();
-    let mut timelines = builder.finish();
-    if let Some(prefix) = &args.container {
-        timelines.retain(|t| t.id.starts_with(prefix.as_str()));
-        if timelines.is_empty() {
-            anyhow::bail!("no container whose id starts with {prefix:?} in the recording");
-        }
+    for t in builder.finish() {
+        emit(t, &mut out)?;
+    }
+    if args.format == TimelineFormat::Perfetto {
+        serde_json::to_writer(&mut out, &perfetto::document(&kept))?;
+        writeln!(out)?;
     }
     if stats.lost > 0 {
         eprintln!(
@@ -196,31 +237,15 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!(
-        "inspector: {} events, {} containers, {} container events unattributed",
-        stats.events,
-        timelines.len(),
-        stats.unattributed
+        "inspector: {} events, {shown} containers, {} container events unattributed",
+        stats.events, stats.unattributed
     );
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    match args.format {
-        TimelineFormat::Text => {
-            if timelines.is_empty() {
-                eprintln!("inspector: no container in the recording");
+    if shown == 0 {
+        match &args.container {
+            Some(prefix) => {
+                anyhow::bail!("no container whose id starts with {prefix:?} in the recording")
             }
-            for t in &timelines {
-                writeln!(out, "{}", render::text(t, !args.brief))?;
-            }
-        }
-        TimelineFormat::Json => {
-            for t in &timelines {
-                serde_json::to_writer(&mut out, t)?;
-                writeln!(out)?;
-            }
-        }
-        TimelineFormat::Perfetto => {
-            serde_json::to_writer(&mut out, &perfetto::document(&timelines))?;
-            writeln!(out)?;
+            None => eprintln!("inspector: no container in the recording"),
         }
     }
     out.flush()?;

@@ -108,7 +108,7 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
                 Ok(event) => {
                     summary.events += 1;
                     if let Some(builder) = &mut timelines {
-                        builder.push(&event);
+                        builder.push(event.clone());
                         for t in builder.take_finished() {
                             println!("{}", render::text(&t, false));
                         }

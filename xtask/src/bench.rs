@@ -25,6 +25,9 @@ pub enum Which {
     ForkExec,
     /// Time to attach the probes (target ≤ 300 ms) and inspector's peak RSS (≤ 64 MiB).
     Startup,
+    /// Timelines from a 1M-event recording: ≥ 1M events/s on one core, memory
+    /// that follows live containers, not events.
+    Timeline,
 }
 
 pub fn run(which: &[Which]) -> Result<()> {
@@ -43,6 +46,7 @@ pub fn run(which: &[Which]) -> Result<()> {
             Which::Storm => report.extend(storm()?),
             Which::ForkExec => report.extend(fork_exec()?),
             Which::Startup => report.extend(startup()?),
+            Which::Timeline => report.extend(timeline()?),
         }
     }
     println!();
@@ -432,6 +436,102 @@ fn startup() -> Result<Vec<Row>> {
             value: rss as f64 / 1024.0,
             unit: "MiB",
             target: Some((64.0, true)),
+        },
+    ])
+}
+
+/// A recording of `copies` containers one after another, each a copy of the
+/// recorded `docker run` fixture with its own id, later times and pid reuse.
+fn synthetic_recording(path: &Path, copies: usize) -> Result<usize> {
+    use std::io::Write as _;
+    let fixture = std::fs::read_to_string(
+        util::root().join("inspector/tests/fixtures/docker-run-rm-true.jsonl"),
+    )?;
+    let lines: Vec<serde_json::Value> = fixture
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let id = lines
+        .iter()
+        .find_map(|v| {
+            let argv = v["argv"].as_array()?;
+            let i = argv.iter().position(|a| a == "-id")?;
+            argv.get(i + 1)?.as_str().map(String::from)
+        })
+        .context("the fixture names no container")?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut n = 0;
+    for copy in 0..copies {
+        let shift = copy as u64 * 2_000_000_000;
+        let new_id = format!("{copy:064x}");
+        for v in &lines {
+            let mut v = v.clone();
+            for key in ["ktime_ns", "start_ns", "child_start_ns"] {
+                if let Some(t) = v[key].as_u64() {
+                    v[key] = (t + shift).into();
+                }
+            }
+            let line = serde_json::to_string(&v)?.replace(&id, &new_id);
+            writeln!(out, "{line}")?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+/// Runs `inspector timeline --format json FILE`, returning (seconds, peak RSS KiB).
+fn time_timeline(path: &Path) -> Result<(f64, u64)> {
+    let started = Instant::now();
+    let child = Command::new(inspector_bin())
+        .args(["timeline", "--format", "json"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is valid; wait4 on our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let took = started.elapsed().as_secs_f64();
+    if r < 0 || status != 0 {
+        bail!("inspector timeline failed (status {status})");
+    }
+    Ok((took, usage.ru_maxrss as u64))
+}
+
+fn timeline() -> Result<Vec<Row>> {
+    let small = std::env::temp_dir().join("inspector-bench-100k.jsonl");
+    let large = std::env::temp_dir().join("inspector-bench-1m.jsonl");
+    let per = synthetic_recording(&small, 1)?;
+    let n_small = synthetic_recording(&small, 100_000 / per)?;
+    let n_large = synthetic_recording(&large, 1_000_000 / per + 1)?;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        best = best.min(time_timeline(&large)?.0);
+    }
+    let (_, rss_large) = time_timeline(&large)?;
+    let (_, rss_small) = time_timeline(&small)?;
+    let _ = std::fs::remove_file(&small);
+    let _ = std::fs::remove_file(&large);
+    Ok(vec![
+        Row {
+            name: format!("timelines from {n_large} events: events/s (best of 3)"),
+            value: n_large as f64 / best / 1e6,
+            unit: "M/s",
+            target: Some((1.0, false)),
+        },
+        Row {
+            name: format!("  peak RSS, {n_large} events / {n_small} events"),
+            value: rss_large as f64 / rss_small as f64,
+            unit: "x",
+            target: Some((1.5, true)),
+        },
+        Row {
+            name: format!("  peak RSS, {n_large} events"),
+            value: rss_large as f64 / 1024.0,
+            unit: "MiB",
+            target: None,
         },
     ])
 }

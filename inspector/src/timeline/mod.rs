@@ -6,6 +6,7 @@
 //! as soon as a container's life is over, then forgets it: memory follows the
 //! containers alive, not the events seen.
 
+mod fast;
 pub mod perfetto;
 pub mod phase;
 pub mod reader;
@@ -86,12 +87,38 @@ pub struct Step {
     pub role: Role,
     pub phase: Option<Phase>,
     pub kind: String,
-    /// The event in strace-like form.
+    /// The event in strace-like form: filled in by
+    /// [`ContainerTimeline::fill_details`]; [`Step::detail`] works either way.
     pub detail: String,
+    /// The event itself, until its text is asked for: formatting every step
+    /// of a long recording costs more than building the timelines.
+    #[serde(skip)]
+    body: Option<Box<Body>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ret: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ns: Option<u64>,
+}
+
+impl Step {
+    /// The event in strace-like form.
+    pub fn detail(&self) -> std::borrow::Cow<'_, str> {
+        match &self.body {
+            Some(body) if self.detail.is_empty() => output::describe(body).into(),
+            _ => self.detail.as_str().into(),
+        }
+    }
+}
+
+impl ContainerTimeline {
+    /// Writes every step's text, as JSON output needs.
+    pub fn fill_details(&mut self) {
+        for s in &mut self.steps {
+            if let Some(body) = s.body.take() {
+                s.detail = output::describe(&body);
+            }
+        }
+    }
 }
 
 /// What the builder could not place, for tests and for a warning.
@@ -129,8 +156,7 @@ struct Proc {
 struct Container {
     first_ns: u64,
     last_ns: u64,
-    /// One event's (ktime, wall-clock time), to give `first_ns` a wall-clock time.
-    anchor: Option<(u64, String)>,
+
     milestones: Milestones,
     chain: Vec<ChainLink>,
     steps: Vec<Step>,
@@ -161,6 +187,9 @@ pub struct Builder {
     pending_cli: Vec<u32>,
     /// Containers whose life looks over, waiting out [`GRACE_NS`].
     ending: Vec<String>,
+    /// One event's (ktime, wall-clock time): the clocks' offset is the same for
+    /// the whole stream, so one pair dates every container.
+    anchor: Option<(u64, String)>,
     stats: Stats,
 }
 
@@ -194,7 +223,7 @@ impl Builder {
         rest.sort_by_key(|(_, c)| c.first_ns);
         for (id, c) in rest {
             let complete = c.ending;
-            out.push(render_container(id, c, complete));
+            out.push(render_container(id, c, complete, self.anchor.as_ref()));
         }
         out
     }
@@ -226,7 +255,7 @@ impl Builder {
         })
     }
 
-    pub fn push(&mut self, e: &Event) {
+    pub fn push(&mut self, e: Event) {
         self.stats.events += 1;
         let Some(task) = &e.task else {
             if let Body::Lost { count, .. } = e.body {
@@ -235,6 +264,10 @@ impl Builder {
             return;
         };
         let t = e.ktime_ns;
+        let task_tgid = task.tgid;
+        if self.anchor.is_none() && !e.time.is_empty() {
+            self.anchor = Some((t, e.time.clone()));
+        }
         self.proc_for(task);
         // Process-level changes first: they decide the role and container the
         // event itself is attributed to.
@@ -254,7 +287,7 @@ impl Builder {
                 self.on_exec(task, filename, argv, t);
                 let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
                 if p.role == Role::DockerCli && p.container.is_none() {
-                    p.exec_step = Some(step(e, Role::DockerCli, None));
+                    p.exec_step = Some(step(e.clone(), Role::DockerCli, None));
                 }
             }
             _ => {}
@@ -268,13 +301,23 @@ impl Builder {
         };
         match container {
             Some(id) if self.done.contains(&id) => self.stats.late += 1,
-            Some(id) => self.record(&id, e, role),
+            Some(id) => {
+                let exit = matches!(e.body, Body::Exit { .. }).then(|| e.body.clone());
+                self.record(&id, e, role);
+                if let Some(body) = exit {
+                    self.on_exit(task_tgid, &body, t);
+                }
+                if !self.ending.is_empty() {
+                    self.tick(t);
+                }
+                return;
+            }
             None if role.is_per_container() => self.stats.unattributed += 1,
             None => {}
         }
 
         if let Body::Exit { .. } = e.body {
-            self.on_exit(task.tgid, &e.body, t);
+            self.on_exit(task_tgid, &e.body, t);
         }
         if !self.ending.is_empty() {
             self.tick(t);
@@ -458,7 +501,8 @@ impl Builder {
                 let id = self.ending.swap_remove(i);
                 let c = self.containers.remove(&id).expect("present");
                 self.done.insert(id.clone());
-                self.finished.push_back(render_container(id, c, true));
+                self.finished
+                    .push_back(render_container(id, c, true, self.anchor.as_ref()));
                 continue;
             }
             i += 1;
@@ -555,12 +599,9 @@ impl Builder {
             .map(str::to_string)
     }
 
-    fn record(&mut self, id: &str, e: &Event, role: Role) {
+    fn record(&mut self, id: &str, e: Event, role: Role) {
         let t = e.ktime_ns;
         let c = self.container(id, t);
-        if c.anchor.is_none() {
-            c.anchor = Some((t, e.time.clone()));
-        }
         c.events += 1;
         // `runtime run` deletes the container itself once the entrypoint exits:
         // its first cgroup removal opens the delete phase.
@@ -577,7 +618,7 @@ impl Builder {
     }
 }
 
-fn step(e: &Event, role: Role, phase: Option<Phase>) -> Step {
+fn step(e: Event, role: Role, phase: Option<Phase>) -> Step {
     let task = e.task.as_ref().expect("events with a task only");
     let (ret, duration_ns) = syscall_result(&e.body);
     Step {
@@ -587,7 +628,8 @@ fn step(e: &Event, role: Role, phase: Option<Phase>) -> Step {
         role,
         phase,
         kind: e.body.kind().to_string(),
-        detail: output::describe(&e.body),
+        detail: String::new(),
+        body: Some(Box::new(e.body)),
         ret,
         duration_ns,
     }
@@ -623,7 +665,12 @@ fn current_phase(m: &Milestones, t: u64) -> Option<Phase> {
         .copied()
 }
 
-fn render_container(id: String, mut c: Container, complete: bool) -> ContainerTimeline {
+fn render_container(
+    id: String,
+    mut c: Container,
+    complete: bool,
+    anchor: Option<&(u64, String)>,
+) -> ContainerTimeline {
     // The request phase starts at the docker CLI's exec, when it is known.
     if let Some(cli) = c.chain.iter().find(|l| l.role == Role::DockerCli) {
         c.milestones.mark(Phase::Request, cli.start_ns);
@@ -644,7 +691,7 @@ fn render_container(id: String, mut c: Container, complete: bool) -> ContainerTi
         start_ns: start,
         end_ns: end,
         duration_ns: end - start,
-        start_time: wall_time(c.anchor.as_ref(), start),
+        start_time: wall_time(anchor, start),
         exit_code: c.exit_code,
         signal: c.signal,
         phases,
@@ -680,7 +727,7 @@ mod tests {
 
     fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
         let mut b = Builder::new();
-        for_each_event(jsonl.as_bytes(), |e| b.push(&e)).unwrap();
+        for_each_event(jsonl.as_bytes(), |e| b.push(e)).unwrap();
         let stats = b.stats();
         (b.finish(), stats)
     }
@@ -722,12 +769,12 @@ mod tests {
         let entry = t.chain.iter().find(|l| l.role == Role::Entrypoint).unwrap();
         assert_eq!(entry.nspid, 1, "the entrypoint is pid 1 inside");
         for s in &t.steps {
-            for id in hex_ids(&s.detail) {
+            let detail = s.detail();
+            for id in hex_ids(&detail) {
                 // Other 64-hex names may only be image layers.
                 assert!(
-                    id == t.id || s.detail.contains(&format!("overlay2/{id}")),
-                    "step of another container: {}",
-                    s.detail
+                    id == t.id || detail.contains(&format!("overlay2/{id}")),
+                    "step of another container: {detail}"
                 );
             }
         }
@@ -812,7 +859,8 @@ mod tests {
 
     #[test]
     fn json_and_perfetto_views_are_well_formed() {
-        let (timelines, _) = build(DOCKER_RUN);
+        let (mut timelines, _) = build(DOCKER_RUN);
+        timelines[0].fill_details();
         let json = serde_json::to_string(&timelines[0]).unwrap();
         let back: ContainerTimeline = serde_json::from_str(&json).unwrap();
         assert_eq!(back, timelines[0]);

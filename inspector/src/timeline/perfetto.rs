@@ -81,7 +81,7 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
             events.push(json!({
                 "ph": "i", "s": "t", "name": s.kind, "cat": "syscall",
                 "pid": pid, "tid": s.pid, "ts": us(s.ktime_ns, origin),
-                "args": {"detail": s.detail, "ret": s.ret, "duration_ns": s.duration_ns,
+                "args": {"detail": s.detail(), "ret": s.ret, "duration_ns": s.duration_ns,
                          "phase": s.phase.map(|p| p.name())},
             }));
         }

@@ -119,7 +119,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
                 s.phase.map(|p| p.name()).unwrap_or("-"),
                 s.role.name(),
                 s.pid,
-                s.detail
+                s.detail()
             );
         }
     }
