@@ -18,7 +18,7 @@ use crate::{
     host::Clock,
     output::{self, Format},
     probe::{Probe, ProbeError, ProbeOptions},
-    timeline::{Builder, render},
+    timeline::{Builder, render, running},
 };
 
 #[derive(Debug, Error)]
@@ -81,6 +81,15 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
         probe.ready_in.as_millis(),
         probe.seeded,
     );
+
+    if let Some(builder) = &mut timelines {
+        let running = running::seed(builder, Clock::monotonic_ns(), &opts.probe.track_comms);
+        if running > 0 {
+            eprintln!(
+                "inspector: containers already running: {running}; their timelines start now"
+            );
+        }
+    }
 
     let decoder = Decoder::for_host();
     let started = Instant::now();

@@ -270,3 +270,39 @@ fn malformed_input_is_an_error_with_its_line_number() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/recording.jsonl"));
 }
+
+#[test]
+fn a_container_running_before_the_trace_is_shown_with_what_can_be_known() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let out = Command::new(DOCKER)
+        .args(["run", "-d", &image(), "sleep", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let traced = Command::new(inspector_bin())
+        .args(["trace", "--timeline", "--duration", "7"])
+        .output()
+        .unwrap();
+    let _ = Command::new(DOCKER).args(["rm", "-f", &id]).output();
+    let stdout = String::from_utf8_lossy(&traced.stdout);
+    let stderr = String::from_utf8_lossy(&traced.stderr);
+    assert!(traced.status.success(), "{stderr}");
+    assert!(stderr.contains("containers already running: "), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "container {} (running before the trace began)",
+            &id[..12]
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exited 0"), "{stdout}");
+    assert!(stdout.contains("entrypoint"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("runc delete {}", &id[..12])),
+        "{stdout}"
+    );
+}

@@ -364,24 +364,33 @@ mod scan {
             u32::from_str_radix(h, 16).ok()
         }
 
-        fn digits(&mut self) -> &'a str {
+        /// An unsigned decimal, accumulated as it is scanned.
+        fn uint(&mut self) -> Option<u64> {
             self.ws();
             let start = self.i;
-            if self.b.get(self.i) == Some(&b'-') {
+            let mut n: u64 = 0;
+            while let Some(&c) = self.b.get(self.i) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                n = n.checked_mul(10)?.checked_add((c - b'0') as u64)?;
                 self.i += 1;
             }
-            while self.i < self.b.len() && self.b[self.i].is_ascii_digit() {
-                self.i += 1;
-            }
-            &self.s[start..self.i]
+            (self.i > start).then_some(n)
         }
 
         fn int(&mut self) -> Option<i64> {
-            self.digits().parse().ok()
-        }
-
-        fn uint(&mut self) -> Option<u64> {
-            self.digits().parse().ok()
+            self.ws();
+            if self.b.get(self.i) == Some(&b'-') {
+                self.i += 1;
+                let n = self.uint()?;
+                return if n == 1 << 63 {
+                    Some(i64::MIN)
+                } else {
+                    i64::try_from(n).ok().map(|n| -n)
+                };
+            }
+            i64::try_from(self.uint()?).ok()
         }
 
         fn word(&mut self, w: &str) -> bool {
@@ -471,6 +480,110 @@ mod scan {
         s.int()?.try_into().ok()
     }
 
+    /// The field a key names, by length first: 55 string comparisons in a
+    /// row would cost more than the rest of the line.
+    fn field(key: &str) -> Option<u8> {
+        Some(match key.len() {
+            1 => match key {
+                "v" => 0,
+                _ => return None,
+            },
+            2 => match key {
+                "fd" => 30,
+                "id" => 44,
+                _ => return None,
+            },
+            3 => match key {
+                "tid" => 5,
+                "ret" => 23,
+                "cwd" => 39,
+                _ => return None,
+            },
+            4 => match key {
+                "time" => 2,
+                "kind" => 3,
+                "tgid" => 4,
+                "comm" => 8,
+                "argv" => 20,
+                "path" => 40,
+                "file" => 48,
+                _ => return None,
+            },
+            5 => match key {
+                "ptgid" => 6,
+                "nspid" => 7,
+                "pidns" => 11,
+                "mntns" => 12,
+                "flags" => 17,
+                "errno" => 24,
+                "level" => 43,
+                "value" => 50,
+                "count" => 52,
+                "total" => 53,
+                _ => return None,
+            },
+            6 => match key {
+                "thread" => 16,
+                "signal" => 27,
+                "status" => 29,
+                "nstype" => 31,
+                "source" => 34,
+                "target" => 35,
+                "fstype" => 36,
+                _ => return None,
+            },
+            7 => match key {
+                "old_tid" => 22,
+                "put_old" => 38,
+                _ => return None,
+            },
+            8 => match key {
+                "ktime_ns" => 1,
+                "start_ns" => 9,
+                "filename" => 19,
+                "ns_inode" => 33,
+                "new_root" => 37,
+                "task_tid" => 46,
+                _ => return None,
+            },
+            9 => match key {
+                "cgroup_id" => 10,
+                "child_tid" => 14,
+                "flags_raw" => 18,
+                "exit_code" => 26,
+                "hierarchy" => 42,
+                "task_tgid" => 45,
+                _ => return None,
+            },
+            10 => match key {
+                "child_tgid" => 13,
+                "nstype_raw" => 32,
+                _ => return None,
+            },
+            11 => match key {
+                "duration_ns" => 25,
+                "core_dumped" => 28,
+                "threadgroup" => 47,
+                _ => return None,
+            },
+            12 => match key {
+                "hierarchy_id" => 41,
+                _ => return None,
+            },
+            14 => match key {
+                "child_start_ns" => 15,
+                "argv_truncated" => 21,
+                "cgroup_version" => 49,
+                _ => return None,
+            },
+            15 => match key {
+                "value_truncated" => 51,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+
     /// `None` when the line is not of the expected shape.
     pub(super) fn flat(line: &str) -> Option<Flat<'_>> {
         let mut s = Scanner {
@@ -491,61 +604,61 @@ mod scan {
                 // null: let serde judge anything else.
                 return None;
             }
-            match key {
-                "v" => f.v = u32v(&mut s)?,
-                "ktime_ns" => f.ktime_ns = s.uint()?,
-                "time" => f.time = s.string()?,
-                "kind" => f.kind = s.string()?,
-                "tgid" => f.tgid = Some(u32v(&mut s)?),
-                "tid" => f.tid = u32v(&mut s)?,
-                "ptgid" => f.ptgid = u32v(&mut s)?,
-                "nspid" => f.nspid = u32v(&mut s)?,
-                "comm" => f.comm = s.string()?,
-                "start_ns" => f.start_ns = s.uint()?,
-                "cgroup_id" => f.cgroup_id = s.uint()?,
-                "pidns" => f.pidns = u32v(&mut s)?,
-                "mntns" => f.mntns = u32v(&mut s)?,
-                "child_tgid" => f.child_tgid = u32v(&mut s)?,
-                "child_tid" => f.child_tid = u32v(&mut s)?,
-                "child_start_ns" => f.child_start_ns = s.uint()?,
-                "thread" => f.thread = s.boolean()?,
-                "flags" => f.flags = Some(s.string()?),
-                "flags_raw" => f.flags_raw = Some(s.uint()?),
-                "filename" => f.filename = s.string()?,
-                "argv" => f.argv = s.strings()?,
-                "argv_truncated" => f.argv_truncated = s.boolean()?,
-                "old_tid" => f.old_tid = Some(u32v(&mut s)?),
-                "ret" => f.ret = s.int()?,
-                "errno" => f.errno = Some(s.string()?),
-                "duration_ns" => f.duration_ns = Some(s.uint()?),
-                "exit_code" => f.exit_code = Some(i32v(&mut s)?),
-                "signal" => f.signal = Some(s.string()?),
-                "core_dumped" => f.core_dumped = s.boolean()?,
-                "status" => f.status = u32v(&mut s)?,
-                "fd" => f.fd = i32v(&mut s)?,
-                "nstype" => f.nstype = s.string()?,
-                "nstype_raw" => f.nstype_raw = s.uint()?,
-                "ns_inode" => f.ns_inode = Some(s.uint()?),
-                "source" => f.source = Some(s.string()?),
-                "target" => f.target = s.string()?,
-                "fstype" => f.fstype = Some(s.string()?),
-                "new_root" => f.new_root = s.string()?,
-                "put_old" => f.put_old = s.string()?,
-                "cwd" => f.cwd = Some(s.string()?),
-                "path" => f.path = Some(s.string()?),
-                "hierarchy_id" => f.hierarchy_id = u32v(&mut s)?,
-                "hierarchy" => f.hierarchy = s.string()?,
-                "level" => f.level = u32v(&mut s)?,
-                "id" => f.id = s.uint()?,
-                "task_tgid" => f.task_tgid = u32v(&mut s)?,
-                "task_tid" => f.task_tid = u32v(&mut s)?,
-                "threadgroup" => f.threadgroup = s.boolean()?,
-                "file" => f.file = s.string()?,
-                "cgroup_version" => f.cgroup_version = s.uint()?.try_into().ok()?,
-                "value" => f.value = s.string()?,
-                "value_truncated" => f.value_truncated = s.boolean()?,
-                "count" => f.count = s.uint()?,
-                "total" => f.total = s.uint()?,
+            match field(key) {
+                Some(0) => f.v = u32v(&mut s)?,                            // v
+                Some(1) => f.ktime_ns = s.uint()?,                         // ktime_ns
+                Some(2) => f.time = s.string()?,                           // time
+                Some(3) => f.kind = s.string()?,                           // kind
+                Some(4) => f.tgid = Some(u32v(&mut s)?),                   // tgid
+                Some(5) => f.tid = u32v(&mut s)?,                          // tid
+                Some(6) => f.ptgid = u32v(&mut s)?,                        // ptgid
+                Some(7) => f.nspid = u32v(&mut s)?,                        // nspid
+                Some(8) => f.comm = s.string()?,                           // comm
+                Some(9) => f.start_ns = s.uint()?,                         // start_ns
+                Some(10) => f.cgroup_id = s.uint()?,                       // cgroup_id
+                Some(11) => f.pidns = u32v(&mut s)?,                       // pidns
+                Some(12) => f.mntns = u32v(&mut s)?,                       // mntns
+                Some(13) => f.child_tgid = u32v(&mut s)?,                  // child_tgid
+                Some(14) => f.child_tid = u32v(&mut s)?,                   // child_tid
+                Some(15) => f.child_start_ns = s.uint()?,                  // child_start_ns
+                Some(16) => f.thread = s.boolean()?,                       // thread
+                Some(17) => f.flags = Some(s.string()?),                   // flags
+                Some(18) => f.flags_raw = Some(s.uint()?),                 // flags_raw
+                Some(19) => f.filename = s.string()?,                      // filename
+                Some(20) => f.argv = s.strings()?,                         // argv
+                Some(21) => f.argv_truncated = s.boolean()?,               // argv_truncated
+                Some(22) => f.old_tid = Some(u32v(&mut s)?),               // old_tid
+                Some(23) => f.ret = s.int()?,                              // ret
+                Some(24) => f.errno = Some(s.string()?),                   // errno
+                Some(25) => f.duration_ns = Some(s.uint()?),               // duration_ns
+                Some(26) => f.exit_code = Some(i32v(&mut s)?),             // exit_code
+                Some(27) => f.signal = Some(s.string()?),                  // signal
+                Some(28) => f.core_dumped = s.boolean()?,                  // core_dumped
+                Some(29) => f.status = u32v(&mut s)?,                      // status
+                Some(30) => f.fd = i32v(&mut s)?,                          // fd
+                Some(31) => f.nstype = s.string()?,                        // nstype
+                Some(32) => f.nstype_raw = s.uint()?,                      // nstype_raw
+                Some(33) => f.ns_inode = Some(s.uint()?),                  // ns_inode
+                Some(34) => f.source = Some(s.string()?),                  // source
+                Some(35) => f.target = s.string()?,                        // target
+                Some(36) => f.fstype = Some(s.string()?),                  // fstype
+                Some(37) => f.new_root = s.string()?,                      // new_root
+                Some(38) => f.put_old = s.string()?,                       // put_old
+                Some(39) => f.cwd = Some(s.string()?),                     // cwd
+                Some(40) => f.path = Some(s.string()?),                    // path
+                Some(41) => f.hierarchy_id = u32v(&mut s)?,                // hierarchy_id
+                Some(42) => f.hierarchy = s.string()?,                     // hierarchy
+                Some(43) => f.level = u32v(&mut s)?,                       // level
+                Some(44) => f.id = s.uint()?,                              // id
+                Some(45) => f.task_tgid = u32v(&mut s)?,                   // task_tgid
+                Some(46) => f.task_tid = u32v(&mut s)?,                    // task_tid
+                Some(47) => f.threadgroup = s.boolean()?,                  // threadgroup
+                Some(48) => f.file = s.string()?,                          // file
+                Some(49) => f.cgroup_version = s.uint()?.try_into().ok()?, // cgroup_version
+                Some(50) => f.value = s.string()?,                         // value
+                Some(51) => f.value_truncated = s.boolean()?,              // value_truncated
+                Some(52) => f.count = s.uint()?,                           // count
+                Some(53) => f.total = s.uint()?,                           // total
                 _ => s.skip()?,
             }
             if s.eat(b'}').is_some() {

@@ -12,6 +12,7 @@ pub mod phase;
 pub mod reader;
 pub mod render;
 pub mod role;
+pub mod running;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -54,6 +55,9 @@ pub struct ContainerTimeline {
     pub steps: Vec<Step>,
     /// Events attributed to this container.
     pub events: u64,
+    /// It was running before the trace began: what is shown starts there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_running: bool,
 }
 
 /// A process in a container's chain.
@@ -86,7 +90,7 @@ pub struct Step {
     pub tid: u32,
     pub role: Role,
     pub phase: Option<Phase>,
-    pub kind: String,
+    pub kind: std::borrow::Cow<'static, str>,
     /// The event in strace-like form: filled in by
     /// [`ContainerTimeline::fill_details`]; [`Step::detail`] works either way.
     pub detail: String,
@@ -162,7 +166,7 @@ struct Container {
     steps: Vec<Step>,
     events: u64,
     /// Processes of this container still alive.
-    live: HashSet<u32>,
+    live: HashSet<u32, Fx>,
     entrypoint: Option<u32>,
     exit_code: Option<i32>,
     signal: Option<String>,
@@ -171,6 +175,49 @@ struct Container {
     /// All its processes ended after its deletion: handed out once no more of
     /// it turns up for a while (containerd's cleanup runs more processes).
     ending: bool,
+    /// It was running before the trace began: its start was not seen.
+    already_running: bool,
+}
+
+/// A fast hash for the builder's maps: their keys (pids, container ids) come
+/// from the kernel and Docker, not from an adversary, and SipHash was a tenth
+/// of the time of building timelines from a recording.
+#[derive(Clone, Copy, Default)]
+struct Fx;
+
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::BuildHasher for Fx {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(n as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// How long (in the events' time) an ended container waits for stragglers.
@@ -179,9 +226,9 @@ const GRACE_NS: u64 = 1_000_000_000;
 /// Builds container timelines from a stream of events.
 #[derive(Default)]
 pub struct Builder {
-    procs: HashMap<u32, Proc>,
-    containers: HashMap<String, Container>,
-    done: HashSet<String>,
+    procs: HashMap<u32, Proc, Fx>,
+    containers: HashMap<String, Container, Fx>,
+    done: HashSet<String, Fx>,
     finished: VecDeque<ContainerTimeline>,
     /// `docker run|create|start` commands not yet matched with a container.
     pending_cli: Vec<u32>,
@@ -239,7 +286,7 @@ impl Builder {
             // The pid was reused: the old process is gone.
             self.procs.remove(&task.tgid);
         }
-        self.procs.entry(task.tgid).or_insert_with(|| Proc {
+        let p = self.procs.entry(task.tgid).or_insert_with(|| Proc {
             tgid: task.tgid,
             start_ns: task.start_ns,
             nspid: task.nspid,
@@ -252,7 +299,83 @@ impl Builder {
             verb: None,
             exec_ns: None,
             exec_step: None,
-        })
+        });
+        // A process seeded from /proc: now its exact start time is known.
+        if p.start_ns == 0 {
+            p.start_ns = task.start_ns;
+            p.nspid = task.nspid;
+        }
+        p
+    }
+
+    /// Adds a process that was running before the first event: its role and
+    /// container from its command line, as if its exec had been seen. Parents
+    /// first, so that children inherit.
+    pub fn seed_process(&mut self, tgid: u32, ppid: u32, comm: &str, exe: &str, argv: &[String]) {
+        let inherited = self.procs.get(&ppid).map(|p| (p.role, p.container.clone()));
+        let mut role = role::role_of_exec(exe, argv)
+            .or_else(|| role::is_runtime_reexec(exe, argv).then_some(Role::RuntimeReexec))
+            .unwrap_or_else(|| role::role_of_comm(comm));
+        let mut container = None;
+        match role {
+            Role::ShimStart | Role::Shim => container = role::shim_container(argv),
+            Role::Runtime => container = role::runtime_command(argv).map(|(_, id)| id),
+            _ => {}
+        }
+        if let Some((parent_role, parent_container)) = inherited
+            && container.is_none()
+        {
+            // What a child of the runtime's init runs is the entrypoint's.
+            role = match (parent_role, role) {
+                (Role::Shim, Role::Other) => Role::Entrypoint,
+                (Role::RuntimeInit | Role::Entrypoint | Role::EntrypointChild, Role::Other) => {
+                    Role::EntrypointChild
+                }
+                (_, r) => r,
+            };
+            if role.is_per_container() {
+                container = parent_container;
+            }
+        }
+        self.procs.insert(
+            tgid,
+            Proc {
+                tgid,
+                start_ns: 0,
+                nspid: 0,
+                ppid,
+                comm: comm.to_string(),
+                exe: Some(exe.to_string()),
+                argv: argv.to_vec(),
+                role,
+                container: container.clone(),
+                verb: None,
+                exec_ns: None,
+                exec_step: None,
+            },
+        );
+        if let Some(id) = container {
+            self.join(&id, tgid, 0);
+            if let Some(c) = self.containers.get_mut(&id) {
+                c.already_running = true;
+            }
+        }
+    }
+
+    /// Marks `tgid` as the init process (entrypoint) of container `id`, as a
+    /// runtime's state directory says: a container running before the trace.
+    pub fn seed_container_init(&mut self, id: &str, tgid: u32, now: u64) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.role = Role::Entrypoint;
+            p.container = Some(id.to_string());
+        } else {
+            return;
+        }
+        self.join(id, tgid, now);
+        let c = self.container(id, now);
+        c.already_running = true;
+        c.entrypoint = Some(tgid);
+        c.milestones.mark(Phase::Running, now);
     }
 
     pub fn push(&mut self, e: Event) {
@@ -528,7 +651,13 @@ impl Builder {
         let p = self.procs[&tgid].clone();
         let start = p.exec_ns.unwrap_or(t).min(t);
         let c = self.container(id, start);
-        c.first_ns = c.first_ns.min(start);
+        if start > 0 {
+            if c.first_ns == 0 {
+                c.first_ns = start;
+                c.last_ns = c.last_ns.max(start);
+            }
+            c.first_ns = c.first_ns.min(start);
+        }
         c.live.insert(tgid);
         // A docker CLI matched late brings the exec it was started with.
         if let Some(step) = &p.exec_step
@@ -627,7 +756,7 @@ fn step(e: Event, role: Role, phase: Option<Phase>) -> Step {
         tid: task.tid,
         role,
         phase,
-        kind: e.body.kind().to_string(),
+        kind: e.body.kind().into(),
         detail: String::new(),
         body: Some(Box::new(e.body)),
         ret,
@@ -698,6 +827,7 @@ fn render_container(
         chain: c.chain,
         steps: c.steps,
         events: c.events,
+        already_running: c.already_running,
     }
 }
 

@@ -47,7 +47,11 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
         (None, Some(sig)) => format!(", killed by {sig}"),
         _ => String::new(),
     };
-    let state = if t.complete { "" } else { " (incomplete)" };
+    let state = match (t.complete, t.already_running) {
+        (_, true) => " (running before the trace began)",
+        (true, false) => "",
+        (false, false) => " (incomplete)",
+    };
     let _ = writeln!(
         out,
         "container {}{state}: {}{ending}, {} events, started {}",
@@ -96,7 +100,9 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
             (None, Some(s)) => format!(" → {s}"),
             _ => String::new(),
         };
-        let ns = if link.role == Role::Entrypoint || link.role == Role::EntrypointChild {
+        let ns = if link.nspid > 0
+            && (link.role == Role::Entrypoint || link.role == Role::EntrypointChild)
+        {
             format!(" (pid {} inside)", link.nspid)
         } else {
             String::new()
