@@ -480,11 +480,13 @@ fn synthetic_recording(path: &Path, copies: usize) -> Result<usize> {
     Ok(n)
 }
 
-/// Runs `inspector timeline --format json FILE`, returning (seconds, peak RSS KiB).
+/// Runs `inspector timeline --brief FILE` (the timelines built, a summary of
+/// each written: the output of `--format json` is tens of bytes per event and
+/// would measure JSON writing instead), returning (seconds, peak RSS KiB).
 fn time_timeline(path: &Path) -> Result<(f64, u64)> {
     let started = Instant::now();
     let child = Command::new(inspector_bin())
-        .args(["timeline", "--format", "json"])
+        .args(["timeline", "--brief"])
         .arg(path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -14,7 +14,10 @@ pub mod render;
 pub mod role;
 pub mod running;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    rc::Rc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -147,7 +150,8 @@ struct Proc {
     exe: Option<String>,
     argv: Vec<String>,
     role: Role,
-    container: Option<String>,
+    /// Shared: every event of the process looks it up.
+    container: Option<Rc<str>>,
     /// For a runtime invocation: create, start, delete, run, kill...
     verb: Option<String>,
     /// When it exec'd its current image, and the step that was, kept for a
@@ -316,10 +320,10 @@ impl Builder {
         let mut role = role::role_of_exec(exe, argv)
             .or_else(|| role::is_runtime_reexec(exe, argv).then_some(Role::RuntimeReexec))
             .unwrap_or_else(|| role::role_of_comm(comm));
-        let mut container = None;
+        let mut container: Option<Rc<str>> = None;
         match role {
-            Role::ShimStart | Role::Shim => container = role::shim_container(argv),
-            Role::Runtime => container = role::runtime_command(argv).map(|(_, id)| id),
+            Role::ShimStart | Role::Shim => container = role::shim_container(argv).map(Into::into),
+            Role::Runtime => container = role::runtime_command(argv).map(|(_, id)| id.into()),
             _ => {}
         }
         if let Some((parent_role, parent_container)) = inherited
@@ -356,7 +360,7 @@ impl Builder {
         );
         if let Some(id) = container {
             self.join(&id, tgid, 0);
-            if let Some(c) = self.containers.get_mut(&id) {
+            if let Some(c) = self.containers.get_mut(&*id) {
                 c.already_running = true;
             }
         }
@@ -367,7 +371,7 @@ impl Builder {
     pub fn seed_container_init(&mut self, id: &str, tgid: u32, now: u64) {
         if let Some(p) = self.procs.get_mut(&tgid) {
             p.role = Role::Entrypoint;
-            p.container = Some(id.to_string());
+            p.container = Some(id.into());
         } else {
             return;
         }
@@ -420,10 +424,10 @@ impl Builder {
         let role = p.role;
         let container = match &p.container {
             Some(id) => Some(id.clone()),
-            None => self.container_by_path(&e.body),
+            None => self.container_by_path(&e.body).map(Into::into),
         };
         match container {
-            Some(id) if self.done.contains(&id) => self.stats.late += 1,
+            Some(id) if self.done.contains(&*id) => self.stats.late += 1,
             Some(id) => {
                 let exit = matches!(e.body, Body::Exit { .. }).then(|| e.body.clone());
                 self.record(&id, e, role);
@@ -513,7 +517,7 @@ impl Builder {
             _ => {}
         }
         if let Some(id) = named {
-            p.container = Some(id);
+            p.container = Some(id.into());
         } else if !p.role.is_per_container() && p.role != Role::DockerCli {
             p.container = None;
         }
@@ -533,7 +537,7 @@ impl Builder {
                 .find_map(|a| self.containers.keys().find(|id| a == *id).cloned());
             match names {
                 Some(id) => {
-                    self.procs.get_mut(&tgid).unwrap().container = Some(id.clone());
+                    self.procs.get_mut(&tgid).unwrap().container = Some(id.as_str().into());
                     self.join(&id, tgid, t);
                 }
                 None if wants_container => self.pending_cli.push(tgid),
@@ -543,7 +547,7 @@ impl Builder {
         }
         let Some(id) = container else { return };
         self.join(&id, tgid, t);
-        let Some(c) = self.containers.get_mut(&id) else {
+        let Some(c) = self.containers.get_mut(&*id) else {
             // Its timeline was already handed out.
             return;
         };
@@ -577,7 +581,7 @@ impl Builder {
         };
         self.pending_cli.retain(|&c| c != tgid);
         let Some(id) = p.container else { return };
-        let Some(c) = self.containers.get_mut(&id) else {
+        let Some(c) = self.containers.get_mut(&*id) else {
             return;
         };
         let (code, signal) = exit_parts(body);
@@ -600,7 +604,7 @@ impl Builder {
         if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() && !c.ending
         {
             c.ending = true;
-            self.ending.push(id);
+            self.ending.push(id.to_string());
         }
     }
 
@@ -634,13 +638,18 @@ impl Builder {
 
     /// A container, made when first named.
     fn container(&mut self, id: &str, t: u64) -> &mut Container {
-        self.containers
-            .entry(id.to_string())
-            .or_insert_with(|| Container {
-                first_ns: t,
-                last_ns: t,
-                ..Default::default()
-            })
+        // Looked up on every event: no key allocated unless it is new.
+        if !self.containers.contains_key(id) {
+            self.containers.insert(
+                id.to_string(),
+                Container {
+                    first_ns: t,
+                    last_ns: t,
+                    ..Default::default()
+                },
+            );
+        }
+        self.containers.get_mut(id).expect("just made")
     }
 
     /// Adds a process to a container's chain.

@@ -31,29 +31,30 @@ pub fn for_each_event(
     mut f: impl FnMut(Event),
 ) -> Result<ReadSummary, ReadError> {
     let mut summary = ReadSummary::default();
-    // Lines are cut out of large blocks rather than copied one by one.
-    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);
-    let mut eof = false;
+    // Lines are cut out of large blocks rather than copied one by one; the
+    // buffer is reused, with what is left of a block moved to its front.
+    let mut buf: Vec<u8> = vec![0; BLOCK];
+    let mut filled = 0;
     loop {
-        // Fill up to BLOCK bytes past what is left of the last block.
-        if !eof {
-            let have = buf.len();
-            buf.resize(have + BLOCK, 0);
-            let n = read_full(&mut input, &mut buf[have..])?;
-            buf.truncate(have + n);
-            eof = n == 0;
+        if filled == buf.len() {
+            // One line longer than the buffer: make room.
+            buf.resize(buf.len() * 2, 0);
         }
+        let n = read_full(&mut input, &mut buf[filled..])?;
+        filled += n;
+        let eof = n == 0;
         let mut start = 0;
-        while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
             summary.lines += 1;
             parse_line(&buf[start..start + nl], summary.lines, true, &mut f)?;
             start += nl + 1;
         }
-        buf.drain(..start);
+        buf.copy_within(start..filled, 0);
+        filled -= start;
         if eof {
-            if !buf.is_empty() {
+            if filled > 0 {
                 summary.lines += 1;
-                if !parse_line(&buf, summary.lines, false, &mut f)? {
+                if !parse_line(&buf[..filled], summary.lines, false, &mut f)? {
                     summary.truncated_last_line = Some(summary.lines);
                 }
             }
