@@ -2,10 +2,7 @@
 //! path), and written to (a `write` whose fd is a file on a cgroup filesystem).
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -15,7 +12,7 @@ use inspector_common::{
 };
 
 use crate::{
-    kernel::{bounded, fd_file, file_identity, fill_header, off, read, read_ptr},
+    kernel::{bounded, fd_file, file_identity, fill_header, kernel_str, off, read, read_ptr},
     maps::{EVENTS, config_write_results, count_lost, is_self, maybe_wanted, wanted},
     path,
     syscall::{begin, park},
@@ -59,14 +56,7 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
         0
     };
     ev.threadgroup = (threadgroup & 0xff) as u32;
-    let n = unsafe {
-        bpf_probe_read_kernel_str(
-            ev.path.as_mut_ptr().cast(),
-            STR_LEN as u32,
-            path as *const core::ffi::c_void,
-        )
-    };
-    ev.path_len = if n > 0 { n as u32 - 1 } else { 0 };
+    ev.path_len = kernel_str(&mut ev.path, path);
     entry.submit(0);
 }
 

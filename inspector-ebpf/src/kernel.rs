@@ -3,9 +3,12 @@
 
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
-    generated::{bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns},
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str,
+    },
 };
-use inspector_common::{Header, KernelOffsets};
+use inspector_common::{Header, KernelOffsets, STR_LEN};
 
 /// Filled in by userspace before load.
 #[unsafe(no_mangle)]
@@ -108,4 +111,18 @@ pub fn file_identity(file: u64) -> (u64, u32, u64) {
 pub fn bounded(value: u32, mask: u32) -> u32 {
     // SAFETY: a volatile read of a local.
     unsafe { core::ptr::read_volatile(&value) & mask }
+}
+
+/// Copies the NUL-terminated kernel string at `src` into `dst`; returns its
+/// length without the NUL (`STR_LEN - 1` when it was cut).
+#[inline(always)]
+pub fn kernel_str(dst: &mut [u8; STR_LEN], src: u64) -> u32 {
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            dst.as_mut_ptr().cast(),
+            STR_LEN as u32,
+            src as *const core::ffi::c_void,
+        )
+    };
+    if n > 0 { n as u32 - 1 } else { 0 }
 }

@@ -2,10 +2,7 @@
 //! pass the task structs themselves.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid,
-        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
-    },
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -15,7 +12,7 @@ use inspector_common::{
 };
 
 use crate::{
-    kernel::{bounded, current_task, fill_header, off, read, read_ptr},
+    kernel::{bounded, current_task, fill_header, kernel_str, off, read, read_ptr},
     maps::{
         CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, is_tracked, track, untrack, wanted,
     },
@@ -99,15 +96,8 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
     ev.flags = 0;
 
     let filename = read_ptr(bprm, off!(binprm_filename));
-    let n = unsafe {
-        bpf_probe_read_kernel_str(
-            ev.filename.as_mut_ptr().cast(),
-            STR_LEN as u32,
-            filename as *const core::ffi::c_void,
-        )
-    };
-    ev.filename_len = if n > 0 { n as u32 - 1 } else { 0 };
-    if n as usize >= STR_LEN {
+    ev.filename_len = kernel_str(&mut ev.filename, filename);
+    if ev.filename_len as usize >= STR_LEN - 1 {
         ev.flags |= EXEC_FILENAME_TRUNCATED;
     }
 

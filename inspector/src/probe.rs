@@ -5,7 +5,7 @@
 //! is killed by a signal or panics. Nothing is pinned.
 
 use std::{
-    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
@@ -330,10 +330,6 @@ impl Probe {
             .get(&0, 0)
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
-    }
-
-    pub fn ring_fd(&self) -> BorrowedFd<'_> {
-        self.ring.as_fd()
     }
 }
 
