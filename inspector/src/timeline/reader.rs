@@ -34,6 +34,7 @@ pub fn for_each_event(
     // Lines are cut out of large blocks rather than copied one by one; the
     // buffer is reused, with what is left of a block moved to its front.
     let mut buf: Vec<u8> = vec![0; BLOCK];
+    let mut predictor = super::fast::Predictor::default();
     let mut filled = 0;
     loop {
         if filled == buf.len() {
@@ -46,7 +47,13 @@ pub fn for_each_event(
         let mut start = 0;
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
             summary.lines += 1;
-            parse_line(&buf[start..start + nl], summary.lines, true, &mut f)?;
+            parse_line(
+                &buf[start..start + nl],
+                summary.lines,
+                true,
+                &mut predictor,
+                &mut f,
+            )?;
             start += nl + 1;
         }
         buf.copy_within(start..filled, 0);
@@ -54,7 +61,7 @@ pub fn for_each_event(
         if eof {
             if filled > 0 {
                 summary.lines += 1;
-                if !parse_line(&buf[..filled], summary.lines, false, &mut f)? {
+                if !parse_line(&buf[..filled], summary.lines, false, &mut predictor, &mut f)? {
                     summary.truncated_last_line = Some(summary.lines);
                 }
             }
@@ -87,6 +94,7 @@ fn parse_line(
     bytes: &[u8],
     line: usize,
     complete: bool,
+    predictor: &mut super::fast::Predictor,
     f: &mut impl FnMut(Event),
 ) -> Result<bool, ReadError> {
     let malformed = |message: String| ReadError::Malformed { line, message };
@@ -99,7 +107,7 @@ fn parse_line(
         return Ok(true);
     }
     // Timelines need one wall-clock time; the rest of the stream goes without.
-    match super::fast::parse(text, line <= 16) {
+    match super::fast::parse(text, line <= 16, predictor) {
         Ok(Some(event)) => f(event),
         // A kind from a newer inspector: what this one knows still counts.
         Ok(None) => {}
