@@ -182,30 +182,37 @@ fn duration_stops_the_trace_by_itself() {
     assert!(stderr.contains("0 lost"), "{stderr}");
 }
 
+/// inspector's stderr around the exec of a command named `insp-logtest`, a
+/// name it is told to follow.
+fn stderr_around_a_followed_exec(extra: &[&str]) -> String {
+    let dir = TempDir::new("log");
+    let marked = dir.path().join("insp-logtest");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let mut child = Command::new(inspector_bin())
+        .args(["trace", "--output", "/dev/null", "--duration", "3"])
+        .args(["--track-comm", "insp-logtest"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut text).unwrap();
+    assert!(text.contains("probes attached"), "{text}");
+    assert!(Command::new(&marked).status().unwrap().success());
+    std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+    assert!(child.wait().unwrap().success(), "{text}");
+    text
+}
+
 #[test]
 fn log_level_shows_the_probes_own_log() {
     if !can_trace() {
         return;
     }
     let _lock = probe_lock();
-    // A command under a name inspector is told to follow: the probe logs that
-    // it starts following it.
-    let dir = TempDir::new("log");
-    let marked = dir.path().join("insp-logtest");
-    std::fs::copy("/bin/true", &marked).unwrap();
-    let mut child = Command::new(inspector_bin())
-        .args(["trace", "--output", "/dev/null", "--duration", "3"])
-        .args(["--track-comm", "insp-logtest", "--log-level", "debug"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let ran = Command::new(&marked).status().unwrap();
-    assert!(ran.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(child.wait().unwrap().success());
+    let stderr = stderr_around_a_followed_exec(&["--log-level", "debug"]);
     assert!(
         stderr.contains("it exec'd a tracked command"),
         "the probe's log line is missing: {stderr}"
@@ -218,20 +225,6 @@ fn the_probe_is_silent_unless_asked() {
         return;
     }
     let _lock = probe_lock();
-    let dir = TempDir::new("nolog");
-    let marked = dir.path().join("insp-logtest");
-    std::fs::copy("/bin/true", &marked).unwrap();
-    let mut child = Command::new(inspector_bin())
-        .args(["trace", "--output", "/dev/null", "--duration", "3"])
-        .args(["--track-comm", "insp-logtest"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    Command::new(&marked).status().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    child.wait().unwrap();
+    let stderr = stderr_around_a_followed_exec(&[]);
     assert!(!stderr.contains("tracked command"), "{stderr}");
 }
