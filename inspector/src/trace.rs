@@ -50,25 +50,38 @@ pub struct TraceSummary {
     pub undecodable: u64,
 }
 
+/// Prints the timelines of containers whose life just ended; false when
+/// standard output is closed.
+fn print_finished(builder: &mut Builder) -> bool {
+    let mut stdout = io::stdout().lock();
+    for t in builder.take_finished() {
+        if writeln!(stdout, "{}", render::text(&t, false)).is_err() {
+            return false;
+        }
+    }
+    stdout.flush().is_ok()
+}
+
 /// Runs until `stop` is set, `duration` passes, or the output is closed.
 pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, TraceError> {
     let mut probe = Probe::load(&opts.probe)?;
 
     // The output file is only made once the probe is in place, so that a failed
     // start leaves no file behind.
-    let (sink, path): (Box<dyn Write>, String) = match &opts.output {
+    // With --timeline and no --output, events are not written at all.
+    let (sink, path): (Option<Box<dyn Write>>, String) = match &opts.output {
         Some(path) => {
             let file = File::create(path).map_err(|source| TraceError::Output {
                 path: path.display().to_string(),
                 source,
             })?;
-            (Box::new(file), path.display().to_string())
+            (Some(Box::new(file)), path.display().to_string())
         }
-        None if opts.timeline => (Box::new(io::sink()), "nowhere".to_string()),
-        None => (Box::new(io::stdout()), "standard output".to_string()),
+        None if opts.timeline => (None, "nowhere".to_string()),
+        None => (Some(Box::new(io::stdout())), "standard output".to_string()),
     };
     let mut timelines = opts.timeline.then(Builder::new);
-    let mut out = BufWriter::with_capacity(256 << 10, sink);
+    let mut out = sink.map(|sink| BufWriter::with_capacity(256 << 10, sink));
 
     let scope = if opts.probe.trace_all {
         "every process"
@@ -99,6 +112,7 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
         source,
     };
 
+    let output_closed;
     loop {
         let finishing =
             stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d);
@@ -116,18 +130,18 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
             match decoder.decode(&record) {
                 Ok(event) => {
                     summary.events += 1;
-                    if let Some(builder) = &mut timelines {
-                        builder.push(event.clone());
-                        for t in builder.take_finished() {
-                            println!("{}", render::text(&t, false));
-                        }
-                    }
-                    if let Err(e) = output::write_event(&mut out, opts.format, &event) {
+                    if let Some(out) = &mut out
+                        && let Err(e) = output::write_event(out, opts.format, &event)
+                    {
                         closed = e.kind() == io::ErrorKind::BrokenPipe;
                         if closed {
                             break;
                         }
                         return Err(write_err(e));
+                    }
+                    if let Some(builder) = &mut timelines {
+                        builder.push(event);
+                        closed |= !print_finished(builder);
                     }
                 }
                 Err(e) => {
@@ -139,9 +153,7 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
 
         if let Some(builder) = &mut timelines {
             builder.tick(Clock::monotonic_ns());
-            for t in builder.take_finished() {
-                println!("{}", render::text(&t, false));
-            }
+            closed |= !print_finished(builder);
         }
         let lost = probe.lost();
         if lost > summary.lost {
@@ -158,23 +170,32 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
                 "inspector: lost {} events so far: the ring buffer was full (try a larger --buffer-size)",
                 lost
             );
-            if !closed {
-                output::write_event(&mut out, opts.format, &event).map_err(write_err)?;
+            if !closed && let Some(out) = &mut out {
+                output::write_event(out, opts.format, &event).map_err(write_err)?;
+            }
+            if let Some(builder) = &mut timelines {
+                builder.push(event);
             }
         }
-        match out.flush() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,
-            Err(e) => return Err(write_err(e)),
+        match out.as_mut().map(Write::flush) {
+            None | Some(Ok(())) => {}
+            Some(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,
+            Some(Err(e)) => return Err(write_err(e)),
         }
         if finishing || closed {
+            output_closed = closed;
             break;
         }
     }
 
-    if let Some(builder) = timelines {
+    if let Some(builder) = timelines
+        && !output_closed
+    {
+        let mut stdout = io::stdout().lock();
         for t in builder.finish() {
-            println!("{}", render::text(&t, false));
+            if writeln!(stdout, "{}", render::text(&t, false)).is_err() {
+                break;
+            }
         }
     }
     eprintln!(

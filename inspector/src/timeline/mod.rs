@@ -273,7 +273,7 @@ impl Builder {
         let mut rest: Vec<(String, Container)> = self.containers.drain().collect();
         rest.sort_by_key(|(_, c)| c.first_ns);
         for (id, c) in rest {
-            let complete = c.ending;
+            let complete = c.ending && self.stats.lost == 0;
             out.push(render_container(id, c, complete, self.anchor.as_ref()));
         }
         out
@@ -628,8 +628,10 @@ impl Builder {
                 let id = self.ending.swap_remove(i);
                 let c = self.containers.remove(&id).expect("present");
                 self.done.insert(id.clone());
+                // Events lost on the way may have been this container's.
+                let complete = self.stats.lost == 0;
                 self.finished
-                    .push_back(render_container(id, c, true, self.anchor.as_ref()));
+                    .push_back(render_container(id, c, complete, self.anchor.as_ref()));
                 continue;
             }
             i += 1;
