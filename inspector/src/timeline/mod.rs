@@ -201,9 +201,14 @@ impl std::hash::BuildHasher for Fx {
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word[..rest.len()].copy_from_slice(rest);
             self.write_u64(u64::from_le_bytes(word));
         }
     }
@@ -651,7 +656,7 @@ impl Builder {
                 },
             );
         }
-        self.containers.get_mut(id).expect("just made")
+        self.containers.get_mut(id).expect("present")
     }
 
     /// Adds a process to a container's chain.
