@@ -442,18 +442,16 @@ fn startup() -> Result<Vec<Row>> {
 
 /// A recording of `copies` containers one after another, each a copy of the
 /// recorded `docker run` fixture with its own id, later times and pid reuse.
+/// Lines are edited as text, so the fields keep the order inspector writes.
 fn synthetic_recording(path: &Path, copies: usize) -> Result<usize> {
     use std::io::Write as _;
     let fixture = std::fs::read_to_string(
         util::root().join("inspector/tests/fixtures/docker-run-rm-true.jsonl"),
     )?;
-    let lines: Vec<serde_json::Value> = fixture
+    let id = fixture
         .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
-    let id = lines
-        .iter()
-        .find_map(|v| {
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
             let argv = v["argv"].as_array()?;
             let i = argv.iter().position(|a| a == "-id")?;
             argv.get(i + 1)?.as_str().map(String::from)
@@ -464,20 +462,33 @@ fn synthetic_recording(path: &Path, copies: usize) -> Result<usize> {
     for copy in 0..copies {
         let shift = copy as u64 * 2_000_000_000;
         let new_id = format!("{copy:064x}");
-        for v in &lines {
-            let mut v = v.clone();
-            for key in ["ktime_ns", "start_ns", "child_start_ns"] {
-                if let Some(t) = v[key].as_u64() {
-                    v[key] = (t + shift).into();
-                }
+        for line in fixture.lines() {
+            let mut line = line.replace(&id, &new_id);
+            for key in ["\"ktime_ns\":", "\"start_ns\":", "\"child_start_ns\":"] {
+                line = shift_number(&line, key, shift);
             }
-            let line = serde_json::to_string(&v)?.replace(&id, &new_id);
             writeln!(out, "{line}")?;
             n += 1;
         }
     }
     out.flush()?;
     Ok(n)
+}
+
+/// `line` with the number after `key` increased by `by`.
+fn shift_number(line: &str, key: &str, by: u64) -> String {
+    let Some(at) = line.find(key) else {
+        return line.to_string();
+    };
+    let start = at + key.len();
+    let end = start
+        + line[start..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(line.len() - start);
+    let Ok(value) = line[start..end].parse::<u64>() else {
+        return line.to_string();
+    };
+    format!("{}{}{}", &line[..start], value + by, &line[end..])
 }
 
 /// Runs `inspector timeline --brief FILE` (the timelines built, a summary of

@@ -283,14 +283,25 @@ mod scan {
             }
         }
 
+        #[inline(always)]
         fn eat(&mut self, c: u8) -> Option<()> {
-            self.ws();
+            // inspector writes compact JSON: look for white space only when
+            // the expected byte is not there.
+            if self.b.get(self.i) != Some(&c) {
+                self.ws();
+            }
             (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
         }
 
+        #[inline(always)]
         fn peek(&mut self) -> Option<u8> {
-            self.ws();
-            self.b.get(self.i).copied()
+            match self.b.get(self.i) {
+                Some(c) if !c.is_ascii_whitespace() => Some(*c),
+                _ => {
+                    self.ws();
+                    self.b.get(self.i).copied()
+                }
+            }
         }
 
         fn string(&mut self) -> Option<Cow<'a, str>> {
