@@ -122,6 +122,16 @@ pub fn parse(
     with_time: bool,
     predictor: &mut Predictor,
 ) -> Result<Option<Event>, serde_json::Error> {
+    // A thread's creation is a quarter of a recording; timelines only count
+    // it, so the lean reading takes its header and skips the rest.
+    static THREAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread\":true"));
+    if !with_time
+        && THREAD.find(line.as_bytes()).is_some()
+        && let Some(event) = scan::thread_fork(line)
+    {
+        return Ok(Some(event));
+    }
     let mut f: Flat = match scan::flat(line, predictor) {
         Some(f) => f,
         None => serde_json::from_str(line)?,
@@ -688,6 +698,69 @@ mod scan {
                 _ => return None,
             },
             _ => return None,
+        })
+    }
+
+    /// The header of a thread's `fork` record, read up to `start_ns`; the
+    /// fields after it (the child's) are left unread and zero.
+    pub(super) fn thread_fork(line: &str) -> Option<crate::event::Event> {
+        use crate::event::{Body, Event, Task};
+        let mut s = Scanner {
+            s: line,
+            b: line.as_bytes(),
+            i: 0,
+        };
+        let mut task = Task {
+            tgid: 0,
+            tid: 0,
+            ptgid: 0,
+            nspid: 0,
+            comm: String::new(),
+            start_ns: 0,
+            cgroup_id: 0,
+            pidns: 0,
+            mntns: 0,
+        };
+        let (mut v, mut ktime, mut seen) = (0, 0, 0u8);
+        s.eat(b'{')?;
+        while seen != 0b111 {
+            let key = s.key()?;
+            s.eat(b':')?;
+            match key {
+                "v" => v = u32v(&mut s)?,
+                "ktime_ns" => {
+                    ktime = s.uint()?;
+                    seen |= 1;
+                }
+                "tgid" => {
+                    task.tgid = u32v(&mut s)?;
+                    seen |= 2;
+                }
+                "tid" => task.tid = u32v(&mut s)?,
+                "ptgid" => task.ptgid = u32v(&mut s)?,
+                "nspid" => task.nspid = u32v(&mut s)?,
+                "comm" => task.comm = s.string()?.into_owned(),
+                "start_ns" => {
+                    task.start_ns = s.uint()?;
+                    seen |= 4;
+                }
+                _ => s.skip()?,
+            }
+            s.eat(b',')?;
+        }
+        Some(Event {
+            v,
+            ktime_ns: ktime,
+            time: String::new(),
+            task: Some(task),
+            body: Body::Fork {
+                child_tgid: 0,
+                child_tid: 0,
+                child_start_ns: 0,
+                thread: true,
+                flags: None,
+                flags_raw: None,
+            },
         })
     }
 
