@@ -126,8 +126,10 @@ pub fn parse(
     // it, so the lean reading takes its header and skips the rest.
     static THREAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread\":true"));
+    // `"thread":true` is among a fork record's last fields: look only there.
+    let tail = &line.as_bytes()[line.len().saturating_sub(256)..];
     if !with_time
-        && THREAD.find(line.as_bytes()).is_some()
+        && THREAD.find(tail).is_some()
         && let Some(event) = scan::thread_fork(line)
     {
         return Ok(Some(event));
@@ -585,16 +587,29 @@ mod scan {
     /// Which field followed which the last time: inspector writes its fields
     /// in the same order every time, so the next key is nearly always the one
     /// predicted, and matching it is a comparison of known bytes.
+    /// Kept per kind of event (slot 0 until `kind` is read): the fields
+    /// after `kind` differ from one kind to the next.
     pub struct Predictor {
-        next: [u8; KEYS.len() + 1],
+        next: [[u8; KEYS.len() + 1]; KINDS],
     }
+
+    const KINDS: usize = 32;
 
     impl Default for Predictor {
         fn default() -> Self {
             Predictor {
-                next: [u8::MAX; KEYS.len() + 1],
+                next: [[u8::MAX; KEYS.len() + 1]; KINDS],
             }
         }
+    }
+
+    /// A slot per kind name (collisions only cost predictions).
+    fn kind_slot(kind: &str) -> usize {
+        let b = kind.as_bytes();
+        1 + (b.len() * 7
+            + b.first().copied().unwrap_or(0) as usize * 3
+            + b.last().copied().unwrap_or(0) as usize)
+            % (KINDS - 1)
     }
 
     /// The field a key names, by length first: 55 string comparisons in a
@@ -778,8 +793,9 @@ mod scan {
         }
         // The slot before the first field is the last one of the table.
         let mut prev = KEYS.len();
+        let mut slot = 0;
         loop {
-            let guess = predictor.next[prev] as usize;
+            let guess = predictor.next[slot][prev] as usize;
             let field_no = match KEYS.get(guess) {
                 Some(key) if s.b[s.i..].starts_with(key) => {
                     s.i += key.len();
@@ -790,7 +806,7 @@ mod scan {
                     s.eat(b':')?;
                     let found = field(key);
                     if let Some(n) = found {
-                        predictor.next[prev] = n;
+                        predictor.next[slot][prev] = n;
                     }
                     found
                 }
@@ -804,60 +820,64 @@ mod scan {
                 return None;
             }
             match field_no {
-                Some(0) => f.v = u32v(&mut s)?,                            // v
-                Some(1) => f.ktime_ns = s.uint()?,                         // ktime_ns
-                Some(2) => f.time = s.string()?,                           // time
-                Some(3) => f.kind = s.string()?,                           // kind
-                Some(4) => f.tgid = Some(u32v(&mut s)?),                   // tgid
-                Some(5) => f.tid = u32v(&mut s)?,                          // tid
-                Some(6) => f.ptgid = u32v(&mut s)?,                        // ptgid
-                Some(7) => f.nspid = u32v(&mut s)?,                        // nspid
-                Some(8) => f.comm = s.string()?,                           // comm
-                Some(9) => f.start_ns = s.uint()?,                         // start_ns
-                Some(10) => f.cgroup_id = s.uint()?,                       // cgroup_id
-                Some(11) => f.pidns = u32v(&mut s)?,                       // pidns
-                Some(12) => f.mntns = u32v(&mut s)?,                       // mntns
-                Some(13) => f.child_tgid = u32v(&mut s)?,                  // child_tgid
-                Some(14) => f.child_tid = u32v(&mut s)?,                   // child_tid
-                Some(15) => f.child_start_ns = s.uint()?,                  // child_start_ns
-                Some(16) => f.thread = s.boolean()?,                       // thread
-                Some(17) => f.flags = Some(s.string()?),                   // flags
-                Some(18) => f.flags_raw = Some(s.uint()?),                 // flags_raw
-                Some(19) => f.filename = s.string()?,                      // filename
-                Some(20) => f.argv = s.strings()?,                         // argv
-                Some(21) => f.argv_truncated = s.boolean()?,               // argv_truncated
-                Some(22) => f.old_tid = Some(u32v(&mut s)?),               // old_tid
-                Some(23) => f.ret = s.int()?,                              // ret
-                Some(24) => f.errno = Some(s.string()?),                   // errno
-                Some(25) => f.duration_ns = Some(s.uint()?),               // duration_ns
-                Some(26) => f.exit_code = Some(i32v(&mut s)?),             // exit_code
-                Some(27) => f.signal = Some(s.string()?),                  // signal
-                Some(28) => f.core_dumped = s.boolean()?,                  // core_dumped
-                Some(29) => f.status = u32v(&mut s)?,                      // status
-                Some(30) => f.fd = i32v(&mut s)?,                          // fd
-                Some(31) => f.nstype = s.string()?,                        // nstype
-                Some(32) => f.nstype_raw = s.uint()?,                      // nstype_raw
-                Some(33) => f.ns_inode = Some(s.uint()?),                  // ns_inode
-                Some(34) => f.source = Some(s.string()?),                  // source
-                Some(35) => f.target = s.string()?,                        // target
-                Some(36) => f.fstype = Some(s.string()?),                  // fstype
-                Some(37) => f.new_root = s.string()?,                      // new_root
-                Some(38) => f.put_old = s.string()?,                       // put_old
-                Some(39) => f.cwd = Some(s.string()?),                     // cwd
-                Some(40) => f.path = Some(s.string()?),                    // path
-                Some(41) => f.hierarchy_id = u32v(&mut s)?,                // hierarchy_id
-                Some(42) => f.hierarchy = s.string()?,                     // hierarchy
-                Some(43) => f.level = u32v(&mut s)?,                       // level
-                Some(44) => f.id = s.uint()?,                              // id
-                Some(45) => f.task_tgid = u32v(&mut s)?,                   // task_tgid
-                Some(46) => f.task_tid = u32v(&mut s)?,                    // task_tid
-                Some(47) => f.threadgroup = s.boolean()?,                  // threadgroup
-                Some(48) => f.file = s.string()?,                          // file
+                Some(0) => f.v = u32v(&mut s)?,    // v
+                Some(1) => f.ktime_ns = s.uint()?, // ktime_ns
+                Some(2) => f.time = s.string()?,   // time
+                Some(3) => {
+                    // kind
+                    f.kind = s.string()?;
+                    slot = kind_slot(&f.kind);
+                }
+                Some(4) => f.tgid = Some(u32v(&mut s)?), // tgid
+                Some(5) => f.tid = u32v(&mut s)?,        // tid
+                Some(6) => f.ptgid = u32v(&mut s)?,      // ptgid
+                Some(7) => f.nspid = u32v(&mut s)?,      // nspid
+                Some(8) => f.comm = s.string()?,         // comm
+                Some(9) => f.start_ns = s.uint()?,       // start_ns
+                Some(10) => f.cgroup_id = s.uint()?,     // cgroup_id
+                Some(11) => f.pidns = u32v(&mut s)?,     // pidns
+                Some(12) => f.mntns = u32v(&mut s)?,     // mntns
+                Some(13) => f.child_tgid = u32v(&mut s)?, // child_tgid
+                Some(14) => f.child_tid = u32v(&mut s)?, // child_tid
+                Some(15) => f.child_start_ns = s.uint()?, // child_start_ns
+                Some(16) => f.thread = s.boolean()?,     // thread
+                Some(17) => f.flags = Some(s.string()?), // flags
+                Some(18) => f.flags_raw = Some(s.uint()?), // flags_raw
+                Some(19) => f.filename = s.string()?,    // filename
+                Some(20) => f.argv = s.strings()?,       // argv
+                Some(21) => f.argv_truncated = s.boolean()?, // argv_truncated
+                Some(22) => f.old_tid = Some(u32v(&mut s)?), // old_tid
+                Some(23) => f.ret = s.int()?,            // ret
+                Some(24) => f.errno = Some(s.string()?), // errno
+                Some(25) => f.duration_ns = Some(s.uint()?), // duration_ns
+                Some(26) => f.exit_code = Some(i32v(&mut s)?), // exit_code
+                Some(27) => f.signal = Some(s.string()?), // signal
+                Some(28) => f.core_dumped = s.boolean()?, // core_dumped
+                Some(29) => f.status = u32v(&mut s)?,    // status
+                Some(30) => f.fd = i32v(&mut s)?,        // fd
+                Some(31) => f.nstype = s.string()?,      // nstype
+                Some(32) => f.nstype_raw = s.uint()?,    // nstype_raw
+                Some(33) => f.ns_inode = Some(s.uint()?), // ns_inode
+                Some(34) => f.source = Some(s.string()?), // source
+                Some(35) => f.target = s.string()?,      // target
+                Some(36) => f.fstype = Some(s.string()?), // fstype
+                Some(37) => f.new_root = s.string()?,    // new_root
+                Some(38) => f.put_old = s.string()?,     // put_old
+                Some(39) => f.cwd = Some(s.string()?),   // cwd
+                Some(40) => f.path = Some(s.string()?),  // path
+                Some(41) => f.hierarchy_id = u32v(&mut s)?, // hierarchy_id
+                Some(42) => f.hierarchy = s.string()?,   // hierarchy
+                Some(43) => f.level = u32v(&mut s)?,     // level
+                Some(44) => f.id = s.uint()?,            // id
+                Some(45) => f.task_tgid = u32v(&mut s)?, // task_tgid
+                Some(46) => f.task_tid = u32v(&mut s)?,  // task_tid
+                Some(47) => f.threadgroup = s.boolean()?, // threadgroup
+                Some(48) => f.file = s.string()?,        // file
                 Some(49) => f.cgroup_version = s.uint()?.try_into().ok()?, // cgroup_version
-                Some(50) => f.value = s.string()?,                         // value
-                Some(51) => f.value_truncated = s.boolean()?,              // value_truncated
-                Some(52) => f.count = s.uint()?,                           // count
-                Some(53) => f.total = s.uint()?,                           // total
+                Some(50) => f.value = s.string()?,       // value
+                Some(51) => f.value_truncated = s.boolean()?, // value_truncated
+                Some(52) => f.count = s.uint()?,         // count
+                Some(53) => f.total = s.uint()?,         // total
                 _ => s.skip()?,
             }
             if s.eat(b'}').is_some() {
