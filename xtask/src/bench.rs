@@ -91,6 +91,7 @@ impl Row {
     fn value_text(&self) -> String {
         match self.unit {
             "x" => format!("{:.3}x", self.value),
+            "M/s" => format!("{:.2} M/s", self.value),
             unit => format!("{:.1} {unit}", self.value),
         }
     }

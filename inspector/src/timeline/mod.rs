@@ -432,10 +432,16 @@ impl Builder {
             None => self.container_by_path(&e.body).map(Into::into),
         };
         match container {
-            Some(id) if self.done.contains(&*id) => self.stats.late += 1,
             Some(id) => {
                 let exit = matches!(e.body, Body::Exit { .. }).then(|| e.body.clone());
-                self.record(&id, e, role);
+                // One lookup in the common case: a container alive.
+                if let Some(c) = self.containers.get_mut(&*id) {
+                    record(c, e, role);
+                } else if self.done.contains(&*id) {
+                    self.stats.late += 1;
+                } else {
+                    record(self.container(&id, t), e, role);
+                }
                 if let Some(body) = exit {
                     self.on_exit(task_tgid, &body, t);
                 }
@@ -743,24 +749,29 @@ impl Builder {
             .find(|part| part.len() == 64 && self.containers.contains_key(*part))
             .map(str::to_string)
     }
+}
 
-    fn record(&mut self, id: &str, e: Event, role: Role) {
-        let t = e.ktime_ns;
-        let c = self.container(id, t);
-        c.events += 1;
-        // `runtime run` deletes the container itself once the entrypoint exits:
-        // its first cgroup removal opens the delete phase.
-        if matches!(e.body, Body::CgroupRmdir(_)) && c.milestones.get(Phase::Stopped).is_some() {
-            c.milestones.mark(Phase::Delete, t);
-        }
-        c.first_ns = c.first_ns.min(t);
-        c.last_ns = c.last_ns.max(t);
-        if matches!(e.body, Body::Fork { thread: true, .. }) {
-            return;
-        }
-        let phase = current_phase(&c.milestones, t);
-        c.steps.push(step(e, role, phase));
+/// Adds an event to its container.
+fn record(c: &mut Container, e: Event, role: Role) {
+    let t = e.ktime_ns;
+    c.events += 1;
+    // `runtime run` deletes the container itself once the entrypoint exits:
+    // its first cgroup removal opens the delete phase.
+    if matches!(e.body, Body::CgroupRmdir(_)) && c.milestones.get(Phase::Stopped).is_some() {
+        c.milestones.mark(Phase::Delete, t);
     }
+    // 0: made by seeding, before any event dated it.
+    c.first_ns = if c.first_ns == 0 {
+        t
+    } else {
+        c.first_ns.min(t)
+    };
+    c.last_ns = c.last_ns.max(t);
+    if matches!(e.body, Body::Fork { thread: true, .. }) {
+        return;
+    }
+    let phase = current_phase(&c.milestones, t);
+    c.steps.push(step(e, role, phase));
 }
 
 fn step(e: Event, role: Role, phase: Option<Phase>) -> Step {
