@@ -64,6 +64,19 @@ fn print_finished(builder: &mut Builder) -> bool {
 
 /// Runs until `stop` is set, `duration` passes, or the output is closed.
 pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, TraceError> {
+    // A path that cannot be written fails before anything is loaded.
+    if let Some(path) = &opts.output {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(TraceError::Output {
+                path: path.display().to_string(),
+                source: io::Error::new(io::ErrorKind::NotFound, "its directory does not exist"),
+            });
+        }
+    }
     let mut probe = Probe::load(&opts.probe)?;
 
     // The output file is only made once the probe is in place, so that a failed

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::{
-    TempDir, can_trace, inspector_bin, inspector_programs, is_root, probe_lock, require,
+    TempDir, assert_no_programs_left, can_trace, inspector_bin, is_root, probe_lock, require,
     settled_inspector_programs,
 };
 
@@ -72,7 +72,7 @@ fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
         "{stderr}"
     );
     assert!(!out.exists(), "no output file on a failed start");
-    assert!(inspector_programs() <= before, "no program left loaded");
+    assert_no_programs_left(before);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
     );
     assert!(stderr.contains("CONFIG_FTRACE_SYSCALLS"), "{stderr}");
     assert!(!out.exists());
-    assert!(inspector_programs() <= before, "no program left loaded");
+    assert_no_programs_left(before);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn an_unwritable_output_is_named() {
     );
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/dir/out.jsonl"), "{stderr}");
-    assert!(inspector_programs() <= before, "no program left loaded");
+    assert_no_programs_left(before);
 }
 
 #[test]

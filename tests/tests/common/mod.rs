@@ -279,6 +279,16 @@ pub fn settled_inspector_programs() -> usize {
     last
 }
 
+/// Waits (a few seconds at most) for the kernel to free programs of an
+/// inspector that ended, and fails if any stays loaded.
+pub fn assert_no_programs_left(before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while inspector_programs() > before {
+        assert!(Instant::now() < deadline, "a program stayed loaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn inspector_programs() -> usize {
     loaded_programs()
         .iter()
