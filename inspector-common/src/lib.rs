@@ -211,7 +211,9 @@ pub struct Config {
     /// 1: pair cgroup writes with their return (costs a `sys_exit_write`
     /// program on every write of the machine).
     pub write_results: u32,
-    pub _pad: u32,
+    /// Wake the reader only once this many bytes wait in the ring buffer;
+    /// otherwise it collects them on its own schedule.
+    pub wakeup_bytes: u32,
 }
 
 /// Offsets (bytes) of the kernel struct fields the probe reads, taken from the

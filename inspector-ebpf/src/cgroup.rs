@@ -13,7 +13,7 @@ use inspector_common::{
 
 use crate::{
     kernel::{bounded, fd_file, file_identity, fill_header, kernel_str, off, read, read_ptr},
-    maps::{EVENTS, config_write_results, count_lost, is_self, maybe_wanted, wanted},
+    maps::{EVENTS, config_write_results, count_lost, is_self, maybe_wanted, submit_flags, wanted},
     path,
     syscall::{begin, park},
 };
@@ -57,7 +57,7 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
     };
     ev.threadgroup = (threadgroup & 0xff) as u32;
     ev.path_len = kernel_str(&mut ev.path, path);
-    entry.submit(0);
+    entry.submit(submit_flags());
 }
 
 /// `cgroup_mkdir(struct cgroup *cgrp, const char *path)`.
@@ -136,7 +136,7 @@ pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
     } else {
         // Waiting for the return would need a program on every write's exit.
         ev.flags = SYSCALL_NO_RESULT;
-        if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
+        if EVENTS.output::<SyscallEvent>(&*ev, submit_flags()).is_err() {
             count_lost(&ctx, kind::CGROUP_WRITE);
         }
     }

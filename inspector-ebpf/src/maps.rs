@@ -4,6 +4,7 @@ use core::intrinsics::AtomicOrdering;
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
@@ -52,7 +53,7 @@ static CONFIG: Config = Config {
     trace_all: 0,
     self_tgid: 0,
     write_results: 0,
-    _pad: 0,
+    wakeup_bytes: 0,
 };
 
 #[inline(always)]
@@ -135,6 +136,19 @@ fn flip_bit(tgid: u32, set: bool) {
     // result is unused, so this is BPF's plain atomic add (no fetch needed).
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(word, delta);
+    }
+}
+
+/// Flags for a ring buffer submit: no wake-up of the reader until a good part
+/// of the buffer waits. A wake-up per event costs the reader a context switch
+/// per event, on machines where the containers it watches need the CPU.
+#[inline(always)]
+pub fn submit_flags() -> u64 {
+    let threshold = unsafe { core::ptr::read_volatile(&raw const CONFIG.wakeup_bytes) } as u64;
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
     }
 }
 

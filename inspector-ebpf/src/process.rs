@@ -14,7 +14,8 @@ use inspector_common::{
 use crate::{
     kernel::{bounded, current_task, fill_header, kernel_str, off, read, read_ptr},
     maps::{
-        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, is_tracked, track, untrack, wanted,
+        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, is_tracked, submit_flags, track,
+        untrack, wanted,
     },
 };
 
@@ -56,7 +57,7 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
         }
     }
     ev.thread = thread as u32;
-    entry.submit(0);
+    entry.submit(submit_flags());
     0
 }
 
@@ -124,7 +125,7 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
             ev.args_len = len;
         }
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
     0
 }
 
@@ -151,7 +152,7 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
                 fill_header(&mut ev.hdr, kind::EXIT);
                 ev.exit_code = read::<u32>(task, off!(task_exit_code));
                 ev._pad = 0;
-                entry.submit(0);
+                entry.submit(submit_flags());
             }
             None => count_lost(&ctx, kind::EXIT),
         }

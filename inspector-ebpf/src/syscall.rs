@@ -17,7 +17,7 @@ use inspector_common::{CLONE_NEW_MASK, NSFS_MAGIC, STR_LEN, SyscallEvent, kind};
 
 use crate::{
     kernel::{current_task, fd_file, file_identity, fill_header, ktime, off, read_ptr},
-    maps::{CLONE_FLAGS, EVENTS, PENDING, SCRATCH, count_lost, maybe_wanted, wanted},
+    maps::{CLONE_FLAGS, EVENTS, PENDING, SCRATCH, count_lost, maybe_wanted, submit_flags, wanted},
     path,
 };
 
@@ -96,7 +96,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
         if !(ev.hdr.kind == kind::EXEC_FAILED && ret == 0) {
             ev.ret = ret;
             ev.end = ktime();
-            if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
+            if EVENTS.output::<SyscallEvent>(&*ev, submit_flags()).is_err() {
                 count_lost(&ctx, ev.hdr.kind);
             }
         }
@@ -161,7 +161,7 @@ pub fn insp_clone_exit(ctx: TracePointContext) -> i32 {
     ev.args[0] = flags;
     ev.ret = ret;
     ev.end = ev.hdr.ktime;
-    if EVENTS.output::<SyscallEvent>(&*ev, 0).is_err() {
+    if EVENTS.output::<SyscallEvent>(&*ev, submit_flags()).is_err() {
         count_lost(&ctx, kind::CLONE);
     }
     0

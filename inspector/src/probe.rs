@@ -179,7 +179,7 @@ impl Probe {
             trace_all: opts.trace_all as u32,
             self_tgid: std::process::id(),
             write_results: opts.write_results as u32,
-            _pad: 0,
+            wakeup_bytes: opts.buffer_size / 4,
         };
         let log_level: u8 = match opts.log_level {
             None | Some(log::LevelFilter::Off) => 0,
