@@ -45,12 +45,16 @@ pub fn for_each_event(
         filled += n;
         let eof = n == 0;
         let mut start = 0;
+        // The whole lines of the block, checked as UTF-8 at once.
+        let whole = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1);
+        let valid = std::str::from_utf8(&buf[..whole]).is_ok();
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
             summary.lines += 1;
-            parse_line(
+            parse_checked_line(
                 &buf[start..start + nl],
                 summary.lines,
                 true,
+                valid,
                 &mut predictor,
                 &mut f,
             )?;
@@ -97,12 +101,31 @@ fn parse_line(
     predictor: &mut super::fast::Predictor,
     f: &mut impl FnMut(Event),
 ) -> Result<bool, ReadError> {
+    parse_checked_line(bytes, line, complete, false, predictor, f)
+}
+
+/// `valid`: the bytes are known to be UTF-8 (their block was checked whole).
+fn parse_checked_line(
+    bytes: &[u8],
+    line: usize,
+    complete: bool,
+    valid: bool,
+    predictor: &mut super::fast::Predictor,
+    f: &mut impl FnMut(Event),
+) -> Result<bool, ReadError> {
     let malformed = |message: String| ReadError::Malformed { line, message };
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text.trim_end_matches('\r'),
-        Err(_) if !complete => return Ok(false),
-        Err(e) => return Err(malformed(e.to_string())),
+    let text = if valid {
+        // SAFETY: checked as part of a larger UTF-8 string; a line ends at a
+        // newline byte, which is always a character boundary.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(_) if !complete => return Ok(false),
+            Err(e) => return Err(malformed(e.to_string())),
+        }
     };
+    let text = text.trim_end_matches('\r');
     if text.trim().is_empty() {
         return Ok(true);
     }
