@@ -10,7 +10,7 @@ use std::{
 
 use common::{
     TempDir, Tracer, can_trace, inspector_bin, inspector_programs, probe_lock,
-    settled_inspector_programs,
+    settled_inspector_programs, spawn_attached,
 };
 use inspector::event::Body;
 
@@ -188,19 +188,15 @@ fn stderr_around_a_followed_exec(extra: &[&str]) -> String {
     let dir = TempDir::new("log");
     let marked = dir.path().join("insp-logtest");
     std::fs::copy("/bin/true", &marked).unwrap();
-    let mut child = Command::new(inspector_bin())
-        .args(["trace", "--output", "/dev/null", "--duration", "3"])
-        .args(["--track-comm", "insp-logtest"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut text = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut text).unwrap();
-    assert!(text.contains("probes attached"), "{text}");
+    let (mut child, mut stderr) = spawn_attached(
+        Command::new(inspector_bin())
+            .args(["trace", "--output", "/dev/null", "--duration", "3"])
+            .args(["--track-comm", "insp-logtest"])
+            .args(extra)
+            .stdout(Stdio::null()),
+    );
     assert!(Command::new(&marked).status().unwrap().success());
+    let mut text = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
     assert!(child.wait().unwrap().success(), "{text}");
     text

@@ -9,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{DOCKER, TempDir, Tracer, docker_ready, image, inspector_bin, probe_lock};
+use common::{
+    DOCKER, TempDir, Tracer, docker_ready, image, inspector_bin, probe_lock, spawn_attached,
+};
 use inspector::{
     event::Event,
     timeline::{ContainerTimeline, Phase, Role},
@@ -206,16 +208,11 @@ fn trace_timeline_prints_each_container_as_it_ends() {
         return;
     }
     let _lock = probe_lock();
-    let mut child = Command::new(inspector_bin())
-        .args(["trace", "--timeline"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    assert!(line.contains("probes attached"), "{line}");
+    let (child, _stderr) = spawn_attached(
+        Command::new(inspector_bin())
+            .args(["trace", "--timeline"])
+            .stdout(Stdio::piped()),
+    );
     let dir = TempDir::new("tl-live");
     let cidfile = dir.path().join("cid");
     let status = Command::new(DOCKER)

@@ -110,14 +110,7 @@ fn docker_run_shows_the_whole_chain() {
         .unwrap_or_else(|| panic!("{}", ctx("the entrypoint's exec")));
     let init = Trace::tgid(entry.0);
     assert!(
-        t.events.iter().any(|e| Trace::tgid(e) == init
-            && matches!(
-                e.body,
-                Body::Exit {
-                    exit_code: Some(0),
-                    ..
-                }
-            )),
+        t.exited_with(init, 0),
         "{}",
         ctx("the entrypoint's exit with code 0")
     );

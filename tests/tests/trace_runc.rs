@@ -91,14 +91,7 @@ fn runc_run_shows_cgroups_namespaces_pivot_and_entrypoint() {
         rootfs_real.display()
     );
     assert!(
-        t.events.iter().any(|e| Trace::tgid(e) == init
-            && matches!(
-                e.body,
-                Body::Exit {
-                    exit_code: Some(0),
-                    ..
-                }
-            )),
+        t.exited_with(init, 0),
         "the entrypoint's exit missing:\n{dump}"
     );
     assert!(

@@ -670,29 +670,16 @@ impl Builder {
         if self.done.contains(id) {
             return;
         }
-        let p = self.procs[&tgid].clone();
+        let p = self
+            .procs
+            .get_mut(&tgid)
+            .expect("joined processes are known");
         let start = p.exec_ns.unwrap_or(t).min(t);
-        let c = self.container(id, start);
-        if start > 0 {
-            if c.first_ns == 0 {
-                c.first_ns = start;
-                c.last_ns = c.last_ns.max(start);
-            }
-            c.first_ns = c.first_ns.min(start);
-        }
-        c.live.insert(tgid);
+        let role = p.role;
         // A docker CLI matched late brings the exec it was started with.
-        if let Some(step) = &p.exec_step
-            && !c.chain.iter().any(|l| l.pid == tgid)
-        {
-            c.steps.insert(
-                c.steps.partition_point(|s| s.ktime_ns <= step.ktime_ns),
-                step.clone(),
-            );
-            c.events += 1;
-        }
+        let exec_step = p.exec_step.take();
         let fresh = ChainLink {
-            role: p.role,
+            role,
             pid: tgid,
             nspid: p.nspid,
             ppid: p.ppid,
@@ -704,19 +691,37 @@ impl Builder {
             exit_code: None,
             signal: None,
         };
+        let c = self.container(id, start);
+        if start > 0 {
+            if c.first_ns == 0 {
+                c.first_ns = start;
+                c.last_ns = c.last_ns.max(start);
+            }
+            c.first_ns = c.first_ns.min(start);
+        }
+        c.live.insert(tgid);
+        if let Some(step) = exec_step
+            && !c.chain.iter().any(|l| l.pid == tgid)
+        {
+            c.steps.insert(
+                c.steps.partition_point(|s| s.ktime_ns <= step.ktime_ns),
+                step,
+            );
+            c.events += 1;
+        }
         match c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
             // Forked but not yet exec'd, or exec'd again in the same part
             // (runc's re-exec from its memfd): the same link, now complete.
-            Some(link) if link.argv.is_empty() || link.role == p.role => {
+            Some(link) if link.argv.is_empty() || link.role == role => {
                 let first = link.start_ns;
                 *link = ChainLink {
                     start_ns: first,
                     ..fresh
                 };
             }
-            // The same process in a new part: runc's init exec'ing the entrypoint.
-            Some(_) => c.chain.push(fresh),
-            None => c.chain.push(fresh),
+            // New, or the same process in a new part (runc's init exec'ing
+            // the entrypoint).
+            _ => c.chain.push(fresh),
         }
     }
 

@@ -135,11 +135,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Starts inspector with stderr piped and waits for its "probes attached" line.
+pub fn spawn_attached(cmd: &mut Command) -> (Child, std::io::BufReader<std::process::ChildStderr>) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start inspector");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(
+        first.contains("probes attached"),
+        "inspector did not start: {first}"
+    );
+    (child, stderr)
+}
+
 /// `inspector trace --format jsonl` running in the background.
 pub struct Tracer {
     child: Child,
     output: PathBuf,
-    first_line: String,
     stderr: std::thread::JoinHandle<String>,
     _dir: TempDir,
 }
@@ -156,20 +168,12 @@ impl Tracer {
     pub fn start(extra: &[&str]) -> Tracer {
         let dir = TempDir::new("trace");
         let output = dir.path().join("events.jsonl");
-        let mut child = Command::new(inspector_bin())
-            .args(["trace", "--format", "jsonl", "--output"])
-            .arg(&output)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start inspector");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut first_line = String::new();
-        stderr.read_line(&mut first_line).unwrap();
-        assert!(
-            first_line.contains("probes attached"),
-            "inspector did not start: {first_line}"
+        let (child, mut stderr) = spawn_attached(
+            Command::new(inspector_bin())
+                .args(["trace", "--format", "jsonl", "--output"])
+                .arg(&output)
+                .args(extra)
+                .stdout(Stdio::null()),
         );
         // Keep draining stderr so inspector never blocks on it.
         let stderr = std::thread::spawn(move || {
@@ -180,7 +184,6 @@ impl Tracer {
         Tracer {
             child,
             output,
-            first_line,
             stderr,
             _dir: dir,
         }
@@ -208,7 +211,7 @@ impl Tracer {
             .collect();
         Trace {
             events,
-            stderr: format!("{}{rest}", self.first_line),
+            stderr: rest,
             success: status.success(),
         }
     }
@@ -234,6 +237,14 @@ impl Trace {
 
     pub fn tgid(e: &Event) -> u32 {
         e.task.as_ref().map(|t| t.tgid).unwrap_or(0)
+    }
+
+    /// Did process `tgid` exit with `code`?
+    pub fn exited_with(&self, tgid: u32, code: i32) -> bool {
+        self.events.iter().any(|e| {
+            Self::tgid(e) == tgid
+                && matches!(e.body, Body::Exit { exit_code: Some(c), .. } if c == code)
+        })
     }
 
     /// A short listing of the trace for failure messages.
