@@ -17,6 +17,13 @@ pub const IMAGE: &str = "inspector/busybox:latest";
 /// Debian's docker CLI; /usr/local/bin may hold a newer client that this engine does not speak.
 pub const DOCKER: &str = "/usr/bin/docker";
 const DOCKERD_LOG: &str = "/var/log/inspector-dockerd.log";
+/// The name `docker run --runtime NAME` uses for the bundled runtime.
+pub const RUNTIME_NAME: &str = "inspector";
+
+/// The bundled OCI runtime, as `cargo xtask build` leaves it.
+pub fn runtime_binary() -> std::path::PathBuf {
+    util::root().join("target/release/inspector-runtime")
+}
 
 pub fn docker() -> Command {
     Command::new(DOCKER)
@@ -24,6 +31,13 @@ pub fn docker() -> Command {
 
 pub fn ensure() -> Result<()> {
     if !util::succeeds(docker().arg("info")) {
+        start_dockerd()?;
+    } else if !runtime_registered() {
+        // A dockerd started before the runtime existed (or by hand) does not know it.
+        util::step(&format!(
+            "restarting dockerd to register the {RUNTIME_NAME} runtime"
+        ));
+        stop_dockerd()?;
         start_dockerd()?;
     }
     if !util::succeeds(docker().args(["image", "inspect", IMAGE])) {
@@ -38,6 +52,8 @@ fn start_dockerd() -> Result<()> {
     // setsid: dockerd outlives this command, as a service would.
     Command::new("setsid")
         .arg("dockerd")
+        .arg("--add-runtime")
+        .arg(format!("{RUNTIME_NAME}={}", runtime_binary().display()))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -51,6 +67,34 @@ fn start_dockerd() -> Result<()> {
         std::thread::sleep(Duration::from_millis(250));
     }
     bail!("dockerd did not answer within 60 s; see {DOCKERD_LOG}")
+}
+
+/// Does the running engine know the bundled runtime (at this workspace's path)?
+fn runtime_registered() -> bool {
+    let Ok(out) = util::output(docker().args(["info", "--format", "{{json .Runtimes}}"])) else {
+        return false;
+    };
+    let runtimes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    runtimes[RUNTIME_NAME]["path"].as_str() == Some(&runtime_binary().display().to_string())
+}
+
+/// Stops the dockerd whose pid file is in the usual place, and waits for it to go.
+fn stop_dockerd() -> Result<()> {
+    let pid: i32 = std::fs::read_to_string("/var/run/docker.pid")
+        .context("dockerd is running but /var/run/docker.pid is missing; stop it by hand")?
+        .trim()
+        .parse()
+        .context("/var/run/docker.pid")?;
+    // SAFETY: signalling the engine's process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            bail!("dockerd (pid {pid}) did not stop within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// A root filesystem of busybox-static and its applets, imported as `IMAGE`.

@@ -1,0 +1,234 @@
+//! cgroups for a container, on the v1 (or hybrid) layout and on pure cgroup2.
+//!
+//! `cgroupsPath` is taken like runc's cgroupfs driver: `/docker/<id>` is a path
+//! below the root of every hierarchy. systemd's `slice:prefix:name` form needs
+//! systemd, which this runtime does not talk to, so it is refused.
+
+pub mod v1;
+pub mod v2;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Result,
+    error::{Context as _, msg},
+};
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The directories a container's processes live in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// (controller or hierarchy name, directory), for the v1 hierarchies and,
+    /// on a hybrid machine, the cgroup2 tree (`unified`).
+    pub v1: Vec<(String, PathBuf)>,
+    /// The directory on a pure cgroup2 machine.
+    pub v2: Option<PathBuf>,
+}
+
+/// Turns `cgroupsPath` into a path below each hierarchy's root.
+pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
+    let Some(p) = cgroups_path else {
+        return Ok(PathBuf::from(id));
+    };
+    let text = p.to_string_lossy();
+    if !text.starts_with('/') && text.split(':').count() == 3 {
+        return Err(msg(format!(
+            "cgroupsPath {text:?} is a systemd path (slice:prefix:name); systemd cgroups are not supported, use a path like /docker/{id}"
+        )));
+    }
+    let rel: PathBuf = p
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    if rel.as_os_str().is_empty() || text.contains("..") {
+        return Err(msg(format!("invalid cgroupsPath {text:?}")));
+    }
+    Ok(rel)
+}
+
+pub fn is_pure_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+impl Cgroup {
+    /// Makes the directories and applies the limits. On error nothing is left behind.
+    /// `devices` are the config's devices, which the container may always use.
+    pub fn create(
+        rel: &Path,
+        resources: Option<&LinuxResources>,
+        devices: &[oci_spec::runtime::LinuxDevice],
+    ) -> Result<Cgroup> {
+        let cg = if is_pure_v2() {
+            Cgroup {
+                v1: Vec::new(),
+                v2: Some(v2::create(Path::new("/sys/fs/cgroup"), rel)?),
+            }
+        } else {
+            Cgroup {
+                v1: v1::create(rel)?,
+                v2: None,
+            }
+        };
+        let applied = resources.map_or(Ok(()), |r| cg.apply(r)).and_then(|()| {
+            let extra: Vec<String> = devices
+                .iter()
+                .map(|d| {
+                    let t = match d.typ() {
+                        oci_spec::runtime::LinuxDeviceType::B => "b",
+                        oci_spec::runtime::LinuxDeviceType::P => "p",
+                        _ => "c",
+                    };
+                    format!("{t} {}:{} rwm", d.major(), d.minor())
+                })
+                .collect();
+            v1::allow_devices(&cg.v1, &extra)
+        });
+        if let Err(e) = applied {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
+        match &self.v2 {
+            Some(dir) => v2::apply(dir, r),
+            None => v1::apply(&self.v1, r),
+        }
+    }
+
+    /// Moves a process into the cgroup2 directory (when it could not be born there).
+    pub fn join_unified(&self, pid: i32) -> Result<()> {
+        if let Some(dir) = self.unified_dir() {
+            fs::write(dir.join("cgroup.procs"), pid.to_string())
+                .ctx(|| format!("cannot add pid {pid} to cgroup {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling (single-threaded) process into the v1 hierarchies by
+    /// writing "0" to `tasks`. Unlike a write of a pid to cgroup.procs, this
+    /// skips the global threadgroup lock, whose first taking waits a whole RCU
+    /// grace period (about 10 ms here).
+    pub fn join_self_v1(&self) -> Result<()> {
+        for (_, dir) in self.v1.iter().filter(|(n, _)| n != "unified") {
+            fs::write(dir.join("tasks"), "0")
+                .ctx(|| format!("cannot join cgroup {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The cgroup2 directory (pure v2, or the unified tree of a hybrid machine).
+    pub fn unified_dir(&self) -> Option<&PathBuf> {
+        self.v2.as_ref().or_else(|| self.v1_dir("unified"))
+    }
+
+    pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        self.v1.iter().map(|(_, d)| d).chain(self.v2.iter())
+    }
+
+    fn v1_dir(&self, name: &str) -> Option<&PathBuf> {
+        self.v1.iter().find(|(n, _)| n == name).map(|(_, d)| d)
+    }
+
+    /// The pids in the container's cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let dir = self
+            .v2
+            .as_ref()
+            .or_else(|| self.v1_dir("pids"))
+            .or_else(|| self.v1_dir("memory"))
+            .or_else(|| self.v1.first().map(|(_, d)| d));
+        dir.and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn frozen(&self) -> bool {
+        if let Some(d) = &self.v2 {
+            return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+        }
+        self.v1_dir("freezer")
+            .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
+            .is_some_and(|s| s.trim() != "THAWED")
+    }
+
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        if let Some(d) = &self.v2 {
+            return fs::write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" })
+                .ctx(|| format!("cannot write {}/cgroup.freeze", d.display()));
+        }
+        let d = self
+            .v1_dir("freezer")
+            .ok_or_else(|| msg("the container has no freezer cgroup"))?;
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            fs::write(d.join("freezer.state"), want)
+                .ctx(|| format!("cannot write {}/freezer.state", d.display()))?;
+            let now = fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
+            if now.trim() == want {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(msg(format!("cgroup {} did not become {want}", d.display())));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Removes the directories, waiting briefly for exiting processes to leave.
+    pub fn remove(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for dir in self.dirs() {
+            loop {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    Err(e) => {
+                        crate::log::warn(&format!("cannot remove cgroup {}: {e}", dir.display()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes one control file, naming it on error.
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    fs::write(dir.join(file), value)
+        .ctx(|| format!("cannot write {value:?} to {}", dir.join(file).display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_paths() {
+        assert_eq!(
+            relative_path(Some(Path::new("/docker/abc")), "abc").unwrap(),
+            PathBuf::from("docker/abc")
+        );
+        assert_eq!(relative_path(None, "abc").unwrap(), PathBuf::from("abc"));
+        let err = relative_path(Some(Path::new("system.slice:docker:abc")), "abc")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("systemd"), "{err}");
+        assert!(relative_path(Some(Path::new("/a/../../b")), "x").is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! `inspector-runtime`: the command line, runc's shape.
+//!
+//! `no_main`: every container start executes this binary twice, and Rust's
+//! usual start-up (finding the main thread's stack guard, which makes glibc
+//! parse /proc/self/maps) is a measurable part of each. Arguments still come
+//! through `std::env::args`.
+#![no_main]
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use runtime::{create, exec, log};
+
+#[derive(Parser)]
+#[command(
+    name = "inspector-runtime",
+    about = "A small OCI runtime with runc's command line",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Where container state lives.
+    #[arg(long, global = true, default_value = runtime::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Write errors and warnings to this file instead of stderr.
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Use systemd for cgroups (not supported).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility; changes nothing.
+    #[arg(long, global = true, hide = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; changes nothing.
+    #[arg(long, global = true, hide = true)]
+    rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// The bundle directory (holding config.json).
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Move the rootfs to / and chroot instead of pivot_root.
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted; this runtime makes no session keyring.
+    #[arg(long)]
+    no_new_keyring: bool,
+    #[arg(long, default_value_t = 0, hide = true)]
+    preserve_fds: u32,
+    id: String,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container; its entrypoint waits for `start`.
+    Create(CreateArgs),
+    /// Run the entrypoint of a created container.
+    Start { id: String },
+    /// Print a container's OCI state as JSON.
+    State { id: String },
+    /// Send a signal (default TERM) to a container.
+    Kill {
+        /// Signal every process in the container.
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container's resources.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create, start, wait and delete; exits with the container's status.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// List the processes in a container.
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Arguments for ps(1).
+        #[arg(last = true)]
+        ps_args: Vec<String>,
+    },
+    /// Run a process in a running container.
+    Exec {
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(short, long)]
+        env: Vec<String>,
+        #[arg(long, default_value_t = 0, hide = true)]
+        preserve_fds: u32,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Freeze every process in a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List containers.
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // As Rust's start-up would: a closed pipe (a hook that does not read the
+    // state) is an error, not a death. Children get the default back (std's
+    // Command and, for the entrypoint, process::finalize_and_exec).
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // The process that enters the container runs this binary as `init`.
+    match std::env::args_os().nth(1) {
+        Some(a) if a == "init" => runtime::init::main(),
+        // Keeps the sealed copy of this binary for the next invocations (see reexec).
+        Some(a) if a == "exe-keeper" => runtime::reexec::keeper_main(),
+        _ => {}
+    }
+    let cli = Cli::parse();
+    log::init(
+        cli.log.clone(),
+        match cli.log_format {
+            LogFormat::Text => log::Format::Text,
+            LogFormat::Json => log::Format::Json,
+        },
+    );
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            if std::env::var_os("INSPECTOR_RUNTIME_DEBUG").is_some() {
+                eprintln!("inspector-runtime: {e:?}");
+            }
+            log::error(&e.to_string());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if cli.version {
+        println!(
+            "inspector-runtime version {}\nspec: 1.0.2",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(0);
+    }
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup is not supported: this runtime manages cgroups through cgroupfs only"
+        );
+    }
+    let Some(cmd) = cli.command else {
+        bail!("no command given (try --help)");
+    };
+    let root = cli.root;
+    let create_opts = |a: CreateArgs| create::Options {
+        root: root.clone(),
+        id: a.id,
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        terminal_optional: false,
+    };
+    match cmd {
+        Cmd::Create(a) => {
+            create::create(&create_opts(a))?;
+        }
+        Cmd::Start { id } => runtime::start::start(&root, &id)?,
+        Cmd::State { id } => {
+            let state = runtime::state::state(&root, &id)?;
+            println!("{}", serde_json::to_string_pretty(&state)?);
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = runtime::signal::parse(signal.as_deref().unwrap_or("TERM"))?;
+            runtime::kill::kill(&root, &id, sig, all)?;
+        }
+        Cmd::Delete { force, id } => runtime::delete::delete(&root, &id, force)?,
+        Cmd::Run { create, detach } => return Ok(runtime::run::run(&create_opts(create), detach)?),
+        Cmd::Spec { bundle } => runtime::spec::write(&bundle)?,
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => match format.as_str() {
+            "json" => println!(
+                "{}",
+                serde_json::to_string(&runtime::ps::pids(&root, &id)?)?
+            ),
+            "table" => print!("{}", runtime::ps::table(&root, &id, &ps_args)?),
+            other => bail!("invalid format {other:?} (table or json)"),
+        },
+        Cmd::Exec {
+            process,
+            detach,
+            pid_file,
+            console_socket,
+            tty,
+            cwd,
+            env,
+            id,
+            command,
+            ..
+        } => {
+            return Ok(exec::exec(&exec::Options {
+                root,
+                id,
+                process_file: process,
+                detach,
+                pid_file,
+                console_socket,
+                tty,
+                cwd,
+                env,
+                args: command,
+            })?);
+        }
+        Cmd::Pause { id } => runtime::pause::pause(&root, &id)?,
+        Cmd::Resume { id } => runtime::pause::resume(&root, &id)?,
+        Cmd::List { format, quiet } => {
+            let states = runtime::list::list(&root)?;
+            if quiet {
+                for s in &states {
+                    println!("{}", s["id"].as_str().unwrap_or(""));
+                }
+            } else if format == "json" {
+                println!("{}", serde_json::to_string(&states)?);
+            } else {
+                print!("{}", runtime::list::table(&states));
+            }
+        }
+    }
+    Ok(0)
+}

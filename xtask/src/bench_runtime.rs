@@ -1,0 +1,109 @@
+//! `cargo xtask bench runtime`: the bundled runtime against runc, in the same
+//! run: `run` (create + start + wait + delete) of /bin/true in a busybox
+//! bundle, the two alternating so machine noise falls on both alike.
+
+use std::{
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{docker, util};
+
+/// One line of the report (bench.rs turns it into its own row type).
+pub struct Measure {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// (limit, true when the value must stay at or below it)
+    pub target: Option<(f64, bool)>,
+}
+
+const ROUNDS: usize = 60;
+const WARMUP: usize = 5;
+
+pub fn run() -> Result<Vec<Measure>> {
+    let dir = util::root().join("target/bench-runtime");
+    let _ = std::fs::remove_dir_all(&dir);
+    docker::make_busybox_rootfs(&dir.join("rootfs"))?;
+    // runc's own default config, so the baseline runs exactly what it would by default.
+    util::run(
+        Command::new("runc")
+            .arg("spec")
+            .current_dir(&dir)
+            .stdout(Stdio::null()),
+    )
+    .context("runc spec (is runc installed? cargo xtask setup)")?;
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+
+    let ours = docker::runtime_binary();
+    let runtimes = [ours.to_string_lossy().into_owned(), "runc".to_string()];
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..WARMUP + ROUNDS {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let root = dir.join(format!("state-{which}"));
+            let id = format!("bench-{round}");
+            let started = Instant::now();
+            let out = Command::new(&runtimes[which])
+                .arg("--root")
+                .arg(&root)
+                .args(["run", "--bundle"])
+                .arg(&dir)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .with_context(|| format!("cannot start {}", runtimes[which]))?;
+            let took = started.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!(
+                    "{} run /bin/true failed ({}): {}",
+                    runtimes[which],
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if round >= WARMUP {
+                times[which].push(took);
+            }
+        }
+    }
+    let (ours, runc) = (median(times[0].clone()), median(times[1].clone()));
+    Ok(vec![
+        Measure {
+            name: "runc run /bin/true, median".into(),
+            value: runc * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Measure {
+            name: "inspector-runtime run /bin/true, median".into(),
+            value: ours * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Measure {
+            name: "inspector-runtime / runc, run /bin/true (medians)".into(),
+            value: ours / runc,
+            unit: "x",
+            target: Some((0.35, true)),
+        },
+    ])
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
