@@ -192,7 +192,22 @@ const ERRNOS: &[(i64, &str)] = &[
     (39, "ENOTEMPTY"),
     (40, "ELOOP"),
     (95, "EOPNOTSUPP"),
+    // Seen at a syscall's exit when a signal interrupted it: the kernel
+    // restarts it (or turns it into EINTR) before user space sees this.
+    (512, "ERESTARTSYS"),
+    (513, "ERESTARTNOINTR"),
+    (514, "ERESTARTNOHAND"),
+    (516, "ERESTART_RESTARTBLOCK"),
 ];
+
+/// A call a signal interrupted, which the caller or the kernel retries:
+/// whether one happens depends on timing alone.
+pub fn is_interrupted(errno: &str) -> bool {
+    matches!(
+        errno,
+        "EINTR" | "ERESTARTSYS" | "ERESTARTNOINTR" | "ERESTARTNOHAND" | "ERESTART_RESTARTBLOCK"
+    )
+}
 
 /// `ENOENT` for -2; `None` for a non-negative return value.
 pub fn errno_name(ret: i64) -> Option<String> {

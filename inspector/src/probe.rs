@@ -12,7 +12,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{Program, RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
 use inspector_common::{COMM_LEN, Config, KernelOffsets};
@@ -151,9 +151,141 @@ impl Default for ProbeOptions {
 
 pub const DEFAULT_BUFFER_SIZE: u32 = 8 << 20;
 
+/// Attached programs' links. Detaching one from a tracepoint waits for RCU
+/// grace periods under the kernel's tracepoint lock, 60-100 ms each on these
+/// machines: one after the other, 31 of them kept inspector alive two seconds
+/// after its work was done. So a detached grandchild holds the links and
+/// lets them go after inspector has exited; the user does not wait.
+struct Links(Vec<Box<dyn Send>>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.0);
+        if links.is_empty() {
+            return;
+        }
+        if let Some(holder) = detach_in_background() {
+            // The grandchild holds them too, so dropping ours is quick; it
+            // lets go once `holder` closes, after ours are gone.
+            drop(links);
+            drop(holder);
+            return;
+        }
+        // No process to be had: the waits overlap a little on threads.
+        std::thread::scope(|scope| {
+            for link in links {
+                let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(link));
+            }
+        });
+    }
+}
+
+/// Loads the `wanted` programs on as many threads as there are cores: the
+/// kernel verifies privileged programs concurrently, and verifying is most of
+/// the time attaching takes (70 of 100 ms here, one after the other).
+fn load_in_parallel(ebpf: &mut Ebpf, wanted: &[&str]) -> Result<(), ProbeError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut shares: Vec<Vec<(&str, &mut Program)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, (name, program)) in ebpf
+        .programs_mut()
+        .filter(|(name, _)| wanted.contains(name))
+        .enumerate()
+    {
+        shares[i % threads].push((name, program));
+    }
+    std::thread::scope(|scope| {
+        let loaders: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    for (name, program) in share {
+                        let loaded = match program {
+                            Program::TracePoint(p) => p.load(),
+                            Program::RawTracePoint(p) => p.load(),
+                            _ => continue,
+                        };
+                        loaded.map_err(|source| ProbeError::Program {
+                            program: name.to_string(),
+                            source: Box::new(source),
+                        })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        loaders
+            .into_iter()
+            .try_for_each(|loader| loader.join().expect("a loader thread panicked"))
+    })
+}
+
+/// Forks a grandchild that keeps only this process's BPF links and perf
+/// events open until the returned pipe end closes, then exits, the kernel
+/// detaching them as it closes them. `None` when it could not be made.
+fn detach_in_background() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    // Everything but the links is closed in the grandchild, standard streams
+    // first: a reader of our output must see its end when we exit.
+    let close: Vec<libc::c_int> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            let link = target == "anon_inode:bpf_link" || target == "anon_inode:[perf_event]";
+            (!link).then_some(fd)
+        })
+        .collect();
+    let mut ends = [0; 2];
+    // SAFETY: a valid array of two fds for pipe2 to fill.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: pipe2 just made both; each is owned once.
+    let (wait_end, holder) =
+        unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    let (wait_fd, holder_fd) = (wait_end.as_raw_fd(), holder.as_raw_fd());
+    // SAFETY: between fork and _exit the children only call close, read, fork
+    // and _exit, which are async-signal-safe, on memory prepared before.
+    unsafe {
+        match libc::fork() {
+            -1 => None,
+            0 => {
+                if libc::fork() == 0 {
+                    // The pipe may have reused a number listed before it.
+                    for &fd in close.iter().filter(|&&fd| fd != wait_fd) {
+                        libc::close(fd);
+                    }
+                    libc::close(holder_fd);
+                    // Until every holder of the pipe's other end is gone.
+                    let mut byte = 0u8;
+                    while libc::read(wait_fd, (&raw mut byte).cast(), 1) < 0
+                        && *libc::__errno_location() == libc::EINTR
+                    {}
+                }
+                // The grandchild exits holding the links: its exit detaches them.
+                libc::_exit(0)
+            }
+            child => {
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                drop(wait_end);
+                Some(holder)
+            }
+        }
+    }
+}
+
 /// The probe, loaded and attached.
 pub struct Probe {
-    // Field order matters for drop: the ring and logger hold maps of `ebpf`.
+    // Field order matters for drop: the links go first, and the ring and
+    // logger hold maps of `ebpf`.
+    #[allow(
+        dead_code,
+        reason = "held for its Drop: the programs stay attached while it lives"
+    )]
+    links: Links,
     ring: RingBuf<MapData>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     ebpf: Ebpf,
@@ -172,6 +304,10 @@ impl Probe {
         if opts.buffer_size < 4096 || !opts.buffer_size.is_power_of_two() {
             return Err(ProbeError::BufferSize(opts.buffer_size));
         }
+        // aya's loader parses the kernel's BTF as it is made, although none
+        // of it is used (see `btf(None)` below): made on a thread of its own,
+        // that overlaps with reading the offsets from our own, smaller parse.
+        let loader = std::thread::spawn(EbpfLoader::new);
         let btf = Btf::from_file(prereq::btf_path())?;
         let offsets: KernelOffsets = offsets::from_btf(&btf)?;
         drop(btf);
@@ -193,7 +329,8 @@ impl Probe {
         // No CO-RE relocations to resolve (see offsets.rs), so aya need not
         // parse the kernel's BTF a second time: a third of the start-up time
         // and most of the peak memory.
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = loader.join().expect("the loader thread panicked");
+        let mut ebpf = loader
             .btf(None)
             .override_global("OFFSETS", &offsets, true)
             .override_global("CONFIG", &config, true)
@@ -224,8 +361,20 @@ impl Probe {
         let before = track::select(&track::scan_proc(), &comms);
         mark_tracked(&mut ebpf, before.iter().copied())?;
 
-        let mut attached = 0;
         let write_exit = opts.write_results.then_some(&WRITE_EXIT_HOOK);
+        let wanted: Vec<&str> = SYSCALL_HOOKS
+            .iter()
+            .chain(write_exit)
+            .map(|(program, _)| *program)
+            .chain(RAW_HOOKS.iter().map(|(program, _, _)| *program))
+            .collect();
+        load_in_parallel(&mut ebpf, &wanted)?;
+
+        let mut attached = 0;
+        // Owned here rather than by their programs, so that they can be
+        // detached all at once (see `Drop`); on an early return they detach
+        // as they drop.
+        let mut links = Links(Vec::new());
         for (program, tracepoint) in SYSCALL_HOOKS.iter().chain(write_exit) {
             prereq::check_syscall_tracepoint(&tracefs, tracepoint)?;
             let prog: &mut TracePoint = ebpf
@@ -239,12 +388,16 @@ impl Probe {
                     source: Box::new(source),
                 })?;
             }
-            prog.attach("syscalls", tracepoint)
+            let id = prog
+                .attach("syscalls", tracepoint)
                 .map_err(|source| ProbeError::Attach {
                     program: program.to_string(),
                     tracepoint: format!("syscalls:{tracepoint}"),
                     source: Box::new(source),
                 })?;
+            links
+                .0
+                .push(Box::new(prog.take_link(id).expect("the link just made")));
             attached += 1;
         }
         for (program, tracepoint, category) in RAW_HOOKS {
@@ -254,16 +407,22 @@ impl Probe {
                 .expect("program compiled into the probe")
                 .try_into()
                 .expect("a raw tracepoint program");
-            prog.load().map_err(|source| ProbeError::Program {
-                program: program.to_string(),
-                source: Box::new(source),
-            })?;
-            prog.attach(tracepoint)
+            if prog.fd().is_err() {
+                prog.load().map_err(|source| ProbeError::Program {
+                    program: program.to_string(),
+                    source: Box::new(source),
+                })?;
+            }
+            let id = prog
+                .attach(tracepoint)
                 .map_err(|source| ProbeError::Attach {
                     program: program.to_string(),
                     tracepoint: format!("raw {category}:{tracepoint}"),
                     source: Box::new(source),
                 })?;
+            links
+                .0
+                .push(Box::new(prog.take_link(id).expect("the link just made")));
             attached += 1;
         }
 
@@ -279,6 +438,7 @@ impl Probe {
                 }
             })?;
         Ok(Probe {
+            links,
             ring,
             logger,
             ebpf,
