@@ -2,6 +2,7 @@
 //! into it. The JSON form of [`Event`] is the JSON Lines schema documented in
 //! `docs/events.md`; [`SCHEMA_VERSION`] changes when a field changes meaning.
 
+use compact_str::CompactString;
 use inspector_common::{
     CGROUP2_SUPER_MAGIC, CgroupEvent, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent,
     ExitEvent, ForkEvent, Header, PATH_INCOMPLETE, PATH_TRUNCATED, PathParts, STR_LEN,
@@ -42,7 +43,8 @@ pub struct Task {
     pub ptgid: u32,
     /// The process's pid in its own pid namespace.
     pub nspid: u32,
-    pub comm: String,
+    /// At most 15 bytes from the kernel: kept inline, not allocated per event.
+    pub comm: CompactString,
     /// Start time of the process (monotonic ns): (tgid, start_ns) names it across pid reuse.
     pub start_ns: u64,
     pub cgroup_id: u64,
@@ -276,8 +278,9 @@ fn text(bytes: &[u8], len: u32) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
-fn comm(raw: &[u8; 16]) -> String {
-    text(raw, 16)
+fn comm(raw: &[u8; 16]) -> CompactString {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    CompactString::from_utf8_lossy(&raw[..end])
 }
 
 /// Joins a path the probe rebuilt (components leaf first).

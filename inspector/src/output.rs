@@ -232,7 +232,7 @@ mod tests {
                 tid: 20765,
                 ptgid: 20764,
                 nspid: 20765,
-                comm: "runc:[1:CHILD]".to_string(),
+                comm: "runc:[1:CHILD]".into(),
                 start_ns: 0,
                 cgroup_id: 0,
                 pidns: 0,

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use compact_str::CompactString;
+
 use crate::event::{Body, CgroupChange, Event, SyscallResult, Task};
 
 /// Every field any event kind has, by name (docs/events.md).
@@ -122,22 +124,13 @@ pub fn parse(
     with_time: bool,
     predictor: &mut Predictor,
 ) -> Result<Option<Event>, serde_json::Error> {
+    // Filled in place: returning a struct this size is a copy per event.
+    let mut f = Flat::default();
     // A thread's creation is a quarter of a recording; timelines only count
-    // it, so the lean reading takes its header and skips the rest.
-    static THREAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread\":true"));
-    // `"thread":true` is among a fork record's last fields: look only there.
-    let tail = &line.as_bytes()[line.len().saturating_sub(256)..];
-    if !with_time
-        && THREAD.find(tail).is_some()
-        && let Some(event) = scan::thread_fork(line)
-    {
-        return Ok(Some(event));
+    // it, so the lean reading (without `time`) stops after its header.
+    if scan::flat(line, predictor, &mut f, !with_time).is_none() {
+        f = serde_json::from_str(line)?;
     }
-    let mut f: Flat = match scan::flat(line, predictor) {
-        Some(f) => f,
-        None => serde_json::from_str(line)?,
-    };
     if f.kind.is_empty() {
         return Err(serde::de::Error::missing_field("kind"));
     }
@@ -255,7 +248,7 @@ pub fn parse(
         tid: f.tid,
         ptgid: f.ptgid,
         nspid: f.nspid,
-        comm: own(std::mem::take(&mut f.comm)),
+        comm: CompactString::from(f.comm.as_ref()),
         start_ns: f.start_ns,
         cgroup_id: f.cgroup_id,
         pidns: f.pidns,
@@ -403,6 +396,16 @@ mod scan {
             let start = self.i;
             let mut i = start;
             let mut n: u64 = 0;
+            // Eight digits at a time while they last: timestamps and
+            // namespace inodes have 10 to 13.
+            while let Some(chunk) = self.b.get(i..i + 8) {
+                let v = u64::from_le_bytes(chunk.try_into().ok()?);
+                if !eight_digits(v) {
+                    break;
+                }
+                n = n.wrapping_mul(100_000_000).wrapping_add(parse_eight(v));
+                i += 8;
+            }
             while let Some(&c) = self.b.get(i) {
                 let d = c.wrapping_sub(b'0');
                 if d > 9 {
@@ -516,6 +519,74 @@ mod scan {
         }
     }
 
+    /// Whether the eight bytes of `v` (little-endian) are all ASCII digits.
+    #[inline(always)]
+    fn eight_digits(v: u64) -> bool {
+        const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+        (v & HIGH) | (((v.wrapping_add(0x0606_0606_0606_0606)) & HIGH) >> 4)
+            == 0x3333_3333_3333_3333
+    }
+
+    /// The value of eight ASCII digits (first digit in the lowest byte), by
+    /// pairing neighbours: digits, then pairs, then fours.
+    #[inline(always)]
+    fn parse_eight(v: u64) -> u64 {
+        let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+        let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+        (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
+    }
+
+    /// `KEYS[n]` as three little-endian words and masks, so that matching a
+    /// predicted key is three compares rather than a call to memcmp.
+    struct Packed {
+        words: [u64; 3],
+        masks: [u64; 3],
+    }
+
+    const fn pack(key: &[u8]) -> Packed {
+        let mut p = Packed {
+            words: [0; 3],
+            masks: [0; 3],
+        };
+        let mut i = 0;
+        while i < key.len() {
+            p.words[i / 8] |= (key[i] as u64) << (8 * (i % 8));
+            p.masks[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        p
+    }
+
+    const PACKED: [Packed; KEYS.len()] = {
+        let mut out = [const {
+            Packed {
+                words: [0; 3],
+                masks: [0; 3],
+            }
+        }; KEYS.len()];
+        let mut n = 0;
+        while n < KEYS.len() {
+            assert!(KEYS[n].len() <= 24);
+            out[n] = pack(KEYS[n]);
+            n += 1;
+        }
+        out
+    };
+
+    /// Whether `hay` starts with `KEYS[n]`.
+    #[inline(always)]
+    fn starts_with_key(hay: &[u8], n: usize) -> bool {
+        let Some(chunk) = hay.get(..24) else {
+            return hay.starts_with(KEYS[n]);
+        };
+        let p = &PACKED[n];
+        let word = |i: usize| u64::from_le_bytes(chunk[i * 8..i * 8 + 8].try_into().unwrap());
+        ((word(0) ^ p.words[0]) & p.masks[0])
+            | ((word(1) ^ p.words[1]) & p.masks[1])
+            | ((word(2) ^ p.words[2]) & p.masks[2])
+            == 0
+    }
+
     #[inline(always)]
     fn u32v(s: &mut Scanner) -> Option<u32> {
         s.uint()?.try_into().ok()
@@ -594,6 +665,12 @@ mod scan {
     }
 
     const KINDS: usize = 32;
+    const FORK_SLOT: usize = 1;
+    /// The header's fields (numbers 0 to 12 but `kind`'s, 3).
+    const HEADER: u64 = 0b1_1111_1111_0111;
+
+    static THREAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread\":true"));
 
     impl Default for Predictor {
         fn default() -> Self {
@@ -603,13 +680,29 @@ mod scan {
         }
     }
 
-    /// A slot per kind name (collisions only cost predictions).
+    /// A slot per kind name: each known kind its own, so that predictions of
+    /// one kind's fields never evict another's; unknown kinds share the last.
     fn kind_slot(kind: &str) -> usize {
-        let b = kind.as_bytes();
-        1 + (b.len() * 7
-            + b.first().copied().unwrap_or(0) as usize * 3
-            + b.last().copied().unwrap_or(0) as usize)
-            % (KINDS - 1)
+        match kind {
+            "fork" => FORK_SLOT,
+            "exec" => 2,
+            "exit" => 3,
+            "clone" => 4,
+            "unshare" => 5,
+            "setns" => 6,
+            "mount" => 7,
+            "umount" => 8,
+            "pivot_root" => 9,
+            "chroot" => 10,
+            "chdir" => 11,
+            "fchdir" => 12,
+            "cgroup_mkdir" => 13,
+            "cgroup_rmdir" => 14,
+            "cgroup_attach" => 15,
+            "cgroup_write" => 16,
+            "lost" => 17,
+            _ => KINDS - 1,
+        }
     }
 
     /// The field a key names, by length first: 55 string comparisons in a
@@ -716,88 +809,100 @@ mod scan {
         })
     }
 
-    /// The header of a thread's `fork` record, read up to `start_ns`; the
-    /// fields after it (the child's) are left unread and zero.
-    pub(super) fn thread_fork(line: &str) -> Option<crate::event::Event> {
-        use crate::event::{Body, Event, Task};
-        let mut s = Scanner {
-            s: line,
-            b: line.as_bytes(),
-            i: 0,
-        };
-        let mut task = Task {
-            tgid: 0,
-            tid: 0,
-            ptgid: 0,
-            nspid: 0,
-            comm: String::new(),
-            start_ns: 0,
-            cgroup_id: 0,
-            pidns: 0,
-            mntns: 0,
-        };
-        let (mut v, mut ktime, mut seen) = (0, 0, 0u8);
-        s.eat(b'{')?;
-        while seen != 0b111 {
-            let key = s.key()?;
-            s.eat(b':')?;
-            match key {
-                "v" => v = u32v(&mut s)?,
-                "ktime_ns" => {
-                    ktime = s.uint()?;
-                    seen |= 1;
+    /// The header as inspector writes it, in its order, up to and including
+    /// `kind`: straight-line code for the fields every event has, without
+    /// looking up a prediction or dispatching on a field number per field.
+    /// `None` at the first difference; the caller then starts over.
+    #[inline(always)]
+    fn header<'a>(s: &mut Scanner<'a>, f: &mut Flat<'a>) -> Option<()> {
+        macro_rules! field {
+            ($n:expr, $read:expr) => {
+                if !starts_with_key(&s.b[s.i..], $n) {
+                    return None;
                 }
-                "tgid" => {
-                    task.tgid = u32v(&mut s)?;
-                    seen |= 2;
-                }
-                "tid" => task.tid = u32v(&mut s)?,
-                "ptgid" => task.ptgid = u32v(&mut s)?,
-                "nspid" => task.nspid = u32v(&mut s)?,
-                "comm" => task.comm = s.string()?.into_owned(),
-                "start_ns" => {
-                    task.start_ns = s.uint()?;
-                    seen |= 4;
-                }
-                _ => s.skip()?,
-            }
-            s.eat(b',')?;
+                s.i += KEYS[$n].len();
+                $read;
+            };
         }
-        Some(Event {
-            v,
-            ktime_ns: ktime,
-            time: String::new(),
-            task: Some(task),
-            body: Body::Fork {
-                child_tgid: 0,
-                child_tid: 0,
-                child_start_ns: 0,
-                thread: true,
-                flags: None,
-                flags_raw: None,
-            },
-        })
+        macro_rules! comma {
+            () => {
+                if s.b.get(s.i) != Some(&b',') {
+                    return None;
+                }
+                s.i += 1;
+            };
+        }
+        field!(0, f.v = u32v(s)?);
+        comma!();
+        field!(1, f.ktime_ns = s.uint()?);
+        comma!();
+        field!(2, f.time = s.string()?);
+        comma!();
+        field!(4, f.tgid = Some(u32v(s)?));
+        comma!();
+        field!(5, f.tid = u32v(s)?);
+        comma!();
+        field!(6, f.ptgid = u32v(s)?);
+        comma!();
+        field!(7, f.nspid = u32v(s)?);
+        comma!();
+        field!(8, f.comm = s.string()?);
+        comma!();
+        field!(9, f.start_ns = s.uint()?);
+        comma!();
+        field!(10, f.cgroup_id = s.uint()?);
+        comma!();
+        field!(11, f.pidns = u32v(s)?);
+        comma!();
+        field!(12, f.mntns = u32v(s)?);
+        comma!();
+        field!(3, f.kind = s.string()?);
+        Some(())
     }
 
     /// `None` when the line is not of the expected shape.
-    pub(super) fn flat<'a>(line: &'a str, predictor: &mut Predictor) -> Option<Flat<'a>> {
+    pub(super) fn flat<'a>(
+        line: &'a str,
+        predictor: &mut Predictor,
+        f: &mut Flat<'a>,
+        lean_threads: bool,
+    ) -> Option<()> {
         let mut s = Scanner {
             s: line,
             b: line.as_bytes(),
             i: 0,
         };
-        let mut f = Flat::default();
         s.eat(b'{')?;
         if s.eat(b'}').is_some() {
-            return Some(f);
+            return Some(());
         }
         // The slot before the first field is the last one of the table.
         let mut prev = KEYS.len();
         let mut slot = 0;
+        // Fields read so far, by number: whether the header is whole.
+        let mut seen = 0u64;
+        let first = s.i;
+        if header(&mut s, f).is_some() {
+            prev = 3;
+            seen = HEADER | 1 << 3;
+            slot = kind_slot(&f.kind);
+            if lean_threads && slot == FORK_SLOT && THREAD.find(&s.b[s.i..]).is_some() {
+                f.thread = true;
+                return Some(());
+            }
+            if s.eat(b'}').is_some() {
+                s.ws();
+                return (s.i == s.b.len()).then_some(());
+            }
+            s.eat(b',')?;
+        } else {
+            // Another order, or something unexpected: field by field.
+            s.i = first;
+        }
         loop {
             let guess = predictor.next[slot][prev] as usize;
             let field_no = match KEYS.get(guess) {
-                Some(key) if s.b[s.i..].starts_with(key) => {
+                Some(key) if starts_with_key(&s.b[s.i..], guess) => {
                     s.i += key.len();
                     Some(guess as u8)
                 }
@@ -813,6 +918,7 @@ mod scan {
             };
             if let Some(n) = field_no {
                 prev = n as usize;
+                seen |= 1u64 << n;
             }
             if s.peek() == Some(b'n') {
                 // inspector leaves optional fields out rather than writing
@@ -827,6 +933,16 @@ mod scan {
                     // kind
                     f.kind = s.string()?;
                     slot = kind_slot(&f.kind);
+                    // inspector writes `kind` after the header: for a
+                    // thread, that is all the lean reading keeps.
+                    if lean_threads
+                        && slot == FORK_SLOT
+                        && seen & HEADER == HEADER
+                        && THREAD.find(&s.b[s.i..]).is_some()
+                    {
+                        f.thread = true;
+                        return Some(());
+                    }
                 }
                 Some(4) => f.tgid = Some(u32v(&mut s)?), // tgid
                 Some(5) => f.tid = u32v(&mut s)?,        // tid
@@ -882,7 +998,7 @@ mod scan {
             }
             if s.eat(b'}').is_some() {
                 s.ws();
-                return (s.i == s.b.len()).then_some(f);
+                return (s.i == s.b.len()).then_some(());
             }
             s.eat(b',')?;
         }
@@ -905,7 +1021,8 @@ mod tests {
         for fixture in FIXTURES {
             for line in fixture.lines() {
                 assert!(
-                    scan::flat(line, &mut Predictor::default()).is_some(),
+                    scan::flat(line, &mut Predictor::default(), &mut Flat::default(), false)
+                        .is_some(),
                     "the scanner gave up on {line}"
                 );
                 let slow: Event = serde_json::from_str(line).unwrap();
@@ -930,8 +1047,48 @@ mod tests {
         }
         // A cut line, or anything after the object, is not the scanner's to take.
         let p = &mut Predictor::default();
-        assert!(scan::flat(&line[..line.len() - 1], p).is_none());
-        assert!(scan::flat(&format!("{line} x"), p).is_none());
+        assert!(scan::flat(&line[..line.len() - 1], p, &mut Flat::default(), false).is_none());
+        assert!(scan::flat(&format!("{line} x"), p, &mut Flat::default(), false).is_none());
+    }
+
+    #[test]
+    fn numbers_of_every_length_read_exactly() {
+        // Eight digits are read at once: cover the lengths around each chunk.
+        let mut n: u64 = 0;
+        for digits in 1..=20u32 {
+            n = n * 10 + u64::from(digits % 10);
+            let line = format!(
+                r#"{{"v":1,"ktime_ns":{n},"time":"t","tgid":1,"tid":1,"ptgid":0,"nspid":1,"comm":"c","start_ns":{n},"cgroup_id":0,"pidns":0,"mntns":0,"kind":"exit","exit_code":0,"core_dumped":false,"status":0}}"#
+            );
+            let fast = parse_event(&line);
+            let slow = serde_json::from_str::<Event>(&line);
+            match (fast, slow) {
+                (Ok(Some(fast)), Ok(slow)) => assert_eq!(fast, slow, "{digits} digits"),
+                (Err(_), Err(_)) => assert!(digits > 19, "{digits} digits"),
+                (fast, slow) => panic!("{digits} digits: {fast:?} vs {slow:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lean_thread_keeps_its_header_in_any_field_order() {
+        let written = r#"{"v":1,"ktime_ns":7,"time":"t","tgid":3,"tid":3,"ptgid":1,"nspid":3,"comm":"c","start_ns":2,"cgroup_id":9,"pidns":5,"mntns":6,"kind":"fork","child_tgid":3,"child_tid":4,"child_start_ns":8,"thread":true,"flags":"CLONE_VM","flags_raw":256}"#;
+        let sorted =
+            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(written).unwrap())
+                .unwrap();
+        assert!(sorted.starts_with(r#"{"cgroup_id""#), "{sorted}");
+        for line in [written, sorted.as_str()] {
+            let e = parse(line, false, &mut Predictor::default())
+                .unwrap()
+                .unwrap();
+            let t = e.task.unwrap();
+            assert_eq!(
+                (e.ktime_ns, t.tgid, t.tid, t.start_ns, t.mntns),
+                (7, 3, 3, 2, 6),
+                "{line}"
+            );
+            assert!(matches!(e.body, Body::Fork { thread: true, .. }), "{line}");
+        }
     }
 
     #[test]
