@@ -1,0 +1,200 @@
+//! The golden file: plain text meant to be read in a pull request.
+//!
+//! ```text
+//! # inspector golden v1
+//! # command: docker run --rm inspector/busybox:latest true
+//! container 1
+//!   runtime init
+//!     unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET) = 0
+//!     ? mount("/dev/null", "/proc/kcore", NULL, MS_BIND) = -1 ENOENT
+//!     unordered {
+//!       cgroup rmdir pids:/docker/<id>
+//!       cgroup rmdir memory:/docker/<id>
+//!     }
+//! ```
+//! Sections start at column 0, roles at 2, events at 4 (6 inside a group).
+//! `? ` marks an event as optional; `#` starts a comment.
+
+use thiserror::Error;
+
+use super::{Golden, Item, Line, RoleSequence, Section};
+
+pub const MAGIC: &str = "# inspector golden v1";
+
+#[derive(Debug, Error, PartialEq)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+pub fn render(g: &Golden) -> String {
+    let mut out = String::new();
+    out.push_str(MAGIC);
+    out.push('\n');
+    if let Some(cmd) = &g.command {
+        out.push_str(&format!("# command: {cmd}\n"));
+    }
+    out.push_str(
+        "# One event per line, per role; pids, fds, ids, temporary names and times are\n\
+         # normalized away. \"? \" marks an event as optional; the events of an\n\
+         # \"unordered { }\" group may come in any order. Regenerate with --update.\n",
+    );
+    for s in &g.sections {
+        out.push_str(&s.name);
+        out.push('\n');
+        for r in &s.roles {
+            out.push_str("  ");
+            out.push_str(&r.role);
+            out.push('\n');
+            for item in &r.items {
+                match item {
+                    Item::Line(l) => line(&mut out, 4, l),
+                    Item::Unordered(group) => {
+                        out.push_str("    unordered {\n");
+                        for l in group {
+                            line(&mut out, 6, l);
+                        }
+                        out.push_str("    }\n");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn line(out: &mut String, indent: usize, l: &Line) {
+    out.extend(std::iter::repeat_n(' ', indent));
+    if l.optional {
+        out.push_str("? ");
+    }
+    out.push_str(&l.text);
+    out.push('\n');
+}
+
+pub fn is_golden(text: &str) -> bool {
+    text.starts_with(MAGIC)
+}
+
+pub fn parse(text: &str) -> Result<Golden, ParseError> {
+    let mut g = Golden::default();
+    let mut group: Option<Vec<Line>> = None;
+    let err = |line: usize, message: &str| ParseError {
+        line,
+        message: message.to_string(),
+    };
+    if !is_golden(text) {
+        return Err(err(1, &format!("not a golden file (expected `{MAGIC}`)")));
+    }
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if let Some(cmd) = raw.strip_prefix("# command: ") {
+            g.command = Some(cmd.to_string());
+            continue;
+        }
+        if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
+            continue;
+        }
+        let indent = raw.len() - raw.trim_start_matches(' ').len();
+        let body = raw.trim();
+        match (indent, group.is_some()) {
+            (0, false) => g.sections.push(Section {
+                name: body.to_string(),
+                roles: Vec::new(),
+            }),
+            (2, false) => g
+                .sections
+                .last_mut()
+                .ok_or_else(|| err(n, "a role before any section"))?
+                .roles
+                .push(RoleSequence {
+                    role: body.to_string(),
+                    items: Vec::new(),
+                }),
+            (4, false) => {
+                let role = g
+                    .sections
+                    .last_mut()
+                    .and_then(|s| s.roles.last_mut())
+                    .ok_or_else(|| err(n, "an event before any role"))?;
+                if body == "unordered {" {
+                    group = Some(Vec::new());
+                } else {
+                    role.items.push(Item::Line(parse_line(body)));
+                }
+            }
+            (6, true) => group.as_mut().expect("in a group").push(parse_line(body)),
+            (4, true) if body == "}" => {
+                let lines = group.take().expect("in a group");
+                g.sections
+                    .last_mut()
+                    .and_then(|s| s.roles.last_mut())
+                    .expect("a group opens inside a role")
+                    .items
+                    .push(Item::Unordered(lines));
+            }
+            (_, true) => return Err(err(n, "inside `unordered {`, expected an event or `}`")),
+            _ => {
+                return Err(err(
+                    n,
+                    "unexpected indentation (sections at 0, roles at 2, events at 4)",
+                ));
+            }
+        }
+    }
+    if group.is_some() {
+        return Err(err(text.lines().count(), "`unordered {` is never closed"));
+    }
+    Ok(g)
+}
+
+fn parse_line(body: &str) -> Line {
+    match body.strip_prefix("? ") {
+        Some(text) => Line {
+            text: text.to_string(),
+            optional: true,
+        },
+        None => Line::new(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_and_parses_back() {
+        let g = Golden {
+            command: Some("docker run --rm x true".into()),
+            sections: vec![Section {
+                name: "container 1".into(),
+                roles: vec![RoleSequence {
+                    role: "runtime init".into(),
+                    items: vec![
+                        Item::Line(Line::new("unshare(CLONE_NEWNS) = 0")),
+                        Item::Line(Line {
+                            text: "mount(\"/dev/null\", \"/proc/kcore\") = -1 ENOENT".into(),
+                            optional: true,
+                        }),
+                        Item::Unordered(vec![Line::new("a"), Line::new("b")]),
+                    ],
+                }],
+            }],
+        };
+        let text = render(&g);
+        assert_eq!(parse(&text).unwrap(), g);
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        assert_eq!(parse("hello").unwrap_err().line, 1);
+        let text = format!("{MAGIC}\ncontainer 1\n    orphan\n");
+        assert_eq!(parse(&text).unwrap_err().line, 3);
+        let text = format!("{MAGIC}\ncontainer 1\n  runtime\n    unordered {{\n      a\n");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("never closed"), "{e}");
+        let text = format!("{MAGIC}\ncontainer 1\n  runtime\n   x\n");
+        assert_eq!(parse(&text).unwrap_err().line, 4);
+    }
+}

@@ -1,0 +1,223 @@
+//! `inspector record`, `check` and `diff` against the real engine: a golden in
+//! the repository matched run after run, and the diff of a changed run
+//! naming the change and nothing else.
+
+mod common;
+
+use std::{path::PathBuf, process::Command};
+
+use common::{DOCKER, TempDir, docker_ready, image, inspector_bin, probe_lock};
+
+fn golden(name: &str) -> PathBuf {
+    common::workspace().join("tests/goldens").join(name)
+}
+
+struct Checked {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn inspector(args: &[&str]) -> Checked {
+    let out = Command::new(inspector_bin()).args(args).output().unwrap();
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn check_docker_run(golden: &str, docker_args: &[&str], extra: &[&str]) -> Checked {
+    let image = image();
+    let mut args = vec!["check", "--golden", golden];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", DOCKER, "run", "--rm"]);
+    args.extend_from_slice(docker_args);
+    args.extend_from_slice(&[image.as_str(), "true"]);
+    inspector(&args)
+}
+
+/// The lines of a diff that say something changed.
+fn changes(diff: &str) -> Vec<&str> {
+    diff.lines()
+        .filter(|l| (l.starts_with("+ ") || l.starts_with("- ")))
+        .collect()
+}
+
+fn is_docker_cli_exec(line: &str) -> bool {
+    line[2..].starts_with("execve(\"/usr/bin/docker\"")
+}
+
+#[test]
+fn docker_run_matches_the_golden_in_the_repository_20_times() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let path = golden("docker-run-rm-true.golden");
+    let golden = path.to_str().unwrap();
+    let tmp = TempDir::new("golden-junit");
+    let junit = tmp.path().join("report.xml");
+    let junit = junit.to_str().unwrap();
+    let mut failures = Vec::new();
+    for run in 1..=20 {
+        let c = check_docker_run(golden, &[], &["--junit", junit]);
+        if c.code != Some(0) {
+            failures.push(format!(
+                "run {run}: exit {:?}\n{}{}",
+                c.code, c.stdout, c.stderr
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 20 checks failed (regenerate the golden with `inspector check --update` only if \
+         the change is intended):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert!(xml.contains("name=\"runtime init\""), "{xml}");
+}
+
+#[test]
+fn a_pids_limit_shows_as_its_controller_write_and_nothing_else() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let path = golden("docker-run-rm-true.golden");
+    let c = check_docker_run(path.to_str().unwrap(), &["--pids-limit", "10"], &[]);
+    assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
+    let changed = changes(&c.stdout);
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.starts_with("+ ") && l.contains("pids.max \"10\"")),
+        "{}",
+        c.stdout
+    );
+    let unexplained: Vec<&&str> = changed
+        .iter()
+        .filter(|l| !is_docker_cli_exec(l) && !l.contains("pids.max"))
+        .collect();
+    assert!(unexplained.is_empty(), "{unexplained:?} in\n{}", c.stdout);
+    assert!(
+        c.stdout.contains("@@ container 1 · runtime create @@"),
+        "{}",
+        c.stdout
+    );
+}
+
+#[test]
+fn no_network_shows_as_dockerd_not_entering_namespaces_and_nothing_else() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let path = golden("docker-run-rm-true.golden");
+    let c = check_docker_run(path.to_str().unwrap(), &["--network", "none"], &[]);
+    assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
+    let changed = changes(&c.stdout);
+    assert!(
+        changed
+            .iter()
+            .any(|l| l.starts_with("- ") && l.contains("setns(<fd>, CLONE_NEWNET)")),
+        "{}",
+        c.stdout
+    );
+    let unexplained: Vec<&&str> = changed
+        .iter()
+        .filter(|l| !is_docker_cli_exec(l) && !l.contains("CLONE_NEWNET"))
+        .collect();
+    assert!(unexplained.is_empty(), "{unexplained:?} in\n{}", c.stdout);
+    assert!(c.stdout.contains("@@ engine · dockerd @@"), "{}", c.stdout);
+}
+
+#[test]
+fn update_writes_a_golden_that_the_next_check_matches() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let tmp = TempDir::new("golden-update");
+    let path = tmp.path().join("entrypoint.golden");
+    let path = path.to_str().unwrap();
+    // Only the entrypoint's role, which is the same whatever else changes.
+    let c = check_docker_run(path, &[], &["--update", "--roles", "entrypoint"]);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("  entrypoint\n"), "{text}");
+    assert!(!text.contains("runtime"), "{text}");
+    let c = check_docker_run(path, &["--pids-limit", "10"], &["--roles", "entrypoint"]);
+    assert_eq!(c.code, Some(0), "{}{}", c.stdout, c.stderr);
+}
+
+#[test]
+fn a_missing_or_malformed_golden_is_named_and_the_command_never_runs() {
+    if !common::can_trace() {
+        return;
+    }
+    let tmp = TempDir::new("golden-bad");
+    let marker = tmp.path().join("ran");
+    let marker = marker.to_str().unwrap();
+    let missing = tmp.path().join("nope.golden");
+    let c = inspector(&[
+        "check",
+        "--golden",
+        missing.to_str().unwrap(),
+        "--",
+        "touch",
+        marker,
+    ]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(c.stderr.contains("nope.golden"), "{}", c.stderr);
+    assert!(c.stderr.contains("inspector record"), "{}", c.stderr);
+    let bad = tmp.path().join("bad.golden");
+    std::fs::write(&bad, "# inspector golden v1\ncontainer 1\n      stray\n").unwrap();
+    let c = inspector(&[
+        "check",
+        "--golden",
+        bad.to_str().unwrap(),
+        "--",
+        "touch",
+        marker,
+    ]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(c.stderr.contains("line 3"), "{}", c.stderr);
+    assert!(!std::path::Path::new(marker).exists(), "the command ran");
+    // Nothing was written beside the goldens.
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("bad.golden")]);
+}
+
+#[test]
+fn diff_compares_recordings_and_goldens() {
+    // No root needed: two recordings in the repository.
+    let fixtures = common::workspace().join("inspector/tests/fixtures");
+    let docker = fixtures.join("docker-run-rm-true.jsonl");
+    let runc = fixtures.join("runc-run-exit-3.jsonl");
+    let same = inspector(&["diff", docker.to_str().unwrap(), docker.to_str().unwrap()]);
+    assert_eq!(same.code, Some(0), "{}{}", same.stdout, same.stderr);
+    assert!(same.stdout.is_empty(), "{}", same.stdout);
+    let other = inspector(&["diff", docker.to_str().unwrap(), runc.to_str().unwrap()]);
+    assert_eq!(other.code, Some(1), "{}", other.stderr);
+    assert!(
+        other
+            .stdout
+            .contains("@@ container 1 · docker CLI (missing) @@"),
+        "{}",
+        other.stdout
+    );
+    let tmp = TempDir::new("golden-diff");
+    let garbage = tmp.path().join("garbage");
+    std::fs::write(&garbage, "not json\n").unwrap();
+    let c = inspector(&["diff", garbage.to_str().unwrap(), docker.to_str().unwrap()]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(c.stderr.contains("line 1"), "{}", c.stderr);
+}
