@@ -1,0 +1,329 @@
+//! Snapshot tests: the real app, fed the recorded fixtures, drawn on ratatui's
+//! `TestBackend` and compared with the text under `tests/snapshots/` (pids,
+//! clock times, container ids and kernel times redacted, widths kept).
+//! `UPDATE_SNAPSHOTS=1` rewrites them; a missing one is written.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{Terminal, backend::TestBackend};
+
+use super::{App, draw};
+use crate::{
+    event::{Body, Event},
+    timeline::reader::for_each_event,
+};
+
+const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
+const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
+
+fn events(jsonl: &str) -> Vec<Event> {
+    let mut out = Vec::new();
+    for_each_event(jsonl.as_bytes(), |e| out.push(e)).unwrap();
+    out
+}
+
+/// Every pid the recording names: redacted wherever they appear.
+fn pids(events: &[Event]) -> Vec<String> {
+    let mut pids: Vec<u32> = Vec::new();
+    for e in events {
+        if let Some(t) = &e.task {
+            pids.extend([t.tgid, t.tid, t.ptgid]);
+        }
+        match &e.body {
+            Body::Fork {
+                child_tgid,
+                child_tid,
+                ..
+            } => pids.extend([*child_tgid, *child_tid]),
+            Body::CgroupAttach {
+                task_tgid,
+                task_tid,
+                ..
+            } => pids.extend([*task_tgid, *task_tid]),
+            _ => {}
+        }
+    }
+    pids.retain(|&p| p >= 100);
+    pids.sort_unstable();
+    pids.dedup();
+    pids.iter().map(u32::to_string).collect()
+}
+
+/// Replaces what changes from one recording to the next, keeping widths:
+/// container ids (hex runs of 8+ with a digit and a letter), known pids,
+/// clock times, and numbers of 10 digits or more (kernel times, inodes).
+fn redact(text: &str, pids: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphanumeric() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let hex = word.len() >= 8
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                && word.chars().any(|c| c.is_ascii_digit())
+                && word.chars().any(|c| c.is_ascii_alphabetic());
+            let digits = word.chars().all(|c| c.is_ascii_digit());
+            if hex {
+                out.push_str(&"x".repeat(word.len()));
+            } else if digits && (word.len() >= 10 || pids.contains(&word)) {
+                out.push_str(&"#".repeat(word.len()));
+            } else {
+                out.push_str(&word);
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    // HH:MM:SS.mmm clock times.
+    let mut clock = String::with_capacity(out.len());
+    let b: Vec<char> = out.chars().collect();
+    let mut i = 0;
+    while i < b.len() {
+        let is_clock = i + 12 <= b.len()
+            && b[i..i + 12].iter().enumerate().all(|(k, c)| match k {
+                2 | 5 => *c == ':',
+                8 => *c == '.',
+                _ => c.is_ascii_digit(),
+            });
+        if is_clock {
+            clock.push_str("hh:mm:ss.mmm");
+            i += 12;
+        } else {
+            clock.push(b[i]);
+            i += 1;
+        }
+    }
+    clock
+}
+
+fn screen(app: &mut App, width: u16, height: u16) -> String {
+    app.refresh();
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let mut lines = Vec::new();
+    for y in 0..buffer.area.height {
+        let mut line = String::new();
+        for x in 0..buffer.area.width {
+            line.push_str(buffer[(x, y)].symbol());
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n") + "\n"
+}
+
+fn check(name: &str, app: &mut App, width: u16, height: u16, pids: &[String]) {
+    let got = redact(&screen(app, width, height), pids);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    match std::fs::read_to_string(&path) {
+        Ok(want) if !update => assert!(
+            want == got,
+            "snapshot {name} differs (UPDATE_SNAPSHOTS=1 rewrites it)\n--- want\n{want}\n--- got\n{got}"
+        ),
+        _ => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+    }
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn docker_app() -> (App, Vec<String>) {
+    let ev = events(DOCKER_RUN);
+    let pids = pids(&ev);
+    (App::replay(ev, 100_000), pids)
+}
+
+#[test]
+fn tui_snapshot_docker_run_whole_screen_80x24() {
+    let (mut app, pids) = docker_app();
+    check("docker-run-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_container_listed_while_it_is_created() {
+    let ev = events(DOCKER_RUN);
+    let pids = pids(&ev);
+    // The cursor just after `runc create` began: the container is listed,
+    // in its create phase, with no exit code yet.
+    let create = ev
+        .iter()
+        .position(
+            |e| matches!(&e.body, Body::Exec { argv, .. } if argv.iter().any(|a| a == "create")),
+        )
+        .unwrap();
+    let mut app = App::replay(ev, 100_000);
+    app.seek(create + 10);
+    assert_eq!(app.rows.len(), 1);
+    assert_eq!(app.rows[0].phase_text(), "create");
+    assert_eq!(app.rows[0].exit_text(), "");
+    check("docker-run-creating-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_process_tree() {
+    let (mut app, pids) = docker_app();
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
+    check("process-tree-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_event_detail() {
+    let (mut app, pids) = docker_app();
+    key(&mut app, KeyCode::BackTab);
+    key(&mut app, KeyCode::Char('k'));
+    key(&mut app, KeyCode::Enter);
+    check("event-detail-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_help() {
+    let (mut app, pids) = docker_app();
+    key(&mut app, KeyCode::Char('?'));
+    check("help-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_stream_filtered_by_kind_and_text() {
+    let (mut app, pids) = docker_app();
+    key(&mut app, KeyCode::Char('f'));
+    typed(&mut app, "kind:exec,exit runc");
+    key(&mut app, KeyCode::Enter);
+    let all_match = (0..app.store.view_len())
+        .all(|i| matches!(app.store.view_at(i).unwrap().kind(), "exec" | "exit"));
+    assert!(all_match && app.store.view_len() > 0);
+    check("stream-filtered-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_snapshot_runc_run_wide() {
+    let ev = events(RUNC_RUN);
+    let pids = pids(&ev);
+    let mut app = App::replay(ev, 100_000);
+    assert_eq!(app.rows[0].exit_text(), "3");
+    check("runc-run-exit-3-160x40", &mut app, 160, 40, &pids);
+}
+
+#[test]
+fn tui_snapshot_status_line_with_lost_and_dropped_events_live() {
+    let ev = events(DOCKER_RUN);
+    let pids = pids(&ev);
+    let mut app = App::new(100);
+    app.probes = Some(31);
+    for e in ev {
+        app.ingest(e);
+    }
+    app.ingest(Event {
+        v: 1,
+        ktime_ns: 3_442_600_000_000,
+        time: String::new(),
+        task: None,
+        body: Body::Lost { count: 7, total: 7 },
+    });
+    app.tick(3_442_600_000_000);
+    assert_eq!(app.store.retained(), 100);
+    assert_eq!(app.store.dropped(), 161);
+    assert_eq!(app.lost, 7);
+    // Pausing freezes the stream while events still arrive.
+    key(&mut app, KeyCode::Char(' '));
+    assert!(app.is_paused());
+    check("live-paused-lost-80x24", &mut app, 80, 24, &pids);
+}
+
+#[test]
+fn tui_replay_cursor_steps_back_and_forth() {
+    let (mut app, _) = docker_app();
+    let n = app.replay.as_ref().unwrap().len();
+    key(&mut app, KeyCode::Char('<'));
+    assert_eq!(app.replay.as_ref().unwrap().cursor(), 1);
+    key(&mut app, KeyCode::Char(']'));
+    key(&mut app, KeyCode::Char(']'));
+    assert_eq!(app.store.total(), 3);
+    key(&mut app, KeyCode::Char('['));
+    assert_eq!(app.store.total(), 2);
+    key(&mut app, KeyCode::Char('}'));
+    let after_jump = app.replay.as_ref().unwrap().cursor();
+    assert!(after_jump > 2);
+    key(&mut app, KeyCode::Char('>'));
+    assert_eq!(app.replay.as_ref().unwrap().cursor(), n);
+    assert_eq!(app.rows.len(), 1);
+    assert_eq!(app.rows[0].exit_text(), "0");
+}
+
+#[test]
+fn tui_redaction_keeps_widths() {
+    let pids = vec!["29094".to_string()];
+    let line = "14:06:23.510 d2a6a593 docker[29094] 3441968877677 created";
+    let r = redact(line, &pids);
+    assert_eq!(
+        r,
+        "hh:mm:ss.mmm xxxxxxxx docker[#####] ############# created"
+    );
+    assert_eq!(r.len(), line.len());
+}
+
+#[test]
+fn tui_event_loop_takes_in_events_redraws_and_quits_on_q() {
+    use tokio::sync::mpsc::{channel, unbounded_channel};
+
+    use super::{Feed, event_loop};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut app = App::new(1000);
+    let (feed_tx, feed_rx) = channel(4);
+    let (key_tx, key_rx) = unbounded_channel();
+    feed_tx.try_send(Feed::Events(events(DOCKER_RUN))).unwrap();
+    let quit_later = async {
+        // After a frame or two, as a user would.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        key_tx
+            .send(crossterm::event::Event::Key(KeyEvent::new(
+                KeyCode::Char('q'),
+                KeyModifiers::NONE,
+            )))
+            .unwrap();
+    };
+    let (result, ()) = runtime.block_on(async {
+        tokio::join!(
+            event_loop(&mut terminal, &mut app, Some(feed_rx), key_rx),
+            quit_later
+        )
+    });
+    result.unwrap();
+    assert!(app.quit);
+    assert_eq!(app.store.total(), 260);
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("inspector/busybox:latest true"), "{screen}");
+    assert!(screen.contains(" LIVE "), "{screen}");
+}

@@ -1,0 +1,173 @@
+//! The selected container's lifecycle: the chain of roles with their pids, and
+//! a waterfall of its phases on a time axis with their durations.
+
+use ratatui::{
+    Frame,
+    layout::Rect,
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Paragraph, Wrap},
+};
+
+use super::{
+    app::{App, Pane, Selected},
+    containers::short_id,
+    pane_block,
+};
+use crate::timeline::{Phase, Role};
+
+pub fn ms(ns: u64) -> String {
+    if ns >= 10_000_000_000 {
+        format!("{:.1} s", ns as f64 / 1e9)
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    }
+}
+
+fn phase_color(p: Phase) -> Color {
+    match p {
+        Phase::Request => Color::Blue,
+        Phase::ShimStart => Color::Cyan,
+        Phase::Create => Color::Yellow,
+        Phase::Created => Color::LightYellow,
+        Phase::Start => Color::Magenta,
+        Phase::Running => Color::Green,
+        Phase::Stopped => Color::LightRed,
+        Phase::Delete => Color::Red,
+    }
+}
+
+/// `dockerd 812 → containerd 830 → shim 7787 → runtime 7805 → entrypoint 7815`:
+/// one process per role, the first of each.
+pub fn chain_line(s: &Selected) -> Vec<(Role, u32)> {
+    let mut out = Vec::new();
+    let first = |role: Role| s.chain.iter().find(|l| l.role == role).map(|l| l.pid);
+    if let Some(cli) = first(Role::DockerCli) {
+        out.push((Role::DockerCli, cli));
+    }
+    let containerd = s
+        .chain
+        .iter()
+        .find(|l| l.role == Role::ShimStart)
+        .map(|l| l.ppid)
+        .filter(|pid| s.daemons.contains(&(Role::Containerd, *pid)));
+    if !out.is_empty() || containerd.is_some() {
+        // dockerd only matters to containers a daemon started.
+        if let Some(&(_, pid)) = s.daemons.iter().find(|(r, _)| *r == Role::Dockerd) {
+            out.push((Role::Dockerd, pid));
+        }
+    }
+    let containerd = containerd.or_else(|| {
+        s.daemons
+            .iter()
+            .find(|(r, _)| *r == Role::Containerd && first(Role::Shim).is_some())
+            .map(|&(_, p)| p)
+    });
+    if let Some(pid) = containerd {
+        out.push((Role::Containerd, pid));
+    }
+    for role in [
+        Role::Shim,
+        Role::Runtime,
+        Role::RuntimeInit,
+        Role::Entrypoint,
+    ] {
+        if let Some(pid) = first(role) {
+            out.push((role, pid));
+        }
+    }
+    out
+}
+
+pub fn lines(s: &Selected, width: u16) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let mut chain: Vec<Span> = Vec::new();
+    for (i, (role, pid)) in chain_line(s).into_iter().enumerate() {
+        if i > 0 {
+            chain.push(Span::styled(" → ", Style::new().fg(Color::DarkGray)));
+        }
+        chain.push(Span::styled(
+            role.name().to_string(),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+        chain.push(Span::raw(format!(" {pid}")));
+    }
+    if chain.is_empty() {
+        chain.push(Span::raw("(no process seen yet)"));
+    }
+    lines.push(Line::from(chain));
+
+    let total = s.end_ns.saturating_sub(s.start_ns);
+    // name(10) start(10) │bar│ duration(9)
+    let bar_width = (width as usize)
+        .saturating_sub(10 + 1 + 10 + 2 + 2 + 9)
+        .max(4);
+    let span = total.max(1) as f64;
+    for p in &s.phases {
+        let from =
+            ((p.start_ns.saturating_sub(s.start_ns)) as f64 / span * bar_width as f64) as usize;
+        let from = from.min(bar_width - 1);
+        let len = ((p.duration_ns as f64 / span * bar_width as f64).round() as usize)
+            .max(1)
+            .min(bar_width - from);
+        let current = s.phase == Some(p.phase)
+            && matches!(
+                s.state,
+                super::containers::RowState::Live | super::containers::RowState::Before
+            );
+        let name_style = if current {
+            Style::new().add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10}", p.phase.name()), name_style),
+            Span::raw(format!(
+                " {:>10} │",
+                format!("+{}", ms(p.start_ns.saturating_sub(s.start_ns)))
+            )),
+            Span::raw(" ".repeat(from)),
+            Span::styled("█".repeat(len), Style::new().fg(phase_color(p.phase))),
+            Span::raw(" ".repeat(bar_width - from - len)),
+            Span::raw(format!("│ {:>9}", ms(p.duration_ns))),
+        ]));
+    }
+    if s.phases.is_empty() {
+        lines.push(Line::raw("(no phase seen yet)"));
+    }
+    lines
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let title = match &app.selected {
+        Some(s) => {
+            let ending = match (&s.exit_code, &s.signal) {
+                (Some(c), _) => format!(", exited {c}"),
+                (None, Some(sig)) => format!(", killed by {sig}"),
+                _ => String::new(),
+            };
+            format!(
+                " Lifecycle {} · {}{ending} ",
+                short_id(&s.id),
+                ms(s.end_ns.saturating_sub(s.start_ns))
+            )
+        }
+        None => " Lifecycle ".to_string(),
+    };
+    let block = pane_block(title, app.focus == Pane::Waterfall);
+    let inner_width = block.inner(area).width;
+    let text = match &app.selected {
+        Some(s) => lines(s, inner_width),
+        None => vec![Line::styled(
+            "select a container",
+            Style::new().fg(Color::DarkGray),
+        )],
+    };
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((app.waterfall_scroll, 0)),
+        area,
+    );
+}
