@@ -1,0 +1,122 @@
+//! Keeping every event the probe reports while something runs, then until
+//! its teardown has settled: what `inspector record`/`check` and
+//! `inspector run` share.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use thiserror::Error;
+
+use crate::{
+    event::{Decoder, Event},
+    output::{self, Format},
+    probe::{Probe, ProbeError, ProbeOptions},
+};
+
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("waiting for events failed: {0}")]
+    Poll(std::io::Error),
+    #[error("cannot write {path}: {error}")]
+    Export { path: String, error: std::io::Error },
+}
+
+/// How long the trace goes on after the watched command ends without any
+/// event arriving: the shim, the engine or the runtime finish a container's
+/// teardown around the time the command returns.
+pub const QUIET: Duration = Duration::from_millis(60);
+/// The longest it goes on after the watched command ends.
+pub const SETTLE_MAX: Duration = Duration::from_secs(3);
+
+/// How often the caller gets control back to check on what it watches.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// The probe, attached, and the events it reported so far.
+pub struct Recorder {
+    probe: Probe,
+    decoder: Decoder,
+    events: Vec<Event>,
+    last_event: Instant,
+}
+
+impl Recorder {
+    /// Attaches the probe: from here on nothing that a followed process does
+    /// is missed.
+    pub fn attach(opts: &ProbeOptions) -> Result<Self, CaptureError> {
+        Ok(Recorder {
+            probe: Probe::load(opts)?,
+            decoder: Decoder::for_host(),
+            events: Vec::new(),
+            last_event: Instant::now(),
+        })
+    }
+
+    /// Waits up to `timeout` for events and keeps those that came.
+    pub fn poll(&mut self, timeout: Duration) -> Result<(), CaptureError> {
+        self.probe.wait(timeout).map_err(CaptureError::Poll)?;
+        while let Some(record) = self.probe.next_record() {
+            if let Ok(event) = self.decoder.decode(&record) {
+                self.events.push(event);
+                self.last_event = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Goes on collecting after what was watched ended at `ended`, until
+    /// no event has come for [`QUIET`] or [`SETTLE_MAX`] has passed.
+    pub fn settle(&mut self, ended: Instant) -> Result<(), CaptureError> {
+        while self.last_event.elapsed() < QUIET && ended.elapsed() < SETTLE_MAX {
+            self.poll(POLL)?;
+        }
+        Ok(())
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Events the kernel could not hand over (the ring buffer was full).
+    pub fn lost(&self) -> u64 {
+        self.probe.lost()
+    }
+
+    /// Detaches the probe and returns what it saw, and how many events it lost.
+    pub fn finish(self) -> (Vec<Event>, u64) {
+        let lost = self.probe.lost();
+        (self.events, lost)
+    }
+}
+
+/// Writes the events as a JSON Lines recording, for `inspector timeline` and
+/// `inspector diff`; whole or not at all.
+pub fn export(events: &[Event], path: &Path) -> Result<(), CaptureError> {
+    let err = |error| CaptureError::Export {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut text = Vec::new();
+    for e in events {
+        output::write_event(&mut text, Format::Jsonl, e).map_err(err)?;
+    }
+    write_atomically(path, &text).map_err(err)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path`: a reader never sees half a file, and a failure leaves none.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,384 @@
+//! `inspector run`: launch one container with the bundled runtime, traced
+//! from the runtime's first syscall, and print its lifecycle when it ends.
+
+use std::{
+    io::Write as _,
+    path::PathBuf,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use inspector::{
+    capture::{self, POLL, Recorder},
+    launch::{
+        ScratchDir,
+        bundle::{self, Settings},
+        image,
+        rootfs::{self, DEFAULT_PATH, RootfsError},
+        runtime::{self, Runtime},
+    },
+    probe::{DEFAULT_BUFFER_SIZE, ProbeOptions},
+    timeline::{Builder, ContainerTimeline, perfetto, render},
+};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Use this directory as the root filesystem (a config.json is generated
+    /// around it).
+    #[arg(long, value_name = "DIR", group = "source")]
+    rootfs: Option<PathBuf>,
+    /// Use this OCI bundle (its config.json); CMD, when given, replaces its
+    /// process's arguments.
+    #[arg(long, value_name = "DIR", group = "source")]
+    bundle: Option<PathBuf>,
+    /// Run this image: an OCI image layout directory or a `docker save`
+    /// tarball, unpacked once into a cache.
+    #[arg(long, value_name = "PATH", group = "source")]
+    image: Option<PathBuf>,
+    /// The container's id (default: inspector-<pid>-<time>).
+    #[arg(long, value_name = "ID")]
+    name: Option<String>,
+    /// Open the TUI on the container's recording when it has ended, instead
+    /// of printing its timeline (the live TUI cannot follow one container
+    /// yet).
+    #[arg(long)]
+    tui: bool,
+    /// Also save every event of the run as a recording (JSON Lines), for
+    /// `inspector timeline`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    export: Option<PathBuf>,
+    /// Also save the container's timeline as a Perfetto (Chrome) trace.
+    #[arg(long, value_name = "FILE.json")]
+    perfetto: Option<PathBuf>,
+    /// Set an environment variable in the container (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    workdir: Option<String>,
+    /// The container's hostname (default: inspector).
+    #[arg(long, value_name = "H")]
+    hostname: Option<String>,
+    /// Memory limit in bytes (suffixes k, m, g accepted).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    memory: Option<i64>,
+    /// Most processes the container may have.
+    #[arg(long, value_name = "N")]
+    pids_limit: Option<i64>,
+    /// Print the phases and the chain of processes only, not every step.
+    #[arg(long)]
+    brief: bool,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
+    buffer_size: u32,
+    /// The command to run in the container, and its arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    let lower = s.to_ascii_lowercase();
+    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
+        Some((i, c @ ('k' | 'm' | 'g'))) => (&lower[..i], c),
+        _ => (lower.trim_end_matches('b'), ' '),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of bytes"))?;
+    let shift = match unit {
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => 0,
+    };
+    n.checked_shl(shift)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// A bundle ready for the runtime, made before the probe is attached so that
+/// bad input costs nothing and leaves nothing.
+struct Prepared {
+    /// Removed when dropped, with the default root filesystem inside it.
+    dir: ScratchDir,
+}
+
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    let dir = ScratchDir::new("inspector-run").context("cannot make the bundle directory")?;
+    let mut settings = Settings {
+        args: args.command.clone(),
+        env: Vec::new(),
+        cwd: args.workdir.clone(),
+        hostname: args.hostname.clone(),
+        memory: args.memory,
+        pids_limit: args.pids_limit,
+    };
+    let default_env = vec![format!("PATH={DEFAULT_PATH}")];
+    let (mut config, what) = if let Some(bundle_dir) = &args.bundle {
+        (bundle::load(bundle_dir)?, "bundle's config.json")
+    } else if let Some(path) = &args.image {
+        let cache = image::default_cache_dir();
+        let image = image::open(path, &cache)?;
+        settings.args = image.run.args(&args.command);
+        settings.env = bundle::merge_env(&default_env, &image.run.env)?;
+        if settings.cwd.is_none() {
+            settings.cwd = image.run.working_dir.clone();
+        }
+        // The cached root filesystem is shared by every run of the image, so
+        // the container sees it read-only (with a fresh /tmp).
+        (bundle::generate(&image.rootfs, true, &[]), "image")
+    } else if let Some(root) = &args.rootfs {
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("--rootfs {}", root.display()))?;
+        if !root.is_dir() {
+            bail!("--rootfs {} is not a directory", root.display());
+        }
+        (bundle::generate(&root, false, &[]), "root filesystem")
+    } else {
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir(&root).context("cannot make the default root filesystem")?;
+        let binds = rootfs::make_default(&root)?;
+        (
+            bundle::generate(&root, true, &binds),
+            "default root filesystem",
+        )
+    };
+    settings.env.extend(args.env.iter().cloned());
+    bundle::apply(&mut config, &settings)?;
+    let process = bundle::process(&config);
+    let Some(argv0) = process.args.first() else {
+        return Err(RootfsError::NoCommand(what).into());
+    };
+    bundle::view(&config).find_command(argv0, &process.path, &process.cwd)?;
+    bundle::write(dir.path(), &config)?;
+    Ok(Prepared { dir })
+}
+
+/// Deletes the container when dropped, unless that already happened: a
+/// failed step never leaves a cgroup or a state directory behind.
+struct Created<'a> {
+    runtime: &'a Runtime,
+    id: String,
+    deleted: bool,
+}
+
+impl Created<'_> {
+    fn delete(&mut self) -> anyhow::Result<()> {
+        self.deleted = true;
+        Ok(self.runtime.delete(&self.id)?)
+    }
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        if !self.deleted {
+            let _ = self.runtime.delete(&self.id);
+        }
+    }
+}
+
+/// How the container's init ended, as a shell reports it.
+fn exit_code(status: libc::c_int) -> u8 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else if libc::WIFSIGNALED(status) {
+        (128 + libc::WTERMSIG(status)) as u8
+    } else {
+        1
+    }
+}
+
+/// How long the container's end is watched closely after its start.
+const QUICK_PHASE: Duration = Duration::from_secs(1);
+const QUICK_POLL: Duration = Duration::from_millis(1);
+
+/// After Ctrl-C, how long the container has to stop on SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let id = args.name.clone().unwrap_or_else(runtime::fresh_id);
+    let runtime = Runtime {
+        binary: runtime::locate()?,
+        root: None,
+    };
+    // Checked first: the clean-up after a failed create deletes by id, and
+    // must never reach someone else's container.
+    if runtime.exists(&id) {
+        bail!("a container named {id} already exists (see `inspector-runtime list`)");
+    }
+    let prepared = prepare(&args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("installing the signal handler")?;
+    }
+    // The container's init is orphaned when the runtime's `create` returns;
+    // as a subreaper we become its parent and can wait for its exit status.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("PR_SET_CHILD_SUBREAPER");
+    }
+
+    let mut recorder = Recorder::attach(&ProbeOptions {
+        buffer_size: args.buffer_size,
+        ..ProbeOptions::default()
+    })?;
+    let started = Instant::now();
+    let mut container = Created {
+        runtime: &runtime,
+        id: id.clone(),
+        deleted: false,
+    };
+    let pid = runtime.create(prepared.dir.path(), &id)?;
+    let started_container = !stop.load(Ordering::Relaxed);
+    if started_container {
+        runtime.start(&id)?;
+    }
+    let mut term_sent: Option<Instant> = None;
+    let mut kill_sent = false;
+    let status = loop {
+        // Short waits at first: most containers `inspector run` is used on
+        // live for milliseconds, and the poll's period is added to their end.
+        recorder.poll(if started.elapsed() < QUICK_PHASE {
+            QUICK_POLL
+        } else {
+            POLL
+        })?;
+        let mut raw = 0;
+        // SAFETY: waitpid on our (adopted) child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
+        if r == pid {
+            break raw;
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e)
+                    .with_context(|| format!("waiting for the container's init (pid {pid})"));
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            match term_sent {
+                None => {
+                    eprintln!(
+                        "inspector: stopping container {id} (SIGTERM, then SIGKILL after {GRACE:?})"
+                    );
+                    let _ = runtime.kill(&id, "TERM");
+                    term_sent = Some(Instant::now());
+                }
+                // A container that was never started only waits on its
+                // FIFO: nothing to be graceful about.
+                Some(at) if (at.elapsed() >= GRACE || !started_container) && !kill_sent => {
+                    let _ = runtime.kill(&id, "KILL");
+                    kill_sent = true;
+                }
+                Some(_) => {}
+            }
+        }
+    };
+    let code = exit_code(status);
+    container.delete()?;
+    // Every process of the container has ended and `delete` has exited, so
+    // all their events are already in the ring: one last read takes them.
+    recorder.poll(Duration::ZERO)?;
+    let wall = started.elapsed();
+    let (events, lost) = recorder.finish();
+
+    if let Some(path) = &args.export {
+        capture::export(&events, path)?;
+    }
+    let timeline = timeline_of(&events, &id);
+    if let Some(path) = &args.perfetto {
+        let doc = perfetto::document(timeline.as_slice());
+        capture::write_atomically(path, &serde_json::to_vec(&doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.tui {
+        // The TUI cannot yet be handed a container another command starts
+        // (it attaches its own probes), so it opens the run's recording,
+        // with its time cursor, once the container has ended.
+        let recording = match &args.export {
+            Some(path) => path.clone(),
+            None => {
+                let path = prepared.dir.path().join("run.jsonl");
+                capture::export(&events, &path)?;
+                path
+            }
+        };
+        inspector::tui::run(&inspector::tui::TuiOptions {
+            probe: ProbeOptions::default(),
+            replay: Some(recording),
+            retention: inspector::tui::DEFAULT_RETENTION,
+        })?;
+        drop(prepared);
+        return Ok(ExitCode::from(code));
+    }
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    match &timeline {
+        Some(t) => {
+            writeln!(err, "{}", render::text(t, !args.brief))?;
+        }
+        None => writeln!(
+            err,
+            "inspector: no timeline for container {id} in {} events",
+            events.len()
+        )?,
+    }
+    if lost > 0 {
+        writeln!(
+            err,
+            "inspector: the probe lost {lost} events; the timeline may miss steps"
+        )?;
+    }
+    writeln!(
+        err,
+        "inspector: container {id} exited {code} after {:.1} ms",
+        wall.as_secs_f64() * 1e3
+    )?;
+    drop(prepared);
+    Ok(ExitCode::from(code))
+}
+
+fn timeline_of(events: &[inspector::event::Event], id: &str) -> Option<ContainerTimeline> {
+    let mut builder = Builder::new();
+    for e in events {
+        builder.push(e.clone());
+    }
+    builder.finish().into_iter().find(|t| t.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_take_binary_suffixes() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("64m"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64MB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512k"), Ok(512 << 10));
+        assert!(parse_bytes("12x").is_err());
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("-5m").is_err());
+    }
+
+    #[test]
+    fn exit_codes_are_the_shell_s() {
+        // wait(2) status words: exit code in the second byte, signal in the first.
+        assert_eq!(exit_code(3 << 8), 3);
+        assert_eq!(exit_code(libc::SIGKILL), 137);
+        assert_eq!(exit_code(libc::SIGTERM), 143);
+    }
+}

@@ -1,0 +1,362 @@
+//! The OCI bundle handed to the runtime: a directory with config.json. It is
+//! generated around a root filesystem, or taken from the user's bundle with
+//! the command line's settings applied; either way it is written to a
+//! scratch directory, so the user's files are never changed.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use super::rootfs::{BindMount, DEFAULT_PATH, View};
+
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} is not a valid OCI configuration: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("cannot write the bundle in {path}: {error}")]
+    Write { path: String, error: std::io::Error },
+    #[error("environment variable {0:?} is not KEY=VALUE")]
+    Env(String),
+}
+
+/// What the command line sets on the container; `None` and empty keep what
+/// the image or the bundle says.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, replacing a variable of the same name.
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    pub hostname: Option<String>,
+    /// memory.limit in bytes.
+    pub memory: Option<i64>,
+    pub pids_limit: Option<i64>,
+}
+
+/// Replaces or adds each of `overrides` (`KEY=VALUE`) in `base`, keeping the
+/// order of `base`.
+pub fn merge_env(base: &[String], overrides: &[String]) -> Result<Vec<String>, BundleError> {
+    let mut env = base.to_vec();
+    for kv in overrides {
+        let Some((key, _)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(BundleError::Env(kv.clone()));
+        };
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
+            Some(slot) => *slot = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
+    Ok(env)
+}
+
+/// A configuration like `runc spec`'s, for a non-interactive container: new
+/// pid, network, ipc, uts, mount and cgroup namespaces; fresh /proc, /dev
+/// (tmpfs with the runtime's default devices), /dev/pts, /dev/shm,
+/// /dev/mqueue, a read-only /sys and a /tmp tmpfs; plus `binds`, read-only.
+pub fn generate(rootfs: &Path, readonly_root: bool, binds: &[BindMount]) -> Value {
+    let caps = json!([
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE"
+    ]);
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "nodev", "mode=1777"]}),
+    ];
+    for b in binds {
+        mounts.push(json!({
+            "destination": b.destination,
+            "type": "bind",
+            "source": b.source,
+            "options": ["rbind", "ro", "nosuid", "nodev"],
+        }));
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": [],
+            "env": [format!("PATH={DEFAULT_PATH}")],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true,
+        },
+        "root": {"path": rootfs, "readonly": readonly_root},
+        "hostname": "inspector",
+        "mounts": mounts,
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ],
+        },
+    })
+}
+
+/// Reads `dir`/config.json and makes its root path absolute, so the
+/// configuration can be written into another bundle directory.
+pub fn load(dir: &Path) -> Result<Value, BundleError> {
+    let dir = &dir.canonicalize().map_err(|error| BundleError::Read {
+        path: dir.display().to_string(),
+        error,
+    })?;
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).map_err(|error| BundleError::Read {
+        path: path.display().to_string(),
+        error,
+    })?;
+    let invalid = |reason: String| BundleError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut config: Value = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+    let root = config
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no root.path".into()))?;
+    if !config.get("process").is_some_and(Value::is_object) {
+        return Err(invalid("no process".into()));
+    }
+    let absolute = dir.join(root);
+    config["root"]["path"] = json!(absolute);
+    Ok(config)
+}
+
+/// Applies the command line's settings to a configuration.
+pub fn apply(config: &mut Value, s: &Settings) -> Result<(), BundleError> {
+    let process = &mut config["process"];
+    if !s.args.is_empty() {
+        process["args"] = json!(s.args);
+    }
+    let env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    process["env"] = json!(merge_env(&env, &s.env)?);
+    if let Some(cwd) = &s.cwd {
+        process["cwd"] = json!(cwd);
+    }
+    // The container's stdio is the user's terminal only through the
+    // runtime's own stdio: a console socket is not set up here.
+    process["terminal"] = json!(false);
+    if let Some(hostname) = &s.hostname {
+        config["hostname"] = json!(hostname);
+    }
+    if s.memory.is_some() || s.pids_limit.is_some() {
+        if !config["linux"].is_object() {
+            config["linux"] = json!({});
+        }
+        let resources = &mut config["linux"]["resources"];
+        if !resources.is_object() {
+            *resources = json!({});
+        }
+        if let Some(limit) = s.memory {
+            resources["memory"]["limit"] = json!(limit);
+        }
+        if let Some(limit) = s.pids_limit {
+            resources["pids"]["limit"] = json!(limit);
+        }
+    }
+    Ok(())
+}
+
+/// What the runtime will execute, read back from a configuration.
+pub struct Process {
+    pub args: Vec<String>,
+    pub path: String,
+    pub cwd: String,
+}
+
+pub fn process(config: &Value) -> Process {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let p = &config["process"];
+    let path = strings(&p["env"])
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH=").map(String::from))
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    Process {
+        args: strings(&p["args"]),
+        path,
+        cwd: p["cwd"].as_str().unwrap_or("/").to_string(),
+    }
+}
+
+/// The container's files as the runtime will mount them: the root and its
+/// bind mounts (other mounts are fresh filesystems, not where programs live).
+pub fn view(config: &Value) -> View {
+    let rootfs = PathBuf::from(
+        config
+            .pointer("/root/path")
+            .and_then(Value::as_str)
+            .unwrap_or("/"),
+    );
+    let binds = config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["type"] == "bind"
+                || m["options"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+        })
+        .filter_map(|m| {
+            Some(BindMount {
+                source: PathBuf::from(m["source"].as_str()?),
+                destination: m["destination"].as_str()?.to_string(),
+            })
+        })
+        .collect();
+    View::new(rootfs, binds)
+}
+
+/// Writes `config` as `dir`/config.json.
+pub fn write(dir: &Path, config: &Value) -> Result<(), BundleError> {
+    let path = dir.join("config.json");
+    let text = serde_json::to_vec_pretty(config).expect("a JSON value serializes");
+    std::fs::write(&path, text).map_err(|error| BundleError::Write {
+        path: dir.display().to_string(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::ScratchDir;
+
+    #[test]
+    fn env_overrides_replace_by_name_and_append_new_ones() {
+        let base = vec!["PATH=/bin".to_string(), "HOME=/root".to_string()];
+        let env = merge_env(&base, &["HOME=/tmp".into(), "A=b=c".into()]).unwrap();
+        assert_eq!(env, ["PATH=/bin", "HOME=/tmp", "A=b=c"]);
+        assert!(merge_env(&base, &["NOEQUALS".into()]).is_err());
+        assert!(merge_env(&base, &["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn generated_config_has_the_namespaces_mounts_and_settings() {
+        let binds = vec![BindMount {
+            source: "/usr".into(),
+            destination: "/usr".into(),
+        }];
+        let mut config = generate(Path::new("/b/rootfs"), true, &binds);
+        apply(
+            &mut config,
+            &Settings {
+                args: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()],
+                env: vec!["A=1".into()],
+                cwd: Some("/tmp".into()),
+                hostname: Some("box".into()),
+                memory: Some(64 << 20),
+                pids_limit: Some(32),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config["process"]["args"],
+            json!(["/bin/sh", "-c", "exit 3"])
+        );
+        assert_eq!(
+            config["process"]["env"],
+            json!([format!("PATH={DEFAULT_PATH}"), "A=1"])
+        );
+        assert_eq!(config["process"]["cwd"], "/tmp");
+        assert_eq!(config["hostname"], "box");
+        assert_eq!(
+            config["root"],
+            json!({"path": "/b/rootfs", "readonly": true})
+        );
+        assert_eq!(config["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(config["linux"]["resources"]["pids"]["limit"], 32);
+        let namespaces: Vec<&str> = config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            namespaces,
+            ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+        );
+        let v = view(&config);
+        assert_eq!(v.rootfs, Path::new("/b/rootfs"));
+        assert_eq!(v.binds, binds);
+        let p = process(&config);
+        assert_eq!(p.path, DEFAULT_PATH);
+        assert_eq!(p.cwd, "/tmp");
+    }
+
+    #[test]
+    fn a_loaded_bundle_keeps_its_settings_unless_overridden() {
+        let dir = ScratchDir::new("bundle-load").unwrap();
+        let mut config = generate(Path::new("rootfs"), false, &[]);
+        config["process"]["args"] = json!(["/bin/app", "--serve"]);
+        write(dir.path(), &config).unwrap();
+        let mut loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded["root"]["path"], json!(dir.path().join("rootfs")));
+        apply(&mut loaded, &Settings::default()).unwrap();
+        assert_eq!(loaded["process"]["args"], json!(["/bin/app", "--serve"]));
+        assert_eq!(loaded["hostname"], "inspector");
+
+        std::fs::write(dir.path().join("config.json"), b"{\"process\": {}}").unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no root.path"), "{err}");
+        std::fs::remove_file(dir.path().join("config.json")).unwrap();
+        assert!(matches!(load(dir.path()), Err(BundleError::Read { .. })));
+    }
+}

@@ -1,0 +1,73 @@
+//! `inspector run`: everything needed to launch one container with the
+//! bundled runtime, before and after the probe watches it.
+//!
+//! - [`rootfs`]: the default root filesystem, and finding a command inside a
+//!   root filesystem the way the runtime will;
+//! - [`image`]: unpacking an OCI image layout or a `docker save` tarball into
+//!   a cached root filesystem;
+//! - [`bundle`]: the OCI bundle (config.json) the runtime is given;
+//! - [`runtime`]: driving `inspector-runtime` through its command line.
+
+pub mod bundle;
+pub mod image;
+pub mod rootfs;
+pub mod runtime;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+}
+
+/// A directory removed, whole, when dropped: generated bundles and scratch
+/// space never outlive the run, however it ends short of SIGKILL.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Makes a fresh directory `<parent>/<prefix>-<pid>-<n>`.
+    pub fn new_in(parent: &std::path::Path, prefix: &str) -> std::io::Result<Self> {
+        std::fs::create_dir_all(parent)?;
+        let mut n = 0u32;
+        loop {
+            let dir = parent.join(format!("{prefix}-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(ScratchDir(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A fresh directory under the system's temporary directory.
+    pub fn new(prefix: &str) -> std::io::Result<Self> {
+        Self::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Keeps the directory: it becomes the caller's.
+    pub fn keep(self) -> PathBuf {
+        let path = self.0.clone();
+        std::mem::forget(self);
+        path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

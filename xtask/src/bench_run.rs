@@ -1,0 +1,142 @@
+//! `cargo xtask bench run`: `inspector run -- /bin/true` end to end (probes
+//! attached, container created, started, waited for and deleted, timeline
+//! printed) against `runc run` of the same root filesystem, alternating the
+//! two so machine noise falls on both alike.
+
+use std::{
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{bench_runtime::Measure, docker, util};
+
+const ROUNDS: usize = 20;
+const WARMUP: usize = 3;
+
+pub fn run() -> Result<Vec<Measure>> {
+    let dir = util::root().join("target/bench-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let rootfs = dir.join("rootfs");
+    docker::make_busybox_rootfs(&rootfs)?;
+    // runc's own default configuration around the same root filesystem.
+    util::run(
+        Command::new("runc")
+            .arg("spec")
+            .current_dir(&dir)
+            .stdout(Stdio::null()),
+    )
+    .context("runc spec (is runc installed? cargo xtask setup)")?;
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+
+    let inspector = util::root().join("target/release/inspector");
+    let mut whole = [Vec::new(), Vec::new()];
+    // inspector's own account of the container's part, from `create` to the
+    // end of `delete`: what is left once the probe's attach is taken out.
+    let mut container_part = Vec::new();
+    for round in 0..WARMUP + ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let id = format!("bench-run-{round}");
+            let started = Instant::now();
+            let out = if which == 0 {
+                Command::new(&inspector)
+                    .args(["run", "--rootfs"])
+                    .arg(&rootfs)
+                    .args(["--name", &id, "--", "/bin/true"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .context("cannot start inspector run")?
+            } else {
+                Command::new("runc")
+                    .arg("--root")
+                    .arg(dir.join("runc-state"))
+                    .args(["run", "--bundle"])
+                    .arg(&dir)
+                    .arg(&id)
+                    .stdin(Stdio::null())
+                    .output()
+                    .context("cannot start runc")?
+            };
+            let took = started.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!(
+                    "{} of /bin/true failed: {}\n{}",
+                    if which == 0 {
+                        "inspector run"
+                    } else {
+                        "runc run"
+                    },
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if round < WARMUP {
+                continue;
+            }
+            whole[which].push(took);
+            if which == 0 {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if !stderr.contains("phases") {
+                    bail!("inspector run printed no timeline:\n{stderr}");
+                }
+                if let Some(ms) = reported_ms(&stderr) {
+                    container_part.push(ms / 1000.0);
+                }
+            }
+        }
+    }
+    let (ours, runc) = (median(whole[0].clone()), median(whole[1].clone()));
+    let part = median(container_part);
+    Ok(vec![
+        Measure {
+            name: "runc run /bin/true, median".into(),
+            value: runc * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Measure {
+            name: "inspector run -- /bin/true end to end, median".into(),
+            value: ours * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Measure {
+            name: "  of which create..delete under the probe, median".into(),
+            value: part * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Measure {
+            name: "inspector run / runc run, /bin/true (medians)".into(),
+            value: ours / runc,
+            unit: "x",
+            target: Some((1.5, true)),
+        },
+    ])
+}
+
+/// `inspector: container ID exited 0 after 31.2 ms` → 31.2.
+fn reported_ms(stderr: &str) -> Option<f64> {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("inspector: container "))
+        .and_then(|l| l.rsplit_once(" after "))
+        .and_then(|(_, ms)| ms.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
