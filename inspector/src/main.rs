@@ -5,6 +5,9 @@ use std::{
     time::Duration,
 };
 
+mod cmd_golden;
+mod cmd_run;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use inspector::{
@@ -35,6 +38,20 @@ enum Command {
     /// processes and roles, and every step, from a recording
     /// (`inspector trace --format jsonl`) or standard input.
     Timeline(TimelineArgs),
+    /// A live terminal UI: containers as they start and stop, each one's
+    /// lifecycle and processes, and the event stream (`?` shows the keys).
+    Tui(TuiArgs),
+    /// Launch a container with the bundled runtime, traced from its first
+    /// syscall; print its lifecycle when it exits, and exit with its code.
+    Run(cmd_run::RunArgs),
+    /// Run a command while tracing and write its golden syscall sequence:
+    /// per container and role, normalized for review in a pull request.
+    Record(cmd_golden::RecordArgs),
+    /// Run a command while tracing and compare it with its golden: exit 0
+    /// when it matches, 1 with a role-by-role diff when it does not.
+    Check(cmd_golden::CheckArgs),
+    /// Compare two goldens or two recordings.
+    Diff(cmd_golden::DiffArgs),
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
     /// until interrupted.
     #[command(hide = true)]
@@ -63,6 +80,26 @@ struct TimelineArgs {
     /// Text: phases and chain only, without every step.
     #[arg(long)]
     brief: bool,
+}
+
+#[derive(clap::Args)]
+struct TuiArgs {
+    /// Replay a recording (`inspector trace --format jsonl`) with a time
+    /// cursor instead of attaching the probes.
+    #[arg(long, value_name = "FILE.jsonl")]
+    replay: Option<PathBuf>,
+    /// Events kept for the stream; the oldest are dropped first.
+    #[arg(long, value_name = "EVENTS", default_value_t = inspector::tui::DEFAULT_RETENTION)]
+    retain: usize,
+    /// Report every process on the machine.
+    #[arg(long)]
+    all: bool,
+    /// Also follow processes that exec a binary with this name (repeatable).
+    #[arg(long = "track-comm", value_name = "NAME")]
+    track_comm: Vec<String>,
+    /// Ring buffer size in bytes (a power of two).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
+    buffer_size: u32,
 }
 
 #[derive(clap::Args)]
@@ -151,6 +188,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Timeline(args) => timeline(args),
+        Command::Tui(args) => {
+            let opts = inspector::tui::TuiOptions {
+                probe: ProbeOptions {
+                    trace_all: args.all,
+                    buffer_size: args.buffer_size,
+                    log_level: None,
+                    track_comms: args.track_comm,
+                    write_results: false,
+                },
+                replay: args.replay,
+                retention: args.retain,
+            };
+            inspector::tui::run(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => cmd_run::run(args),
+        Command::Record(args) => cmd_golden::record(args),
+        // 1 means "differs": a check that could not run says so with 2.
+        Command::Check(args) => cmd_golden::check(args).or_else(|e| {
+            eprintln!("inspector: error: {e:#}");
+            Ok(ExitCode::from(2))
+        }),
+        Command::Diff(args) => cmd_golden::diff(args).or_else(|e| {
+            eprintln!("inspector: error: {e:#}");
+            Ok(ExitCode::from(2))
+        }),
         Command::BenchFloor => {
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

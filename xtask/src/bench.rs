@@ -28,6 +28,18 @@ pub enum Which {
     /// Timelines from a 1M-event recording: ≥ 1M events/s on one core, memory
     /// that follows live containers, not events.
     Timeline,
+    /// `inspector check` of `docker run --rm IMAGE true` against its golden,
+    /// wall time with / without (target ≤ 1.05×).
+    Check,
+    /// inspector-runtime vs runc: `run` of /bin/true in a busybox bundle,
+    /// median, alternating the two (target ≤ 0.35× runc's).
+    Runtime,
+    /// `inspector run -- /bin/true` end to end (probes attached, container
+    /// run, timeline printed) vs `runc run` of the same rootfs (target ≤ 1.5×).
+    Run,
+    /// The TUI under 10,000 events/s: frame render p99 and input delay
+    /// (≤ 16 ms each), memory of 1M retained events (≤ 400 MiB).
+    Tui,
 }
 
 pub fn run(which: &[Which]) -> Result<()> {
@@ -36,6 +48,8 @@ pub fn run(which: &[Which]) -> Result<()> {
         Which::Storm,
         Which::ForkExec,
         Which::DockerRun,
+        Which::Timeline,
+        Which::Check,
     ];
     let which = if which.is_empty() { &all[..] } else { which };
     let mut report = Vec::new();
@@ -47,6 +61,27 @@ pub fn run(which: &[Which]) -> Result<()> {
             Which::ForkExec => report.extend(fork_exec()?),
             Which::Startup => report.extend(startup()?),
             Which::Timeline => report.extend(timeline()?),
+            Which::Check => report.extend(check()?),
+            Which::Tui => report.extend(crate::bench_tui::run()?.into_iter().map(|m| Row {
+                name: m.name,
+                value: m.value,
+                unit: m.unit,
+                target: m.target,
+            })),
+            Which::Run => report.extend(crate::bench_run::run()?.into_iter().map(|m| Row {
+                name: m.name,
+                value: m.value,
+                unit: m.unit,
+                target: m.target,
+            })),
+            Which::Runtime => {
+                report.extend(crate::bench_runtime::run()?.into_iter().map(|m| Row {
+                    name: m.name,
+                    value: m.value,
+                    unit: m.unit,
+                    target: m.target,
+                }))
+            }
         }
     }
     println!();
@@ -237,6 +272,86 @@ fn docker_run() -> Result<Vec<Row>> {
             value: paired_ratio(&t[0], &t[2]),
             unit: "x",
             target: Some((1.03, true)),
+        },
+    ])
+}
+
+/// `docker run` alone, and the same run checked against its golden (probes
+/// attached first, the run compared and its diff printed), one after the
+/// other, each command timed whole.
+fn check() -> Result<Vec<Row>> {
+    let golden = std::env::temp_dir().join("inspector-bench-check.golden");
+    let bin = inspector_bin();
+    let (bin, g) = (bin.to_str().unwrap(), golden.to_str().unwrap());
+    let run = [docker::DOCKER, "run", "--rm", docker::IMAGE, "true"];
+    let with = |verb: &'static str| -> Vec<&str> {
+        let mut v = vec![bin, verb, "--golden", g, "--"];
+        v.extend(run);
+        v
+    };
+    let (record, check) = (with("record"), with("check"));
+    // (whole command, the checked command's own time as check reports it)
+    let time = |cmd: &[&str]| -> Result<(f64, Option<f64>)> {
+        let started = Instant::now();
+        let out = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        let took = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}\n{}",
+                cmd.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let own = String::from_utf8_lossy(&out.stderr)
+            .split("the command took ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+            .map(|ms| ms / 1000.0);
+        Ok((took, own))
+    };
+    time(&record)?;
+    time(&run)?;
+    let (mut plain, mut whole, mut own) = (Vec::new(), Vec::new(), Vec::new());
+    let n = 15;
+    for i in 0..n {
+        if i % 5 == 0 {
+            eprintln!("    {i}/{n}");
+        }
+        plain.push(time(&run)?.0);
+        let (took, inner) = time(&check)?;
+        whole.push(took);
+        own.push(inner.context("inspector check did not say how long the command took")?);
+    }
+    let _ = std::fs::remove_file(&golden);
+    Ok(vec![
+        Row {
+            name: "docker run --rm IMAGE true, median".into(),
+            value: median(plain.clone()) * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            name: "the same command's own wall time under check / alone".into(),
+            value: paired_ratio(&plain, &own),
+            unit: "x",
+            target: Some((1.05, true)),
+        },
+        Row {
+            name: "  inspector check end to end (attach, run, compare), median".into(),
+            value: median(whole.clone()) * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            name: "  end to end / the command alone".into(),
+            value: paired_ratio(&plain, &whole),
+            unit: "x",
+            target: None,
         },
     ])
 }

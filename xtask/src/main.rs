@@ -5,16 +5,20 @@
 //!   and quick when everything is already there.
 //! - `build`: set-up, then release binaries into `target/release/`.
 //! - `docker`: start the Docker engine if it is not running and make the test image.
-//! - `run`: the main job: trace a `docker run` and show what the kernel saw.
+//! - `run`: the main job: launch a container with `inspector run` and show
+//!   what the kernel saw, from its first syscall to its deletion.
 //! - `test`: set-up, build, Docker, then every test.
 //! - `bench`: the benchmarks, as ratios against baselines measured in the same run.
 
 mod bench;
+mod bench_run;
+mod bench_runtime;
+mod bench_tui;
 mod docker;
 mod setup;
 mod util;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,11 +36,16 @@ enum Command {
     Build,
     /// Start the Docker engine if needed and import the busybox test image.
     Docker,
-    /// The main job: trace one `docker run --rm IMAGE true` and print what the kernel saw.
+    /// The main job: `inspector run` one container (no image, no network
+    /// needed) and print its lifecycle as the kernel saw it.
     Run {
-        /// Print every event, threads included (by default thread creation is left out).
+        /// Phases and processes only, not every step.
         #[arg(long)]
-        verbose: bool,
+        brief: bool,
+        /// Trace one `docker run --rm IMAGE true` with `inspector trace`
+        /// instead (starts the Docker engine and imports the test image).
+        #[arg(long)]
+        docker: bool,
     },
     /// Set up, build, start Docker, then run all tests.
     Test {
@@ -64,11 +73,14 @@ fn main() -> Result<()> {
             setup::run()?;
             docker::ensure()
         }
-        Command::Run { verbose } => {
+        Command::Run { brief, docker } => {
             setup::run()?;
             build()?;
-            docker::ensure()?;
-            docker::trace_one_run(verbose)
+            if docker {
+                docker::ensure()?;
+                return docker::trace_one_run(false);
+            }
+            traced_run(brief)
         }
         Command::Test { cargo_args } => {
             setup::run()?;
@@ -85,11 +97,42 @@ fn main() -> Result<()> {
     }
 }
 
+/// `inspector run` of a shell in the default root filesystem (the host's
+/// programs, read-only): it needs neither an image nor a network, so it works
+/// on a fresh machine. The shell exits 3 on purpose, to show the exit code
+/// going through.
+fn traced_run(brief: bool) -> Result<()> {
+    const SCRIPT: &str = "echo hello from a traced container; exit 3";
+    let inspector = util::root().join("target/release/inspector");
+    util::step(&format!("inspector run -- /bin/sh -c '{SCRIPT}'"));
+    let mut cmd = std::process::Command::new(&inspector);
+    cmd.arg("run");
+    if brief {
+        cmd.arg("--brief");
+    }
+    let status = cmd
+        .args(["--", "/bin/sh", "-c", SCRIPT])
+        .status()
+        .with_context(|| format!("cannot start {}", inspector.display()))?;
+    if status.code() != Some(3) {
+        bail!("inspector run exited with {status}, expected the container's 3");
+    }
+    Ok(())
+}
+
 fn build() -> Result<()> {
     util::step("building release binaries");
+    // The runtime is built before dockerd starts: `docker::ensure` registers it.
     util::run(
         util::cargo()
-            .args(["build", "--release", "--package", "inspector"])
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "inspector",
+                "--package",
+                "runtime",
+            ])
             .current_dir(util::root()),
     )
 }
@@ -134,7 +177,7 @@ fn test(extra: &[String]) -> Result<()> {
     let status = child.wait()?;
     println!("all tests: {passed} passed, {failed} failed");
     if !status.success() {
-        anyhow::bail!("tests failed ({status})");
+        bail!("tests failed ({status})");
     }
     Ok(())
 }

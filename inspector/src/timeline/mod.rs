@@ -7,6 +7,7 @@
 //! containers alive, not the events seen.
 
 mod fast;
+pub mod live;
 pub mod perfetto;
 pub mod phase;
 pub mod reader;
@@ -300,7 +301,7 @@ impl Builder {
             start_ns: task.start_ns,
             nspid: task.nspid,
             ppid: task.ptgid,
-            comm: task.comm.clone(),
+            comm: task.comm.to_string(),
             exe: None,
             argv: Vec::new(),
             role: role::role_of_comm(&task.comm),
@@ -500,7 +501,7 @@ impl Builder {
         let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
         p.exe = Some(filename.to_string());
         p.argv = argv.to_vec();
-        p.comm = task.comm.clone();
+        p.comm = task.comm.to_string();
         p.nspid = task.nspid;
         p.exec_ns = Some(t);
         let before = p.role;
@@ -527,15 +528,21 @@ impl Builder {
             }
             _ => {}
         }
+        let mut left: Option<Rc<str>> = None;
         if let Some(id) = named {
             p.container = Some(id.into());
         } else if !p.role.is_per_container() && p.role != Role::DockerCli {
-            p.container = None;
+            left = p.container.take();
         }
         let role = p.role;
         let verb = p.verb.clone();
         let container = p.container.clone();
         let tgid = p.tgid;
+        // A process that became something else (a runtime's own helper) no
+        // longer keeps the container it was forked into alive.
+        if let Some(c) = left.and_then(|id| self.containers.get_mut(&*id)) {
+            c.live.remove(&tgid);
+        }
 
         if role == Role::DockerCli && container.is_none() {
             let wants_container = argv
@@ -970,6 +977,36 @@ mod tests {
             phases,
             [Phase::Create, Phase::Running, Phase::Stopped, Phase::Delete]
         );
+    }
+
+    #[test]
+    fn the_runtimes_own_long_lived_helper_is_part_of_no_container() {
+        // inspector-runtime's first `create` after a build starts its
+        // exe-keeper, which outlives every container: it must not keep this
+        // one's timeline open.
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        let (t, start) = (first["ktime_ns"].as_u64().unwrap(), first["start_ns"].as_u64().unwrap());
+        let header = |tgid: u32, ptgid: u32, comm: &str, at: u64, started: u64| {
+            format!(
+                r#""v":1,"ktime_ns":{at},"time":"","tgid":{tgid},"tid":{tgid},"ptgid":{ptgid},"nspid":{tgid},"comm":"{comm}","start_ns":{started},"cgroup_id":1,"pidns":1,"mntns":1"#
+            )
+        };
+        let fork = format!(
+            r#"{{{},"kind":"fork","child_tgid":99999,"child_tid":99999,"child_start_ns":{},"thread":false}}"#,
+            header(29554, 29496, "runc", t + 1, start),
+            t + 1
+        );
+        let exec = format!(
+            r#"{{{},"kind":"exec","filename":"/proc/self/fd/5","argv":["inspector-runtime","exe-keeper"],"argv_truncated":false,"ret":0}}"#,
+            header(99999, 29554, "5", t + 2, t + 1)
+        );
+        lines.insert(1, fork);
+        lines.insert(2, exec);
+        let (timelines, _) = build(&(lines.join("\n") + "\n"));
+        assert_eq!(timelines.len(), 1);
+        assert!(timelines[0].complete);
+        assert_eq!(timelines[0].exit_code, Some(3));
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
             Role::Shim
         });
     }
+    // inspector-runtime keeps a sealed copy of itself alive in a process of
+    // its own, shared by every container: part of none.
+    if argv0 == "inspector-runtime" && argv.get(1).is_some_and(|a| a == "exe-keeper") {
+        return Some(Role::Other);
+    }
     if is_runtime_binary(filename) || (argv0 == "runc" && argv.get(1).is_some_and(|a| a != "init"))
     {
         return Some(Role::Runtime);
