@@ -221,3 +221,101 @@ fn diff_compares_recordings_and_goldens() {
     assert_eq!(c.code, Some(2), "{}", c.stderr);
     assert!(c.stderr.contains("line 1"), "{}", c.stderr);
 }
+
+/// One container with the bundled runtime first: its first `create` after a
+/// build starts the runtime's exe-keeper, which a golden need not show.
+fn warm_up_the_bundled_runtime() {
+    let status = Command::new(DOCKER)
+        .args(["run", "--runtime", "inspector", "--rm", &image(), "true"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker run --runtime inspector: {status}");
+}
+
+#[test]
+fn the_bundled_runtime_matches_its_goldens_20_times() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    warm_up_the_bundled_runtime();
+    let under_docker = golden("docker-run-inspector-runtime.golden");
+    let launched = golden("inspector-run-true.golden");
+    let bin = inspector_bin();
+    let mut failures = Vec::new();
+    for run in 1..=20 {
+        let c = check_docker_run(
+            under_docker.to_str().unwrap(),
+            &["--runtime", "inspector"],
+            &[],
+        );
+        if c.code != Some(0) {
+            failures.push(format!(
+                "docker, run {run}: exit {:?}\n{}{}",
+                c.code, c.stdout, c.stderr
+            ));
+        }
+        let c = inspector(&[
+            "check",
+            "--golden",
+            launched.to_str().unwrap(),
+            "--",
+            bin.to_str().unwrap(),
+            "run",
+            "--brief",
+            "--",
+            "/bin/true",
+        ]);
+        if c.code != Some(0) {
+            failures.push(format!(
+                "inspector run, run {run}: exit {:?}\n{}{}",
+                c.code, c.stdout, c.stderr
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn runc_and_the_bundled_runtime_differ_in_the_runtime_roles_only() {
+    if !docker_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    warm_up_the_bundled_runtime();
+    let path = golden("docker-run-rm-true.golden");
+    let c = check_docker_run(path.to_str().unwrap(), &["--runtime", "inspector"], &[]);
+    assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
+    let roles: Vec<&str> = c
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@ container 1 · ")?.strip_suffix(" @@"))
+        .collect();
+    assert!(
+        roles.iter().any(|r| r.starts_with("runtime init")),
+        "{roles:?}"
+    );
+    for role in &roles {
+        assert!(
+            role.starts_with("runtime") || *role == "docker CLI",
+            "{role} differs too:\n{}",
+            c.stdout
+        );
+    }
+    assert!(
+        c.stdout.contains("- execve(\"/usr/sbin/runc\""),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout
+            .contains("+ execve(\"<inspector-dir>/inspector-runtime\""),
+        "{}",
+        c.stdout
+    );
+}

@@ -60,16 +60,17 @@ pub fn capture(argv: &[String], probe_opts: &ProbeOptions) -> Result<Capture, Se
             command: command.clone(),
             source,
         })?;
-    let (status, at) = loop {
+    // Waited for on a thread of its own, so that the exit is timed to the
+    // moment rather than to the next poll of the ring.
+    let waiter = std::thread::spawn(move || (child.wait(), Instant::now()));
+    while !waiter.is_finished() {
         recorder.poll(POLL)?;
-        let exited = child.try_wait().map_err(|source| SessionError::Wait {
-            command: command.clone(),
-            source,
-        })?;
-        if let Some(status) = exited {
-            break (status, Instant::now());
-        }
-    };
+    }
+    let (status, at) = waiter.join().expect("the waiting thread panicked");
+    let status = status.map_err(|source| SessionError::Wait {
+        command: command.clone(),
+        source,
+    })?;
     recorder.settle(at)?;
     let (events, lost) = recorder.finish();
     Ok(Capture {
