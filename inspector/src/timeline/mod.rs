@@ -986,7 +986,10 @@ mod tests {
         // one's timeline open.
         let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
         let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-        let (t, start) = (first["ktime_ns"].as_u64().unwrap(), first["start_ns"].as_u64().unwrap());
+        let (t, start) = (
+            first["ktime_ns"].as_u64().unwrap(),
+            first["start_ns"].as_u64().unwrap(),
+        );
         let header = |tgid: u32, ptgid: u32, comm: &str, at: u64, started: u64| {
             format!(
                 r#""v":1,"ktime_ns":{at},"time":"","tgid":{tgid},"tid":{tgid},"ptgid":{ptgid},"nspid":{tgid},"comm":"{comm}","start_ns":{started},"cgroup_id":1,"pidns":1,"mntns":1"#
