@@ -40,7 +40,7 @@ fn check_docker_run(golden: &str, docker_args: &[&str], extra: &[&str]) -> Check
 /// The lines of a diff that say something changed.
 fn changes(diff: &str) -> Vec<&str> {
     diff.lines()
-        .filter(|l| (l.starts_with("+ ") || l.starts_with("- ")))
+        .filter(|l| l.starts_with("+ ") || l.starts_with("- "))
         .collect()
 }
 

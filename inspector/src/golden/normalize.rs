@@ -81,8 +81,9 @@ fn hex_runs(s: &str) -> String {
 
 /// Numbers and random names after the prefixes that carry them.
 fn after_prefixes(s: &str) -> String {
-    // (prefix, what the characters after it become, which characters)
-    const RULES: &[(&str, &str, fn(u8) -> bool)] = &[
+    /// A prefix, what the characters after it become, and which characters.
+    type Rule = (&'static str, &'static str, fn(u8) -> bool);
+    const RULES: &[Rule] = &[
         ("/proc/", "<pid>", |c| c.is_ascii_digit()),
         ("/dev/fd/", "<fd>", |c| c.is_ascii_digit()),
         ("/proc/self/fd/", "<fd>", |c| c.is_ascii_digit()),
