@@ -62,26 +62,9 @@ pub fn run(which: &[Which]) -> Result<()> {
             Which::Startup => report.extend(startup()?),
             Which::Timeline => report.extend(timeline()?),
             Which::Check => report.extend(check()?),
-            Which::Tui => report.extend(crate::bench_tui::run()?.into_iter().map(|m| Row {
-                name: m.name,
-                value: m.value,
-                unit: m.unit,
-                target: m.target,
-            })),
-            Which::Run => report.extend(crate::bench_run::run()?.into_iter().map(|m| Row {
-                name: m.name,
-                value: m.value,
-                unit: m.unit,
-                target: m.target,
-            })),
-            Which::Runtime => {
-                report.extend(crate::bench_runtime::run()?.into_iter().map(|m| Row {
-                    name: m.name,
-                    value: m.value,
-                    unit: m.unit,
-                    target: m.target,
-                }))
-            }
+            Which::Tui => report.extend(crate::bench_tui::run()?),
+            Which::Run => report.extend(crate::bench_run::run()?),
+            Which::Runtime => report.extend(crate::bench_runtime::run()?),
         }
     }
     println!();
@@ -107,12 +90,13 @@ pub fn run(which: &[Which]) -> Result<()> {
     Ok(())
 }
 
-struct Row {
-    name: String,
-    value: f64,
-    unit: &'static str,
+/// One measured number, with its target when it has one.
+pub struct Row {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
     /// (limit, true when the value must stay at or below it)
-    target: Option<(f64, bool)>,
+    pub target: Option<(f64, bool)>,
 }
 
 impl Row {

@@ -10,29 +10,16 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{bench_runtime::Measure, docker, util};
+use crate::{bench::Row, bench_runtime, util};
 
 const ROUNDS: usize = 20;
 const WARMUP: usize = 3;
 
-pub fn run() -> Result<Vec<Measure>> {
+pub fn run() -> Result<Vec<Row>> {
     let dir = util::root().join("target/bench-run");
     let _ = std::fs::remove_dir_all(&dir);
+    bench_runtime::true_bundle(&dir)?;
     let rootfs = dir.join("rootfs");
-    docker::make_busybox_rootfs(&rootfs)?;
-    // runc's own default configuration around the same root filesystem.
-    util::run(
-        Command::new("runc")
-            .arg("spec")
-            .current_dir(&dir)
-            .stdout(Stdio::null()),
-    )
-    .context("runc spec (is runc installed? cargo xtask setup)")?;
-    let path = dir.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["/bin/true"]);
-    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
 
     let inspector = util::root().join("target/release/inspector");
     let mut whole = [Vec::new(), Vec::new()];
@@ -94,25 +81,25 @@ pub fn run() -> Result<Vec<Measure>> {
     let (ours, runc) = (median(whole[0].clone()), median(whole[1].clone()));
     let part = median(container_part);
     Ok(vec![
-        Measure {
+        Row {
             name: "runc run /bin/true, median".into(),
             value: runc * 1000.0,
             unit: "ms",
             target: None,
         },
-        Measure {
+        Row {
             name: "inspector run -- /bin/true end to end, median".into(),
             value: ours * 1000.0,
             unit: "ms",
             target: None,
         },
-        Measure {
+        Row {
             name: "  of which create..delete under the probe, median".into(),
             value: part * 1000.0,
             unit: "ms",
             target: None,
         },
-        Measure {
+        Row {
             name: "inspector run / runc run, /bin/true (medians)".into(),
             value: ours / runc,
             unit: "x",

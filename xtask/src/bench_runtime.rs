@@ -3,35 +3,26 @@
 //! bundle, the two alternating so machine noise falls on both alike.
 
 use std::{
+    path::Path,
     process::{Command, Stdio},
     time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{docker, util};
-
-/// One line of the report (bench.rs turns it into its own row type).
-pub struct Measure {
-    pub name: String,
-    pub value: f64,
-    pub unit: &'static str,
-    /// (limit, true when the value must stay at or below it)
-    pub target: Option<(f64, bool)>,
-}
+use crate::{bench::Row, docker, util};
 
 const ROUNDS: usize = 60;
 const WARMUP: usize = 5;
 
-pub fn run() -> Result<Vec<Measure>> {
-    let dir = util::root().join("target/bench-runtime");
-    let _ = std::fs::remove_dir_all(&dir);
+/// A busybox bundle in `dir` whose config is runc's own default (so that the
+/// baseline runs exactly what runc would) running `/bin/true`.
+pub fn true_bundle(dir: &Path) -> Result<()> {
     docker::make_busybox_rootfs(&dir.join("rootfs"))?;
-    // runc's own default config, so the baseline runs exactly what it would by default.
     util::run(
         Command::new("runc")
             .arg("spec")
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdout(Stdio::null()),
     )
     .context("runc spec (is runc installed? cargo xtask setup)")?;
@@ -40,6 +31,13 @@ pub fn run() -> Result<Vec<Measure>> {
     config["process"]["terminal"] = false.into();
     config["process"]["args"] = serde_json::json!(["/bin/true"]);
     std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    Ok(())
+}
+
+pub fn run() -> Result<Vec<Row>> {
+    let dir = util::root().join("target/bench-runtime");
+    let _ = std::fs::remove_dir_all(&dir);
+    true_bundle(&dir)?;
 
     let ours = docker::runtime_binary();
     let runtimes = [ours.to_string_lossy().into_owned(), "runc".to_string()];
@@ -78,19 +76,19 @@ pub fn run() -> Result<Vec<Measure>> {
     }
     let (ours, runc) = (median(times[0].clone()), median(times[1].clone()));
     Ok(vec![
-        Measure {
+        Row {
             name: "runc run /bin/true, median".into(),
             value: runc * 1000.0,
             unit: "ms",
             target: None,
         },
-        Measure {
+        Row {
             name: "inspector-runtime run /bin/true, median".into(),
             value: ours * 1000.0,
             unit: "ms",
             target: None,
         },
-        Measure {
+        Row {
             name: "inspector-runtime / runc, run /bin/true (medians)".into(),
             value: ours / runc,
             unit: "x",

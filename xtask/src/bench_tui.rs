@@ -5,18 +5,9 @@
 
 use anyhow::{Result, bail};
 
-use crate::util;
+use crate::{bench::Row, util};
 
-/// One line of the report (bench.rs turns it into its own row type).
-pub struct Measure {
-    pub name: String,
-    pub value: f64,
-    pub unit: &'static str,
-    /// (limit, true when the value must stay at or below it)
-    pub target: Option<(f64, bool)>,
-}
-
-pub fn run() -> Result<Vec<Measure>> {
+pub fn run() -> Result<Vec<Row>> {
     let out = util::output(util::cargo().args(["bench", "-p", "inspector", "--bench", "tui"]))?;
     let text = String::from_utf8_lossy(&out.stdout);
     for line in text.lines().filter(|l| !l.starts_with("xtask-measure")) {
@@ -31,7 +22,7 @@ pub fn run() -> Result<Vec<Measure>> {
         let [name, value, unit, limit] = fields[..] else {
             bail!("unreadable result line: {line}");
         };
-        measures.push(Measure {
+        measures.push(Row {
             name: name.to_string(),
             value: value.parse()?,
             unit: if unit == "MiB" { "MiB" } else { "ms" },
