@@ -91,7 +91,15 @@ struct TuiArgs {
     /// Events kept for the stream; the oldest are dropped first.
     #[arg(long, value_name = "EVENTS", default_value_t = inspector::tui::DEFAULT_RETENTION)]
     retain: usize,
-    /// Report every process on the machine.
+    #[command(flatten)]
+    following: Following,
+}
+
+/// What the probe follows, for the commands that attach it.
+#[derive(clap::Args)]
+struct Following {
+    /// Report every process on the machine, not only container engines,
+    /// shims, runtimes and their children.
     #[arg(long)]
     all: bool,
     /// Also follow processes that exec a binary with this name (repeatable).
@@ -100,6 +108,18 @@ struct TuiArgs {
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
     buffer_size: u32,
+}
+
+impl Following {
+    fn probe(self, log_level: Option<log::LevelFilter>, write_results: bool) -> ProbeOptions {
+        ProbeOptions {
+            trace_all: self.all,
+            buffer_size: self.buffer_size,
+            log_level,
+            track_comms: self.track_comm,
+            write_results,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -113,16 +133,8 @@ struct TraceArgs {
     /// Stop after SECS seconds (default: until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Report every process on the machine, not only container engines,
-    /// shims, runtimes and their children.
-    #[arg(long)]
-    all: bool,
-    /// Also follow processes that exec a binary with this name (repeatable).
-    #[arg(long = "track-comm", value_name = "NAME")]
-    track_comm: Vec<String>,
-    /// Ring buffer size in bytes (a power of two).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
-    buffer_size: u32,
+    #[command(flatten)]
+    following: Following,
     /// Report the return value of cgroup controller writes. This puts a program
     /// on the exit of every write(2) on the machine (about 5% on a write storm).
     #[arg(long)]
@@ -172,13 +184,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("installing the signal handler")?;
             }
             let opts = TraceOptions {
-                probe: ProbeOptions {
-                    trace_all: args.all,
-                    buffer_size: args.buffer_size,
-                    log_level: args.log_level,
-                    track_comms: args.track_comm,
-                    write_results: args.cgroup_write_results,
-                },
+                probe: args
+                    .following
+                    .probe(args.log_level, args.cgroup_write_results),
                 format: args.format,
                 output: args.output,
                 duration,
@@ -190,13 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Timeline(args) => timeline(args),
         Command::Tui(args) => {
             let opts = inspector::tui::TuiOptions {
-                probe: ProbeOptions {
-                    trace_all: args.all,
-                    buffer_size: args.buffer_size,
-                    log_level: None,
-                    track_comms: args.track_comm,
-                    write_results: false,
-                },
+                probe: args.following.probe(None, false),
                 replay: args.replay,
                 retention: args.retain,
             };
