@@ -380,12 +380,6 @@ impl Probe {
                 .expect("program compiled into the probe")
                 .try_into()
                 .expect("a tracepoint program");
-            if prog.fd().is_err() {
-                prog.load().map_err(|source| ProbeError::Program {
-                    program: program.to_string(),
-                    source: Box::new(source),
-                })?;
-            }
             let id = prog
                 .attach("syscalls", tracepoint)
                 .map_err(|source| ProbeError::Attach {
@@ -405,12 +399,6 @@ impl Probe {
                 .expect("program compiled into the probe")
                 .try_into()
                 .expect("a raw tracepoint program");
-            if prog.fd().is_err() {
-                prog.load().map_err(|source| ProbeError::Program {
-                    program: program.to_string(),
-                    source: Box::new(source),
-                })?;
-            }
             let id = prog
                 .attach(tracepoint)
                 .map_err(|source| ProbeError::Attach {
