@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{bench::Row, bench_runtime, util};
+use crate::{
+    bench::{Row, median},
+    bench_runtime, util,
+};
 
 const ROUNDS: usize = 20;
 const WARMUP: usize = 3;
@@ -117,13 +120,4 @@ fn reported_ms(stderr: &str) -> Option<f64> {
         .and_then(|l| l.rsplit_once(" after "))
         .and_then(|(_, ms)| ms.strip_suffix(" ms"))
         .and_then(|ms| ms.parse().ok())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

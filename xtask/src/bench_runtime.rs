@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{bench::Row, docker, util};
+use crate::{
+    bench::{Row, median},
+    docker, util,
+};
 
 const ROUNDS: usize = 60;
 const WARMUP: usize = 5;
@@ -95,13 +98,4 @@ pub fn run() -> Result<Vec<Row>> {
             target: Some((0.35, true)),
         },
     ])
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

@@ -257,28 +257,13 @@ fn push_line(section: &mut Section, role: Role, label: String, text: String) {
 
 /// The role a sequence's label names (its first words).
 fn rank(label: &str) -> Role {
-    ROLES
+    Role::ALL
         .iter()
         .copied()
         .filter(|r| label.starts_with(r.name()))
         .max_by_key(|r| r.name().len())
         .unwrap_or(Role::Other)
 }
-
-const ROLES: [Role; 12] = [
-    Role::DockerCli,
-    Role::Dockerd,
-    Role::Containerd,
-    Role::ShimStart,
-    Role::Shim,
-    Role::Runtime,
-    Role::RuntimeReexec,
-    Role::RuntimeInit,
-    Role::Hook,
-    Role::Entrypoint,
-    Role::EntrypointChild,
-    Role::Other,
-];
 
 /// Consecutive cgroup removals: runtimes remove a container's hierarchies
 /// by walking a map, in a different order every run.

@@ -214,22 +214,13 @@ pub struct Process {
 }
 
 pub fn process(config: &Value) -> Process {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let p = &config["process"];
-    let path = strings(&p["env"])
+    let path = super::strings(&p["env"])
         .iter()
         .find_map(|kv| kv.strip_prefix("PATH=").map(String::from))
         .unwrap_or_else(|| DEFAULT_PATH.to_string());
     Process {
-        args: strings(&p["args"]),
+        args: super::strings(&p["args"]),
         path,
         cwd: p["cwd"].as_str().unwrap_or("/").to_string(),
     }

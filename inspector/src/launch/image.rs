@@ -52,19 +52,10 @@ impl RunConfig {
     /// config, which `docker save` writes too).
     pub fn from_image_config(config: &Value) -> Self {
         let c = &config["config"];
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         RunConfig {
-            entrypoint: strings(&c["Entrypoint"]),
-            cmd: strings(&c["Cmd"]),
-            env: strings(&c["Env"]),
+            entrypoint: super::strings(&c["Entrypoint"]),
+            cmd: super::strings(&c["Cmd"]),
+            env: super::strings(&c["Env"]),
             working_dir: c["WorkingDir"]
                 .as_str()
                 .filter(|w| !w.is_empty())

@@ -29,6 +29,18 @@ pub enum LaunchError {
     Runtime(#[from] runtime::RuntimeError),
 }
 
+/// The strings of a JSON array (image and runtime configs list argv, env
+/// and the like this way); anything else reads as none.
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A directory removed, whole, when dropped: generated bundles and scratch
 /// space never outlive the run, however it ends short of SIGKILL.
 #[derive(Debug)]

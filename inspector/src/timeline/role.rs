@@ -31,6 +31,22 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order of the chain.
+    pub const ALL: [Role; 12] = [
+        Role::DockerCli,
+        Role::Dockerd,
+        Role::Containerd,
+        Role::ShimStart,
+        Role::Shim,
+        Role::Runtime,
+        Role::RuntimeReexec,
+        Role::RuntimeInit,
+        Role::Hook,
+        Role::Entrypoint,
+        Role::EntrypointChild,
+        Role::Other,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Role::DockerCli => "docker CLI",
