@@ -200,20 +200,35 @@ pub struct SyscallEvent {
     pub path: PathParts,
 }
 
-/// Settings userspace writes into the probe before it loads.
+/// Settings userspace writes into the probe before it loads. They are
+/// read-only to the programs, so the verifier prunes what they switch off;
+/// a loaded probe keeps them for its whole life (see [`RunState`] for what
+/// changes from one run to the next).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
     /// 1: report every process, not only container-related ones.
     pub trace_all: u32,
-    /// inspector's own tgid, never reported.
-    pub self_tgid: u32,
     /// 1: pair cgroup writes with their return (costs a `sys_exit_write`
     /// program on every write of the machine).
     pub write_results: u32,
     /// Wake the reader only once this many bytes wait in the ring buffer;
     /// otherwise it collects them on its own schedule.
     pub wakeup_bytes: u32,
+    pub _pad: u32,
+}
+
+/// What the run of inspector that owns a loaded probe writes into it (the
+/// single entry of the `RUN` array map). A probe outlives the run that
+/// loaded it, attached, for a few seconds (so that the next run need not load
+/// or attach anything): between runs it is disabled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunState {
+    /// inspector's own tgid, never reported.
+    pub self_tgid: u32,
+    /// 0: every program returns at once, touching no map.
+    pub enabled: u32,
 }
 
 /// Offsets (bytes) of the kernel struct fields the probe reads, taken from the
@@ -274,5 +289,6 @@ pub struct KernelOffsets {
 mod pod {
     // SAFETY: plain #[repr(C)] structs of integers with explicit padding.
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::RunState {}
     unsafe impl aya::Pod for super::KernelOffsets {}
 }

@@ -13,7 +13,10 @@ use inspector_common::{
 
 use crate::{
     kernel::{bounded, fd_file, file_identity, fill_header, kernel_str, off, read, read_ptr},
-    maps::{EVENTS, config_write_results, count_lost, is_self, maybe_wanted, submit_flags, wanted},
+    maps::{
+        EVENTS, config_write_results, count_lost, enabled, is_self, maybe_wanted, submit_flags,
+        wanted,
+    },
     path,
     syscall::{begin, park},
 };
@@ -26,7 +29,7 @@ fn cgroup_event(ctx: &RawTracePointContext, kind: u32, task: u64, threadgroup: u
     let cgrp: u64 = ctx.arg(0);
     let path: u64 = ctx.arg(1);
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if is_self(tgid) {
+    if is_self(tgid) || !enabled() {
         return;
     }
     let task_tgid = if task != 0 {

@@ -8,7 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use inspector_common::{COMM_LEN, Config, SyscallEvent};
+use inspector_common::{COMM_LEN, Config, RunState, SyscallEvent};
 
 /// The event stream. Userspace sets the real size at load (`--buffer-size`).
 #[map]
@@ -48,12 +48,17 @@ pub static PENDING: HashMap<u32, SyscallEvent> = HashMap::with_max_entries(4096,
 #[map]
 pub static SCRATCH: PerCpuArray<SyscallEvent> = PerCpuArray::with_max_entries(1, 0);
 
+/// Whether the probe is on, and inspector's own tgid: written by the run of
+/// inspector that owns the probe (see `RunState`).
+#[map]
+pub static RUN: Array<RunState> = Array::with_max_entries(1, 0);
+
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config {
     trace_all: 0,
-    self_tgid: 0,
     write_results: 0,
     wakeup_bytes: 0,
+    _pad: 0,
 };
 
 #[inline(always)]
@@ -67,15 +72,23 @@ pub fn config_write_results() -> bool {
 }
 
 #[inline(always)]
-fn config_self_tgid() -> u32 {
-    unsafe { core::ptr::read_volatile(&raw const CONFIG.self_tgid) }
+fn self_tgid() -> u32 {
+    RUN.get(0).map_or(0, |run| run.self_tgid)
+}
+
+/// Is the probe on? Between two runs of inspector its programs stay
+/// attached but must neither report nor change any map. Every program asks
+/// this before it does anything but read.
+#[inline(always)]
+pub fn enabled() -> bool {
+    RUN.get(0).is_some_and(|run| run.enabled != 0)
 }
 
 /// Is this process's activity reported? The first thing every hot-path program
 /// asks, so it stays one hash lookup.
 #[inline(always)]
 pub fn wanted(tgid: u32) -> bool {
-    if tgid == config_self_tgid() {
+    if tgid == self_tgid() {
         return false;
     }
     config_trace_all() || unsafe { TRACKED.get(&tgid).is_some() }
@@ -83,7 +96,7 @@ pub fn wanted(tgid: u32) -> bool {
 
 #[inline(always)]
 pub fn is_self(tgid: u32) -> bool {
-    tgid == config_self_tgid()
+    tgid == self_tgid()
 }
 
 #[inline(always)]
@@ -95,7 +108,7 @@ pub fn is_tracked(tgid: u32) -> bool {
 #[inline(always)]
 pub fn maybe_wanted(tgid: u32) -> bool {
     if config_trace_all() {
-        return tgid != config_self_tgid();
+        return tgid != self_tgid();
     }
     match TRACKED_BITS.get(tgid >> 6) {
         Some(word) => *word & (1u64 << (tgid & 63)) != 0,

@@ -14,14 +14,17 @@ use inspector_common::{
 use crate::{
     kernel::{bounded, current_task, fill_header, kernel_str, off, read, read_ptr},
     maps::{
-        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, is_tracked, submit_flags, track,
-        untrack, wanted,
+        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, enabled, is_tracked, submit_flags,
+        track, untrack, wanted,
     },
 };
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
+    if !enabled() {
+        return 0;
+    }
     let child: u64 = ctx.arg(1);
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
@@ -65,6 +68,9 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
 /// raised once the new image is in place, so `comm` and the argv area are the new ones.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
+    if !enabled() {
+        return 0;
+    }
     let old_pid: u32 = ctx.arg::<u64>(1) as u32;
     let bprm: u64 = ctx.arg(2);
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -133,6 +139,9 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
 /// exiting thread; the process exit is the one with `group_dead`.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
+    if !enabled() {
+        return 0;
+    }
     let task: u64 = ctx.arg(0);
     let group_dead: u64 = ctx.arg(1);
     let pid_tgid = bpf_get_current_pid_tgid();

@@ -17,7 +17,10 @@ use inspector_common::{CLONE_NEW_MASK, NSFS_MAGIC, STR_LEN, SyscallEvent, kind};
 
 use crate::{
     kernel::{current_task, fd_file, file_identity, fill_header, ktime, off, read_ptr},
-    maps::{CLONE_FLAGS, EVENTS, PENDING, SCRATCH, count_lost, maybe_wanted, submit_flags, wanted},
+    maps::{
+        CLONE_FLAGS, EVENTS, PENDING, SCRATCH, count_lost, enabled, maybe_wanted, submit_flags,
+        wanted,
+    },
     path,
 };
 
@@ -35,7 +38,7 @@ fn arg(ctx: &TracePointContext, n: usize) -> u64 {
 #[inline(always)]
 pub fn begin(ctx: &TracePointContext, kind: u32) -> Option<&'static mut SyscallEvent> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !wanted(tgid) {
+    if !wanted(tgid) || !enabled() {
         return None;
     }
     let ev = unsafe { &mut *SCRATCH.get_ptr_mut(0)? };
@@ -81,7 +84,7 @@ pub fn user_str(ev: &mut SyscallEvent, i: usize, src: u64) {
 pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     // This runs on the exit of every write when cgroup write results are on.
-    if !maybe_wanted((pid_tgid >> 32) as u32) {
+    if !maybe_wanted((pid_tgid >> 32) as u32) || !enabled() {
         return 0;
     }
     let tid = pid_tgid as u32;
@@ -110,7 +113,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
 #[inline(always)]
 fn remember_clone_flags(flags: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    if wanted((pid_tgid >> 32) as u32) {
+    if wanted((pid_tgid >> 32) as u32) && enabled() {
         let _ = CLONE_FLAGS.insert(&(pid_tgid as u32), &flags, 0);
     }
 }
@@ -146,6 +149,9 @@ pub fn insp_clone3_enter(ctx: TracePointContext) -> i32 {
 /// syscall of its own when it made namespaces, or failed.
 #[tracepoint]
 pub fn insp_clone_exit(ctx: TracePointContext) -> i32 {
+    if !enabled() {
+        return 0;
+    }
     let tid = bpf_get_current_pid_tgid() as u32;
     let Some(flags) = (unsafe { CLONE_FLAGS.get(&tid) }).copied() else {
         return 0;

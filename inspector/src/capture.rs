@@ -3,6 +3,8 @@
 //! `inspector run` share.
 
 use std::{
+    collections::HashSet,
+    os::fd::BorrowedFd,
     path::Path,
     time::{Duration, Instant},
 };
@@ -10,7 +12,7 @@ use std::{
 use thiserror::Error;
 
 use crate::{
-    event::{Decoder, Event},
+    event::{Body, Decoder, Event},
     output::{self, Format},
     probe::{Probe, ProbeError, ProbeOptions},
 };
@@ -26,8 +28,10 @@ pub enum CaptureError {
 }
 
 /// How long the trace goes on after the watched command ends without any
-/// event arriving: the shim, the engine or the runtime finish a container's
-/// teardown around the time the command returns.
+/// event arriving, while processes it saw start are still alive: the shim,
+/// the engine or the runtime finish a container's teardown around the time
+/// the command returns, and something left running (`docker run -d`) may
+/// never end.
 pub const QUIET: Duration = Duration::from_millis(60);
 /// The longest it goes on after the watched command ends.
 pub const SETTLE_MAX: Duration = Duration::from_secs(3);
@@ -41,6 +45,8 @@ pub struct Recorder {
     decoder: Decoder,
     events: Vec<Event>,
     last_event: Instant,
+    /// Processes started while tracing that have not exited yet.
+    alive: HashSet<u32>,
 }
 
 impl Recorder {
@@ -52,14 +58,40 @@ impl Recorder {
             decoder: Decoder::for_host(),
             events: Vec::new(),
             last_event: Instant::now(),
+            alive: HashSet::new(),
         })
     }
 
     /// Waits up to `timeout` for events and keeps those that came.
     pub fn poll(&mut self, timeout: Duration) -> Result<(), CaptureError> {
-        self.probe.wait(timeout).map_err(CaptureError::Poll)?;
+        self.poll_or(timeout, None)
+    }
+
+    /// [`Recorder::poll`], returning early too when `also` becomes readable
+    /// (a pidfd, when its process exits).
+    pub fn poll_or(
+        &mut self,
+        timeout: Duration,
+        also: Option<BorrowedFd<'_>>,
+    ) -> Result<(), CaptureError> {
+        self.probe.wait(timeout, also).map_err(CaptureError::Poll)?;
         while let Some(record) = self.probe.next_record() {
             if let Ok(event) = self.decoder.decode(&record) {
+                match &event.body {
+                    Body::Fork {
+                        child_tgid,
+                        thread: false,
+                        ..
+                    } => {
+                        self.alive.insert(*child_tgid);
+                    }
+                    Body::Exit { .. } => {
+                        if let Some(task) = &event.task {
+                            self.alive.remove(&task.tgid);
+                        }
+                    }
+                    _ => {}
+                }
                 self.events.push(event);
                 self.last_event = Instant::now();
             }
@@ -68,9 +100,15 @@ impl Recorder {
     }
 
     /// Goes on collecting after what was watched ended at `ended`, until
-    /// no event has come for [`QUIET`] or [`SETTLE_MAX`] has passed.
+    /// every process started while tracing has exited (what a process did
+    /// is in the ring by the time its exit is), or else until no event has
+    /// come for [`QUIET`], or [`SETTLE_MAX`] has passed.
     pub fn settle(&mut self, ended: Instant) -> Result<(), CaptureError> {
-        while self.last_event.elapsed() < QUIET && ended.elapsed() < SETTLE_MAX {
+        self.poll(Duration::ZERO)?;
+        while !self.alive.is_empty()
+            && self.last_event.elapsed() < QUIET
+            && ended.elapsed() < SETTLE_MAX
+        {
             self.poll(POLL)?;
         }
         Ok(())

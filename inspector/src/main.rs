@@ -52,10 +52,29 @@ enum Command {
     Check(cmd_golden::CheckArgs),
     /// Compare two goldens or two recordings.
     Diff(cmd_golden::DiffArgs),
+    /// Let go of the probe inspector keeps loaded between runs: detach what a
+    /// finished run left attached and unload the programs (the next run
+    /// loads them again).
+    Unload,
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
     /// until interrupted.
     #[command(hide = true)]
     BenchFloor,
+    /// The keeper of a finished run's probe links (started by inspector itself).
+    #[command(hide = true)]
+    KeepProbe(KeepProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct KeepProbeArgs {
+    #[arg(long)]
+    seconds: f64,
+    #[arg(long)]
+    listen: i32,
+    #[arg(long)]
+    lock: i32,
+    #[arg(long, value_delimiter = ',')]
+    links: Vec<i32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -216,6 +235,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("inspector: error: {e:#}");
             Ok(ExitCode::from(2))
         }),
+        Command::Unload => {
+            let (removed, busy) = inspector::probe::pinned::unload_all()
+                .context("cannot unload the probe kept in /sys/fs/bpf/inspector")?;
+            eprintln!("inspector: unloaded {removed} kept probe(s)");
+            if busy > 0 {
+                eprintln!(
+                    "inspector: {busy} probe(s) left loaded: an inspector is tracing with them \
+                     (run this again once it has exited)"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::KeepProbe(args) => {
+            use std::os::fd::{FromRawFd as _, OwnedFd};
+            let all: Vec<i32> = [args.listen, args.lock]
+                .into_iter()
+                .chain(args.links.iter().copied())
+                .collect();
+            for &fd in &all {
+                // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open.
+                if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    anyhow::bail!(
+                        "keep-probe: descriptor {fd} is not open (inspector starts this itself)"
+                    );
+                }
+            }
+            // SAFETY: open (checked above), inherited from the inspector that
+            // started this process for us alone, and each named once.
+            let own = |fd: i32| unsafe { OwnedFd::from_raw_fd(fd) };
+            inspector::probe::keeper::serve(
+                own(args.listen),
+                own(args.lock),
+                args.links.iter().map(|&fd| own(fd)).collect(),
+                Duration::from_secs_f64(args.seconds.clamp(0.0, 3600.0)),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchFloor => {
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -102,9 +102,10 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
         "container engines, shims, runtimes and their children"
     };
     eprintln!(
-        "inspector: {} probes attached in {} ms; tracing {scope} ({} already running). Ctrl-C stops.",
+        "inspector: {} probes attached in {} ms{}; tracing {scope} ({} already running). Ctrl-C stops.",
         probe.attached,
         probe.ready_in.as_millis(),
+        probe.origin.note(),
         probe.seeded,
     );
 
@@ -137,7 +138,7 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
                 // The probe wakes the reader only when its buffer fills up;
                 // otherwise events are collected at this pace.
                 .min(Duration::from_millis(20));
-            probe.wait(wait).map_err(TraceError::Poll)?;
+            probe.wait(wait, None).map_err(TraceError::Poll)?;
         }
 
         let mut closed = false;

@@ -6,12 +6,13 @@ mod common;
 use std::process::Command;
 
 use common::{
-    TempDir, assert_no_programs_left, can_trace, inspector_bin, is_root, probe_lock, require,
-    settled_inspector_programs,
+    TempDir, assert_no_links_left, can_trace, inspector_bin, is_root, probe_lock, require,
+    settled_inspector_links,
 };
 
 fn trace_with(env: &[(&str, &str)], args: &[&str], out: &std::path::Path) -> (bool, String) {
     let output = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
         .args(["trace", "--output"])
         .arg(out)
         .args(args)
@@ -63,7 +64,7 @@ fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
     let _lock = probe_lock();
     let dir = TempDir::new("notracefs");
     let out = dir.path().join("events.jsonl");
-    let before = settled_inspector_programs();
+    let before = settled_inspector_links();
     let (ok, stderr) = trace_with(&[("INSPECTOR_TRACEFS", "/nonexistent/tracefs")], &[], &out);
     assert!(!ok);
     assert!(stderr.contains("tracefs is not mounted"), "{stderr}");
@@ -72,7 +73,7 @@ fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
         "{stderr}"
     );
     assert!(!out.exists(), "no output file on a failed start");
-    assert_no_programs_left(before);
+    assert_no_links_left(before);
 }
 
 #[test]
@@ -87,7 +88,7 @@ fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
     std::fs::create_dir_all(fake.path().join("events/syscalls")).unwrap();
     let dir = TempDir::new("notp");
     let out = dir.path().join("events.jsonl");
-    let before = settled_inspector_programs();
+    let before = settled_inspector_links();
     let (ok, stderr) = trace_with(
         &[("INSPECTOR_TRACEFS", fake.path().to_str().unwrap())],
         &[],
@@ -100,7 +101,7 @@ fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
     );
     assert!(stderr.contains("CONFIG_FTRACE_SYSCALLS"), "{stderr}");
     assert!(!out.exists());
-    assert_no_programs_left(before);
+    assert_no_links_left(before);
 }
 
 #[test]
@@ -125,7 +126,7 @@ fn an_unwritable_output_is_named() {
         return;
     }
     let _lock = probe_lock();
-    let before = settled_inspector_programs();
+    let before = settled_inspector_links();
     let (ok, stderr) = trace_with(
         &[],
         &["--duration", "1"],
@@ -133,7 +134,7 @@ fn an_unwritable_output_is_named() {
     );
     assert!(!ok);
     assert!(stderr.contains("/nonexistent/dir/out.jsonl"), "{stderr}");
-    assert_no_programs_left(before);
+    assert_no_links_left(before);
 }
 
 #[test]

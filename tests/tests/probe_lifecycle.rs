@@ -9,8 +9,8 @@ use std::{
 };
 
 use common::{
-    TempDir, Tracer, can_trace, inspector_bin, inspector_programs, probe_lock,
-    settled_inspector_programs, spawn_attached,
+    TempDir, Tracer, can_trace, inspector_bin, inspector_links, probe_lock,
+    settled_inspector_links, spawn_attached,
 };
 use inspector::event::Body;
 
@@ -120,16 +120,17 @@ fn failed_execs_report_their_errno() {
 }
 
 fn stop_with(signal: i32) {
-    let before = settled_inspector_programs();
+    let before = settled_inspector_links();
     let dir = TempDir::new("detach");
     let mut child = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
         .args(["trace", "--output"])
         .arg(dir.path().join("out"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(|| inspector_programs() > before, "the probes to attach");
+    wait_for(|| inspector_links() > before, "the probes to attach");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
@@ -139,7 +140,7 @@ fn stop_with(signal: i32) {
             "inspector should exit cleanly on {signal}: {status}"
         );
     }
-    wait_for(|| inspector_programs() <= before, "the probes to detach");
+    common::assert_no_links_left(before);
 }
 
 #[test]
@@ -223,4 +224,151 @@ fn the_probe_is_silent_unless_asked() {
     let _lock = probe_lock();
     let stderr = stderr_around_a_followed_exec(&[]);
     assert!(!stderr.contains("tracked command"), "{stderr}");
+}
+
+fn bpftool_ready() -> bool {
+    common::require(
+        can_trace()
+            && Command::new("bpftool")
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+        "bpftool (cargo xtask setup installs it)",
+    )
+}
+
+/// `inspector trace` for a moment, keeping its probe `keep` seconds after.
+fn short_trace(keep: &str) -> String {
+    let out = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", keep)
+        .args(["trace", "--duration", "0.2", "--output", "/dev/null"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn the_next_run_takes_over_a_finished_run_s_probe_which_is_let_go_after_its_keep_time() {
+    if !bpftool_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = settled_inspector_links();
+    short_trace("5");
+    assert_eq!(
+        common::keepers().len(),
+        1,
+        "a keeper holds the finished run's links"
+    );
+    assert!(
+        inspector_links() > before,
+        "the links stay attached meanwhile"
+    );
+    let second = short_trace("0.5");
+    assert!(
+        second.contains("kept attached by an earlier run"),
+        "the second run did not take the links over: {second}"
+    );
+    // The first keeper handed them over and left; the second lets go soon.
+    common::assert_no_links_left(before);
+    // The programs stay loaded, attached to nothing, for the next run.
+    assert!(
+        std::fs::read_dir("/sys/fs/bpf/inspector").is_ok_and(|mut d| d.next().is_some()),
+        "no pinned probe in /sys/fs/bpf/inspector"
+    );
+}
+
+#[test]
+fn unload_detaches_and_unloads_everything_inspector_kept() {
+    if !bpftool_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = settled_inspector_links();
+    short_trace("60");
+    assert!(!common::keepers().is_empty());
+    let out = Command::new(inspector_bin())
+        .arg("unload")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("unloaded"), "{stderr}");
+    assert!(common::keepers().is_empty(), "the keeper is still there");
+    assert!(inspector_links() <= before, "links stayed attached");
+    assert!(
+        !std::path::Path::new("/sys/fs/bpf/inspector").exists(),
+        "pins stayed in /sys/fs/bpf/inspector"
+    );
+    // The kernel frees unpinned programs asynchronously.
+    wait_for(
+        || common::inspector_programs() == 0,
+        "inspector's programs to be unloaded",
+    );
+}
+
+#[test]
+fn two_inspectors_at_once_each_see_every_event() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let dir = TempDir::new("concurrent");
+    let marked = dir.path().join("insp-both");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let follow = ["--track-comm", "insp-both"];
+    // The first holds the kept probe; the second loads one of its own.
+    let first = Tracer::start(&follow);
+    let second = Tracer::start(&follow);
+    assert!(Command::new(&marked).status().unwrap().success());
+    for t in [second.stop(), first.stop()] {
+        assert!(t.success, "{}", t.stderr);
+        let execs = t
+            .execs()
+            .filter(|(_, f, _)| Some(*f) == marked.to_str())
+            .count();
+        assert_eq!(
+            execs,
+            1,
+            "exec of {marked:?} seen {execs} times:\n{}",
+            t.dump()
+        );
+    }
+}
+
+#[test]
+fn back_to_back_runs_report_each_event_once_and_nothing_of_the_run_before() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    let dir = TempDir::new("backtoback");
+    let marked = dir.path().join("insp-once");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let follow = ["--track-comm", "insp-once"];
+    for round in 0..3 {
+        let t = Tracer::start(&follow);
+        assert!(
+            Command::new(&marked)
+                .arg(format!("round-{round}"))
+                .status()
+                .unwrap()
+                .success()
+        );
+        let t = t.stop();
+        assert!(t.success, "{}", t.stderr);
+        let rounds: Vec<&str> = t
+            .execs()
+            .filter(|(_, f, _)| Some(*f) == marked.to_str())
+            .map(|(_, _, argv)| argv[1].as_str())
+            .collect();
+        assert_eq!(
+            rounds,
+            [format!("round-{round}")],
+            "round {round}:\n{}",
+            t.dump()
+        );
+    }
 }

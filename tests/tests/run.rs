@@ -27,6 +27,7 @@ fn unique(name: &str) -> String {
 /// Runs `inspector run` with `args`, with the image cache under `cache`.
 fn run(args: &[&str], cache: &Path) -> (Output, u32) {
     let child = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
         .arg("run")
         .args(args)
         .env("XDG_CACHE_HOME", cache)
@@ -77,7 +78,7 @@ fn leftovers(id: &str, inspector_pid: u32) -> Vec<PathBuf> {
 fn assert_clean(id: &str, inspector_pid: u32, programs_before: usize) {
     let left = leftovers(id, inspector_pid);
     assert!(left.is_empty(), "left behind: {left:?}");
-    common::assert_no_programs_left(programs_before);
+    common::assert_no_links_left(programs_before);
 }
 
 /// The timeline block of `inspector run`'s stderr (or `inspector timeline`'s
@@ -106,7 +107,7 @@ fn the_default_root_filesystem_runs_a_command_and_shows_its_lifecycle() {
         return;
     }
     let _lock = probe_lock();
-    let before = common::settled_inspector_programs();
+    let before = common::settled_inspector_links();
     let cache = TempDir::new("run-cache");
     let id = unique("default");
     let (out, pid) = run(
@@ -187,7 +188,7 @@ fn a_busybox_rootfs_gets_env_workdir_and_hostname() {
         return;
     }
     let _lock = probe_lock();
-    let before = common::settled_inspector_programs();
+    let before = common::settled_inspector_links();
     let dir = TempDir::new("run-rootfs");
     let rootfs = dir.path().join("rootfs");
     common::busybox_rootfs(&rootfs);
@@ -232,7 +233,7 @@ fn a_bundle_runs_with_its_config_and_the_command_line_s_command() {
         return;
     }
     let _lock = probe_lock();
-    let before = common::settled_inspector_programs();
+    let before = common::settled_inspector_links();
     let dir = TempDir::new("run-bundle");
     let bundle = dir.path().join("bundle");
     common::busybox_rootfs(&bundle.join("rootfs"));
@@ -433,7 +434,7 @@ fn bad_input_is_named_and_leaves_nothing_behind() {
         return;
     }
     let _lock = probe_lock();
-    let before = common::settled_inspector_programs();
+    let before = common::settled_inspector_links();
     let dir = TempDir::new("run-bad");
     let rootfs = dir.path().join("rootfs");
     common::busybox_rootfs(&rootfs);
@@ -530,11 +531,12 @@ fn ctrl_c_stops_the_container_and_still_shows_what_was_recorded() {
         return;
     }
     let _lock = probe_lock();
-    let before = common::settled_inspector_programs();
+    let before = common::settled_inspector_links();
     let dir = TempDir::new("run-interrupt");
     let id = unique("interrupt");
     let recording = dir.path().join("run.jsonl");
     let child = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
         .args(["run", "--brief", "--name", &id, "--export"])
         .arg(&recording)
         .args(["--", "/bin/sh", "-c", "echo started; sleep 60"])

@@ -11,8 +11,8 @@ use std::{
 };
 
 use common::{
-    DOCKER, TempDir, assert_no_programs_left, docker_ready, image, inspector_bin, probe_lock,
-    require, settled_inspector_programs,
+    DOCKER, TempDir, assert_no_links_left, docker_ready, image, inspector_bin, probe_lock, require,
+    settled_inspector_links,
 };
 
 fn tmux(args: &[&str]) -> String {
@@ -44,7 +44,11 @@ impl Session {
     fn start(test: &str, width: u16, height: u16) -> Session {
         let name = format!("inspector-{test}-{}", std::process::id());
         let _ = tmux(&["kill-session", "-t", &name]);
-        let command = format!("exec {} tui", inspector_bin().display());
+        let command = format!(
+            "INSPECTOR_KEEP_PROBE={} exec {} tui",
+            common::KEEP,
+            inspector_bin().display()
+        );
         // The pane stays after inspector exits, to read its exit status and
         // what it left on the screen.
         let out = Command::new("tmux")
@@ -217,7 +221,7 @@ fn tui_shows_a_docker_run_until_it_stops_with_exit_code_0() {
         return;
     }
     let _lock = probe_lock();
-    let programs_before = settled_inspector_programs();
+    let programs_before = settled_inspector_links();
     let session = Session::start("tui-docker", 120, 40);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
 
@@ -289,7 +293,7 @@ fn tui_shows_a_docker_run_until_it_stops_with_exit_code_0() {
         !after.contains("Containers ("),
         "the terminal was not restored:\n{after}"
     );
-    assert_no_programs_left(programs_before);
+    assert_no_links_left(programs_before);
 }
 
 #[test]
@@ -298,7 +302,7 @@ fn tui_restores_the_terminal_and_detaches_on_sigterm() {
         return;
     }
     let _lock = probe_lock();
-    let programs_before = settled_inspector_programs();
+    let programs_before = settled_inspector_links();
     let session = Session::start("tui-sigterm", 80, 24);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
     // Usable at 80x24: every pane is there.
@@ -329,5 +333,5 @@ fn tui_restores_the_terminal_and_detaches_on_sigterm() {
         !after.contains("Containers ("),
         "the terminal was not restored:\n{after}"
     );
-    assert_no_programs_left(programs_before);
+    assert_no_links_left(programs_before);
 }

@@ -2,6 +2,11 @@
 //! attached, container created, started, waited for and deleted, timeline
 //! printed) against `runc run` of the same root filesystem, alternating the
 //! two so machine noise falls on both alike.
+//!
+//! Run after run, as a user or a CI loop does, each run takes over the probe
+//! the run before kept attached (see the probe's `keeper`): that is the
+//! number with the target. A cold start, the first run after a boot or after
+//! `inspector unload`, loads the probe into the kernel; it is measured too.
 
 use std::{
     process::{Command, Stdio},
@@ -17,6 +22,8 @@ use crate::{
 
 const ROUNDS: usize = 20;
 const WARMUP: usize = 3;
+/// Cold starts: each one after `inspector unload`.
+const COLD_ROUNDS: usize = 5;
 
 pub fn run() -> Result<Vec<Row>> {
     let dir = util::root().join("target/bench-run");
@@ -25,6 +32,39 @@ pub fn run() -> Result<Vec<Row>> {
     let rootfs = dir.join("rootfs");
 
     let inspector = util::root().join("target/release/inspector");
+    let time = |which: usize, id: &str| -> Result<(f64, String)> {
+        let started = Instant::now();
+        let out = if which == 0 {
+            Command::new(&inspector)
+                .args(["run", "--rootfs"])
+                .arg(&rootfs)
+                .args(["--name", id, "--", "/bin/true"])
+                .stdin(Stdio::null())
+                .output()
+                .context("cannot start inspector run")?
+        } else {
+            Command::new("runc")
+                .arg("--root")
+                .arg(dir.join("runc-state"))
+                .args(["run", "--bundle"])
+                .arg(&dir)
+                .arg(id)
+                .stdin(Stdio::null())
+                .output()
+                .context("cannot start runc")?
+        };
+        let took = started.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let name = ["inspector run", "runc run"][which];
+        if !out.status.success() {
+            bail!("{name} of /bin/true failed: {}\n{stderr}", out.status);
+        }
+        if which == 0 && !stderr.contains("phases") {
+            bail!("inspector run printed no timeline:\n{stderr}");
+        }
+        Ok((took, stderr))
+    };
+
     let mut whole = [Vec::new(), Vec::new()];
     // inspector's own account of the container's part, from `create` to the
     // end of `delete`: what is left once the probe's attach is taken out.
@@ -32,57 +72,29 @@ pub fn run() -> Result<Vec<Row>> {
     for round in 0..WARMUP + ROUNDS {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for which in order {
-            let id = format!("bench-run-{round}");
-            let started = Instant::now();
-            let out = if which == 0 {
-                Command::new(&inspector)
-                    .args(["run", "--rootfs"])
-                    .arg(&rootfs)
-                    .args(["--name", &id, "--", "/bin/true"])
-                    .stdin(Stdio::null())
-                    .output()
-                    .context("cannot start inspector run")?
-            } else {
-                Command::new("runc")
-                    .arg("--root")
-                    .arg(dir.join("runc-state"))
-                    .args(["run", "--bundle"])
-                    .arg(&dir)
-                    .arg(&id)
-                    .stdin(Stdio::null())
-                    .output()
-                    .context("cannot start runc")?
-            };
-            let took = started.elapsed().as_secs_f64();
-            if !out.status.success() {
-                bail!(
-                    "{} of /bin/true failed: {}\n{}",
-                    if which == 0 {
-                        "inspector run"
-                    } else {
-                        "runc run"
-                    },
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            let (took, stderr) = time(which, &format!("bench-run-{round}"))?;
             if round < WARMUP {
                 continue;
             }
             whole[which].push(took);
-            if which == 0 {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                if !stderr.contains("phases") {
-                    bail!("inspector run printed no timeline:\n{stderr}");
-                }
-                if let Some(ms) = reported_ms(&stderr) {
-                    container_part.push(ms / 1000.0);
-                }
+            if which == 0
+                && let Some(ms) = reported_ms(&stderr)
+            {
+                container_part.push(ms / 1000.0);
             }
+        }
+    }
+    let mut cold = [Vec::new(), Vec::new()];
+    for round in 0..COLD_ROUNDS {
+        util::run(Command::new(&inspector).arg("unload").stderr(Stdio::null()))?;
+        for which in [0, 1] {
+            let (took, _) = time(which, &format!("bench-run-cold-{round}"))?;
+            cold[which].push(took);
         }
     }
     let (ours, runc) = (median(whole[0].clone()), median(whole[1].clone()));
     let part = median(container_part);
+    let (cold_ours, cold_runc) = (median(cold[0].clone()), median(cold[1].clone()));
     Ok(vec![
         Row {
             name: "runc run /bin/true, median".into(),
@@ -107,6 +119,18 @@ pub fn run() -> Result<Vec<Row>> {
             value: ours / runc,
             unit: "x",
             target: Some((1.5, true)),
+        },
+        Row {
+            name: format!("  cold start (after inspector unload), median of {COLD_ROUNDS}"),
+            value: cold_ours * 1000.0,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            name: "  cold start / runc run (medians)".into(),
+            value: cold_ours / cold_runc,
+            unit: "x",
+            target: None,
         },
     ])
 }

@@ -143,9 +143,11 @@ fn test(extra: &[String]) -> Result<()> {
     let mut cmd = util::cargo();
     // --release reuses the binaries `build` just made; the probe crate only
     // builds for the BPF target, through inspector's build script.
+    // --no-fail-fast: one run reports every failing test binary, not the first.
     cmd.args([
         "test",
         "--release",
+        "--no-fail-fast",
         "--workspace",
         "--exclude",
         "inspector-ebpf",

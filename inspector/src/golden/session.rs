@@ -3,6 +3,7 @@
 //! settled.
 
 use std::{
+    os::fd::{AsFd as _, FromRawFd as _, OwnedFd, RawFd},
     process::{Command, ExitStatus},
     time::{Duration, Instant},
 };
@@ -47,6 +48,14 @@ pub struct Capture {
     pub command_time: Duration,
 }
 
+/// A descriptor that becomes readable when process `pid` exits (Linux 5.3).
+fn pidfd(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags; the result is ours alone.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a new descriptor, owned once.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Runs `argv` with the probe attached first, so that nothing it starts is
 /// missed; its standard streams are the caller's.
 pub fn capture(argv: &[String], probe_opts: &ProbeOptions) -> Result<Capture, SessionError> {
@@ -60,17 +69,19 @@ pub fn capture(argv: &[String], probe_opts: &ProbeOptions) -> Result<Capture, Se
             command: command.clone(),
             source,
         })?;
-    // Waited for on a thread of its own, so that the exit is timed to the
-    // moment rather than to the next poll of the ring.
-    let waiter = std::thread::spawn(move || (child.wait(), Instant::now()));
-    while !waiter.is_finished() {
-        recorder.poll(POLL)?;
-    }
-    let (status, at) = waiter.join().expect("the waiting thread panicked");
-    let status = status.map_err(|source| SessionError::Wait {
-        command: command.clone(),
-        source,
-    })?;
+    // Its exit wakes the poll (a pidfd is readable once its process has
+    // exited), so that nothing waits for the next period.
+    let exited = pidfd(child.id());
+    let (status, at) = loop {
+        recorder.poll_or(POLL, exited.as_ref().map(|fd| fd.as_fd()))?;
+        let waited = child.try_wait().map_err(|source| SessionError::Wait {
+            command: command.clone(),
+            source,
+        })?;
+        if let Some(status) = waited {
+            break (status, Instant::now());
+        }
+    };
     recorder.settle(at)?;
     let (events, lost) = recorder.finish();
     Ok(Capture {

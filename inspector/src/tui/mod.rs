@@ -248,7 +248,7 @@ fn read_probe(
     while !stop.load(Ordering::Relaxed) {
         // The probe wakes the reader only when its buffer fills; otherwise
         // events are collected at this pace.
-        if let Err(e) = probe.wait(Duration::from_millis(20)) {
+        if let Err(e) = probe.wait(Duration::from_millis(20), None) {
             let _ = tx.blocking_send(Feed::Error(format!("waiting for events failed: {e}")));
             return;
         }

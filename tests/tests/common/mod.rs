@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::{
+    collections::HashSet,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -89,16 +90,23 @@ fn quiet(cmd: &mut Command) -> bool {
 }
 
 /// A running Docker engine with the test image (cargo xtask docker makes both).
+/// Asked once per test binary, holding the probe lock: `docker info` makes
+/// dockerd start helpers (`runc --version`, `docker-init --version`), which
+/// must not land in another test's trace.
 pub fn docker_ready() -> bool {
-    can_trace()
-        && require(
-            quiet(Command::new(DOCKER).arg("info")),
-            "a running Docker engine (cargo xtask docker starts one)",
-        )
-        && require(
-            quiet(Command::new(DOCKER).args(["image", "inspect", &image()])),
-            "the test image (cargo xtask docker imports it)",
-        )
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| {
+        let _lock = probe_lock();
+        can_trace()
+            && require(
+                quiet(Command::new(DOCKER).arg("info")),
+                "a running Docker engine (cargo xtask docker starts one)",
+            )
+            && require(
+                quiet(Command::new(DOCKER).args(["image", "inspect", &image()])),
+                "the test image (cargo xtask docker imports it)",
+            )
+    })
 }
 
 pub fn runc_ready() -> bool {
@@ -170,6 +178,7 @@ impl Tracer {
         let output = dir.path().join("events.jsonl");
         let (child, mut stderr) = spawn_attached(
             Command::new(inspector_bin())
+                .env("INSPECTOR_KEEP_PROBE", KEEP)
                 .args(["trace", "--format", "jsonl", "--output"])
                 .arg(&output)
                 .args(extra)
@@ -275,13 +284,22 @@ pub fn loaded_programs() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The number of inspector programs loaded once it stops changing: the kernel
-/// frees a closed program asynchronously, so an earlier test's may linger briefly.
-pub fn settled_inspector_programs() -> usize {
-    let mut last = inspector_programs();
+/// How long (seconds) the tests let a finished run's keeper hold its links
+/// (`INSPECTOR_KEEP_PROBE`): short, so that what a test checks is released soon.
+pub const KEEP: &str = "0.5";
+
+/// The number of links attached to inspector programs once it stops
+/// changing, with no keeper left: the kernel detaches a closed link
+/// asynchronously, and an earlier test's keeper may still hold some.
+pub fn settled_inspector_links() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !keepers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut last = inspector_links();
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        let now = inspector_programs();
+        let now = inspector_links();
         if now == last {
             return now;
         }
@@ -290,14 +308,60 @@ pub fn settled_inspector_programs() -> usize {
     last
 }
 
-/// Waits (a few seconds at most) for the kernel to free programs of an
-/// inspector that ended, and fails if any stays loaded.
-pub fn assert_no_programs_left(before: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while inspector_programs() > before {
-        assert!(Instant::now() < deadline, "a program stayed loaded");
+/// Waits for every link an inspector attached since `before` was counted to
+/// be gone (its keeper, if any, lets go after `KEEP`), and fails if any stays.
+pub fn assert_no_links_left(before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while inspector_links() > before || !keepers().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "links stayed attached: {} now, {before} before; keepers: {:?}",
+            inspector_links(),
+            keepers()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The number of BPF links attached to inspector's programs (`insp_*`).
+pub fn inspector_links() -> usize {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new("bpftool")
+            .args(args)
+            .output()
+            .expect("bpftool (cargo xtask setup installs it)");
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let progs = json(&["prog", "show", "--json"]);
+    let ours: HashSet<u64> = progs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("insp_")))
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    let links = json(&["link", "show", "--json"]);
+    links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["prog_id"].as_u64().is_some_and(|id| ours.contains(&id)))
+        .count()
+}
+
+/// Pids of `inspector keep-probe` processes.
+pub fn keepers() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            (args.get(1) == Some(&&b"keep-probe"[..])).then_some(pid)
+        })
+        .collect()
 }
 
 pub fn inspector_programs() -> usize {

@@ -1,0 +1,264 @@
+//! The probe's links outlive the run that made them by a few seconds, held by
+//! a small background process, the keeper, so that a run that follows soon
+//! after (a benchmark, `inspector check` in a CI loop, the next `inspector
+//! run`) takes them over attached, instead of attaching its own.
+//!
+//! Why not let each run attach and detach: the kernel takes 60-100 ms per
+//! tracepoint to detach a program (RCU grace periods), two seconds for the
+//! probe, and until it is done the same program cannot be attached to the
+//! same tracepoint again (`EEXIST`). Between runs the probe is disabled
+//! (`RunState::enabled`): every program returns at once.
+//!
+//! The keeper (`inspector keep-probe`) holds the pinned set's lock with the
+//! links; it listens on an abstract unix socket named after the set. A run that finds the lock taken
+//! connects, sends `a` and receives the lock and the links (`SCM_RIGHTS`),
+//! and the keeper exits. Sent `q` (`inspector unload`), or after its time is
+//! up, it closes the socket, lets the links go and exits, freeing the lock.
+
+use std::{
+    io::{self, Read as _, Write as _},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        linux::net::SocketAddrExt as _,
+        unix::{
+            net::{SocketAddr, UnixListener, UnixStream},
+            process::CommandExt as _,
+        },
+    },
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+/// How long a keeper waits for a run to take its links over, unless
+/// [`KEEP_ENV`] says otherwise.
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(5);
+
+/// Seconds a keeper waits; `0` keeps nothing between runs (no keeper, no
+/// pinned programs: every run loads its own probe).
+pub const KEEP_ENV: &str = "INSPECTOR_KEEP_PROBE";
+
+/// How long links are kept after a run, from [`KEEP_ENV`].
+pub fn keep_time() -> Duration {
+    std::env::var(KEEP_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(DEFAULT_KEEP, |s| Duration::from_secs_f64(s.min(3600.0)))
+}
+
+fn address(key: &str) -> io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(format!("inspector-probe-{key}"))
+}
+
+const ADOPT: u8 = b'a';
+const QUIT: u8 = b'q';
+
+/// Hands `lock` and `links` to a new keeper for `keep`: `inspector
+/// keep-probe`, a process of its own (so that `ps` names it, and it holds none
+/// of this one's memory), spawned without waiting for it. On failure they come
+/// back, for the caller to let go of another way.
+pub fn hand_over(
+    key: &str,
+    lock: OwnedFd,
+    links: Vec<OwnedFd>,
+    keep: Duration,
+) -> Result<(), (OwnedFd, Vec<OwnedFd>)> {
+    // Bound here, so that a run starting as soon as this one returns finds it.
+    let Ok(listener) = address(key).and_then(|addr| UnixListener::bind_addr(&addr)) else {
+        return Err((lock, links));
+    };
+    let listen: OwnedFd = listener.into();
+    let passed: Vec<RawFd> = [listen.as_raw_fd(), lock.as_raw_fd()]
+        .into_iter()
+        .chain(links.iter().map(|l| l.as_raw_fd()))
+        .collect();
+    // Inherited by the keeper only: they are closed here right after.
+    for &fd in &passed {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    let list = |fds: &[RawFd]| {
+        fds.iter()
+            .map(|fd| fd.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let spawned = std::process::Command::new("/proc/self/exe")
+        .arg0("inspector")
+        .args(["keep-probe", "--seconds"])
+        .arg(keep.as_secs_f64().to_string())
+        .args(["--listen", &passed[0].to_string()])
+        .args(["--lock", &passed[1].to_string()])
+        .args(["--links", &list(&passed[2..])])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C at the terminal is not for it.
+        .process_group(0)
+        .spawn();
+    for &fd in &passed {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    match spawned {
+        // Not waited for: it outlives this process, and init reaps it.
+        Ok(_child) => Ok(()),
+        Err(_) => Err((lock, links)),
+    }
+}
+
+/// The keeper's life (`inspector keep-probe`): waits `keep` for a run to take
+/// `lock` and `links` over, or for a request to let go; then lets them go.
+pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration) {
+    let listener = UnixListener::from(listen);
+    let deadline = Instant::now() + keep;
+    let mut payload: Vec<RawFd> = vec![lock.as_raw_fd()];
+    payload.extend(links.iter().map(|l| l.as_raw_fd()));
+    let message = Message::new(&payload);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+            continue;
+        }
+        let Ok((mut conn, _)) = listener.accept() else {
+            continue;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut request = [0u8; 1];
+        match conn.read_exact(&mut request).map(|()| request[0]) {
+            Ok(ADOPT) if message.send(conn.as_raw_fd()) => {
+                // The descriptors in flight keep the links attached and the
+                // lock taken until the new run receives them.
+                return;
+            }
+            Ok(QUIT) => break,
+            _ => {}
+        }
+    }
+    // No one can take them over from here: the socket goes first, the lock
+    // last, once every link is detached.
+    drop(listener);
+    drop(links);
+    drop(lock);
+}
+
+/// Takes over the lock and the `expected` links of the keeper of `key`, if
+/// there is one and it answers.
+pub fn adopt(key: &str, expected: usize) -> Option<(OwnedFd, Vec<OwnedFd>)> {
+    let mut stream = UnixStream::connect_addr(&address(key).ok()?).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(&[ADOPT]).ok()?;
+    let mut fds = Message::receive(&stream, expected + 1)?.into_iter();
+    let lock = fds.next()?;
+    let links: Vec<OwnedFd> = fds.collect();
+    // Another build's keeper cannot answer for this key; still, a set of
+    // links that is not the one expected is let go (they detach as they drop).
+    (links.len() == expected).then_some((lock, links))
+}
+
+/// Asks the keeper of `key` to let its links go now; whether one was there.
+pub fn dismiss(key: &str) -> bool {
+    let Some(mut stream) = address(key)
+        .ok()
+        .and_then(|addr| UnixStream::connect_addr(&addr).ok())
+    else {
+        return false;
+    };
+    let _ = stream.write_all(&[QUIT]);
+    // It closes the connection once it has read the request.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.read(&mut [0u8; 1]);
+    true
+}
+
+/// A one-byte message carrying file descriptors.
+struct Message {
+    control: Vec<u8>,
+}
+
+impl Message {
+    fn new(fds: &[RawFd]) -> Self {
+        let data_len = std::mem::size_of_val(fds) as u32;
+        // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
+        let (space, len) = unsafe { (libc::CMSG_SPACE(data_len), libc::CMSG_LEN(data_len)) };
+        let mut control = vec![0u8; space as usize];
+        // SAFETY: `control` is CMSG_SPACE bytes, room for one header and the
+        // fds; the header is written through the pointer CMSG_FIRSTHDR gives.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = control.len();
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = len as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                data_len as usize,
+            );
+        }
+        Message { control }
+    }
+
+    fn send(&self, sock: RawFd) -> bool {
+        let mut byte = 1u8;
+        let mut iov = libc::iovec {
+            iov_base: (&raw mut byte).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: a msghdr over live buffers; sendmsg only reads them.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = self.control.as_ptr() as *mut _;
+            msg.msg_controllen = self.control.len();
+            libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == 1
+        }
+    }
+
+    /// Receives up to `max` descriptors sent by [`Message::send`].
+    fn receive(stream: &UnixStream, max: usize) -> Option<Vec<OwnedFd>> {
+        let data_len = (max * size_of::<RawFd>()) as u32;
+        // SAFETY: CMSG_SPACE only computes a size.
+        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(data_len) } as usize];
+        let mut byte = 0u8;
+        let mut iov = libc::iovec {
+            iov_base: (&raw mut byte).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: a msghdr over live buffers for recvmsg to fill; the fds it
+        // delivers are read from the header the kernel wrote, and owned once.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = control.len();
+            if libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
+                return None;
+            }
+            let mut fds = Vec::new();
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let n = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    for i in 0..n {
+                        fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            // A truncated message lost descriptors: not a probe to trust.
+            (msg.msg_flags & libc::MSG_CTRUNC == 0).then_some(fds)
+        }
+    }
+}

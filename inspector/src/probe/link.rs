@@ -1,0 +1,246 @@
+//! Attaching a loaded program to a tracepoint as a plain file descriptor,
+//! pinning, and letting links go without making anyone wait.
+//!
+//! aya keeps the links it makes inside its program objects; the probe's links
+//! must be descriptors of their own, to be handed to another process (see
+//! `keeper`) and to attach programs opened from their pins. The calls are the
+//! kernel's uapi: `perf_event_open` plus `BPF_LINK_CREATE` for tracefs
+//! tracepoints, `BPF_RAW_TRACEPOINT_OPEN` for raw ones.
+
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
+    path::Path,
+};
+
+// From include/uapi/linux/bpf.h.
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PERF_EVENT: u32 = 41;
+// From include/uapi/linux/perf_event.h.
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// A `union bpf_attr` (or `struct perf_event_attr`), zeroed, with the few
+/// fields a command uses written at their uapi offsets. The kernel requires
+/// every byte past the command's last field to be zero, which this keeps.
+struct Attr([u8; 128]);
+
+impl Attr {
+    fn new() -> Self {
+        Attr([0; 128])
+    }
+
+    fn u32(mut self, offset: usize, value: u32) -> Self {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+
+    fn u64(mut self, offset: usize, value: u64) -> Self {
+        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        self
+    }
+
+    /// `bpf(cmd, &attr, size)`, returning the new file descriptor.
+    fn bpf(&self, cmd: libc::c_long) -> io::Result<OwnedFd> {
+        // SAFETY: `self.0` is a readable buffer of the size passed.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                self.0.as_ptr(),
+                self.0.len() as libc::c_uint,
+            )
+        };
+        owned(fd)
+    }
+}
+
+fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches `prog` to the tracefs tracepoint `category:name` (`events` is
+/// tracefs's events directory); the link is the returned descriptor, and
+/// closing it detaches.
+pub fn tracepoint(
+    events: &Path,
+    category: &str,
+    name: &str,
+    prog: BorrowedFd<'_>,
+) -> io::Result<OwnedFd> {
+    let id_file = events.join(category).join(name).join("id");
+    let id: u64 = std::fs::read_to_string(&id_file)?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a tracepoint id"))?;
+    // type, size, config, sample_period, wakeup_events: what a tracepoint
+    // that only feeds a BPF program needs.
+    let attr = Attr::new()
+        .u32(0, PERF_TYPE_TRACEPOINT)
+        .u32(4, 128)
+        .u64(8, id)
+        .u64(16, 1)
+        .u32(48, 1);
+    // SAFETY: `attr` is a readable perf_event_attr of the size it states.
+    let perf = owned(unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.0.as_ptr(),
+            -1 as libc::pid_t,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    })?;
+    let link = Attr::new()
+        .u32(0, prog.as_raw_fd() as u32)
+        .u32(4, perf.as_raw_fd() as u32)
+        .u32(8, BPF_PERF_EVENT)
+        .bpf(BPF_LINK_CREATE);
+    match link {
+        // The link holds the perf event; ours can close.
+        Ok(link) => Ok(link),
+        // Kernels before 5.15 have no perf links: the perf event itself
+        // holds the program.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // SAFETY: ioctls on a perf event descriptor we own.
+            unsafe {
+                if libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) != 0
+                    || libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(perf)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Attaches `prog` to the raw tracepoint `name`.
+pub fn raw_tracepoint(name: &str, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    Attr::new()
+        .u64(0, name.as_ptr() as u64)
+        .u32(8, prog.as_raw_fd() as u32)
+        .bpf(BPF_RAW_TRACEPOINT_OPEN)
+}
+
+/// Pins a program or map at `path` on a bpffs.
+pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let path = c_path(path)?;
+    Attr::new()
+        .u64(0, path.as_ptr() as u64)
+        .u32(8, fd.as_raw_fd() as u32)
+        .bpf(BPF_OBJ_PIN)
+        .map(drop)
+}
+
+/// Opens the program or map pinned at `path`.
+pub fn pinned(path: &Path) -> io::Result<OwnedFd> {
+    let path = c_path(path)?;
+    Attr::new().u64(0, path.as_ptr() as u64).bpf(BPF_OBJ_GET)
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt as _;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
+}
+
+/// Attached programs' links. Detaching one from a tracepoint waits for RCU
+/// grace periods under the kernel's tracepoint lock, 60-100 ms each on these
+/// machines: one after the other, 31 of them kept inspector alive two seconds
+/// after its work was done. So a detached grandchild holds the links and
+/// lets them go after inspector has exited; the user does not wait.
+#[derive(Default)]
+pub struct Links(pub Vec<OwnedFd>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        release(std::mem::take(&mut self.0));
+    }
+}
+
+/// Lets `links` go without waiting for the kernel to detach them.
+pub fn release(links: Vec<OwnedFd>) {
+    if links.is_empty() {
+        return;
+    }
+    if let Some(holder) = detach_in_background(&links) {
+        // The grandchild holds them too, so closing ours is quick; it lets
+        // go once `holder` closes, after ours are gone.
+        drop(links);
+        drop(holder);
+        return;
+    }
+    // No process to be had: the waits overlap a little on threads.
+    std::thread::scope(|scope| {
+        for link in links {
+            let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(link));
+        }
+    });
+}
+
+/// Forks a grandchild that keeps only `links` open until the returned pipe end
+/// closes, then exits, the kernel detaching them as it closes them. `None`
+/// when it could not be made.
+fn detach_in_background(links: &[OwnedFd]) -> Option<OwnedFd> {
+    let keep: Vec<RawFd> = links.iter().map(|l| l.as_raw_fd()).collect();
+    // Everything else is closed in the grandchild, standard streams first: a
+    // reader of our output must see its end when we exit, and a lock we hold
+    // must be free when we exit.
+    let close: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|fd| !keep.contains(fd))
+        .collect();
+    let mut ends = [0; 2];
+    // SAFETY: a valid array of two fds for pipe2 to fill.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: pipe2 just made both; each is owned once.
+    let (wait_end, holder) =
+        unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    let (wait_fd, holder_fd) = (wait_end.as_raw_fd(), holder.as_raw_fd());
+    // SAFETY: between fork and _exit the children only call close, read, fork
+    // and _exit, which are async-signal-safe, on memory prepared before.
+    unsafe {
+        match libc::fork() {
+            -1 => None,
+            0 => {
+                if libc::fork() == 0 {
+                    // The pipe may have reused a number listed before it.
+                    for &fd in close.iter().filter(|&&fd| fd != wait_fd) {
+                        libc::close(fd);
+                    }
+                    libc::close(holder_fd);
+                    // Until every holder of the pipe's other end is gone.
+                    let mut byte = 0u8;
+                    while libc::read(wait_fd, (&raw mut byte).cast(), 1) < 0
+                        && *libc::__errno_location() == libc::EINTR
+                    {}
+                }
+                // The grandchild exits holding the links: its exit detaches them.
+                libc::_exit(0)
+            }
+            child => {
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                drop(wait_end);
+                Some(holder)
+            }
+        }
+    }
+}
