@@ -24,6 +24,7 @@ use inspector::{
     },
     probe::{DEFAULT_BUFFER_SIZE, ProbeOptions},
     timeline::{Builder, ContainerTimeline, perfetto, render},
+    tui::TuiOptions,
 };
 
 #[derive(clap::Args)]
@@ -43,10 +44,9 @@ pub struct RunArgs {
     /// The container's id (default: inspector-<pid>-<time>).
     #[arg(long, value_name = "ID")]
     name: Option<String>,
-    /// Open the TUI on the container's recording when it has ended, instead
-    /// of printing its timeline (the live TUI cannot follow one container
-    /// yet).
-    #[arg(long)]
+    /// Show the container live in the TUI instead of printing its timeline
+    /// (its output goes to a file, named at the end).
+    #[arg(long, conflicts_with_all = ["export", "perfetto", "brief"])]
     tui: bool,
     /// Also save every event of the run as a recording (JSON Lines), for
     /// `inspector timeline`.
@@ -228,6 +228,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
         return Err(std::io::Error::last_os_error()).context("PR_SET_CHILD_SUBREAPER");
     }
+    if args.tui {
+        return run_in_tui(&args, runtime, prepared, id, stop);
+    }
 
     let mut recorder = Recorder::attach(&ProbeOptions {
         buffer_size: args.buffer_size,
@@ -239,53 +242,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         id: id.clone(),
         deleted: false,
     };
-    let pid = runtime.create(prepared.dir.path(), &id)?;
+    let pid = runtime.create(prepared.dir.path(), &id, None)?;
     let started_container = !stop.load(Ordering::Relaxed);
     if started_container {
         runtime.start(&id)?;
     }
-    let mut term_sent: Option<Instant> = None;
-    let mut kill_sent = false;
-    let status = loop {
+    let status = wait_for_init(pid, &stop, &runtime, &id, started_container, |quick| {
         // Short waits at first: most containers `inspector run` is used on
         // live for milliseconds, and the poll's period is added to their end.
-        recorder.poll(if started.elapsed() < QUICK_PHASE {
-            QUICK_POLL
-        } else {
-            POLL
-        })?;
-        let mut raw = 0;
-        // SAFETY: waitpid on our (adopted) child with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
-        if r == pid {
-            break raw;
-        }
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e)
-                    .with_context(|| format!("waiting for the container's init (pid {pid})"));
-            }
-        }
-        if stop.load(Ordering::Relaxed) {
-            match term_sent {
-                None => {
-                    eprintln!(
-                        "inspector: stopping container {id} (SIGTERM, then SIGKILL after {GRACE:?})"
-                    );
-                    let _ = runtime.kill(&id, "TERM");
-                    term_sent = Some(Instant::now());
-                }
-                // A container that was never started only waits on its
-                // FIFO: nothing to be graceful about.
-                Some(at) if (at.elapsed() >= GRACE || !started_container) && !kill_sent => {
-                    let _ = runtime.kill(&id, "KILL");
-                    kill_sent = true;
-                }
-                Some(_) => {}
-            }
-        }
-    };
+        recorder.poll(if quick { QUICK_POLL } else { POLL })?;
+        Ok(())
+    })?;
     let code = exit_code(status);
     container.delete()?;
     // Every process of the container has ended and `delete` has exited, so
@@ -302,26 +269,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let doc = perfetto::document(timeline.as_slice());
         capture::write_atomically(path, &serde_json::to_vec(&doc)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if args.tui {
-        // The TUI cannot yet be handed a container another command starts
-        // (it attaches its own probes), so it opens the run's recording,
-        // with its time cursor, once the container has ended.
-        let recording = match &args.export {
-            Some(path) => path.clone(),
-            None => {
-                let path = prepared.dir.path().join("run.jsonl");
-                capture::export(&events, &path)?;
-                path
-            }
-        };
-        inspector::tui::run(&inspector::tui::TuiOptions {
-            probe: ProbeOptions::default(),
-            replay: Some(recording),
-            retention: inspector::tui::DEFAULT_RETENTION,
-        })?;
-        drop(prepared);
-        return Ok(ExitCode::from(code));
     }
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
@@ -348,6 +295,119 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     )?;
     drop(prepared);
     Ok(ExitCode::from(code))
+}
+
+/// `inspector run --tui`: the live TUI, filtered on the container, which is
+/// created and started on a thread of its own once the TUI's probes are
+/// attached. Its output goes to a file (the screen is the TUI's). Closing
+/// the TUI stops the container if it still runs; the exit code is its.
+fn run_in_tui(
+    args: &RunArgs,
+    runtime: Runtime,
+    prepared: Prepared,
+    id: String,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
+    let out_path = std::env::temp_dir().join(format!("inspector-run-{id}.out"));
+    let output = std::fs::File::create(&out_path)
+        .with_context(|| format!("cannot create {}", out_path.display()))?;
+    let opts = TuiOptions {
+        probe: ProbeOptions {
+            buffer_size: args.buffer_size,
+            ..ProbeOptions::default()
+        },
+        replay: None,
+        retention: inspector::tui::DEFAULT_RETENTION,
+        container: Some(id.clone()),
+    };
+    let bundle = prepared.dir.path().to_path_buf();
+    let mut lifecycle = None;
+    let shown = inspector::tui::run_then(&opts, || {
+        let (runtime, id, stop) = (runtime.clone(), id.clone(), stop.clone());
+        lifecycle = Some(std::thread::spawn(move || -> anyhow::Result<u8> {
+            let mut container = Created {
+                runtime: &runtime,
+                id: id.clone(),
+                deleted: false,
+            };
+            let pid = runtime.create(&bundle, &id, Some(output))?;
+            let started_container = !stop.load(Ordering::Relaxed);
+            if started_container {
+                runtime.start(&id)?;
+            }
+            let status = wait_for_init(pid, &stop, &runtime, &id, started_container, |_| {
+                std::thread::sleep(QUICK_POLL);
+                Ok(())
+            })?;
+            container.delete()?;
+            Ok(exit_code(status))
+        }));
+    });
+    // Whatever became of the TUI, the container is stopped and deleted.
+    stop.store(true, Ordering::Relaxed);
+    let code = lifecycle.map(|t| t.join().expect("the container's thread panicked"));
+    shown?;
+    let code = match code {
+        Some(code) => code?,
+        None => bail!("the TUI ended before the container was started"),
+    };
+    eprintln!(
+        "inspector: container {id} exited {code}; its output is in {}",
+        out_path.display()
+    );
+    drop(prepared);
+    Ok(ExitCode::from(code))
+}
+
+/// Waits for the container's init (our child, as a subreaper) to exit, calling
+/// `between` (told whether the start was recent) until it does. Once `stop` is
+/// set (Ctrl-C, SIGTERM, the TUI closed), the container is asked to stop:
+/// SIGTERM, then SIGKILL after [`GRACE`]. Returns the init's wait status.
+fn wait_for_init(
+    pid: i32,
+    stop: &AtomicBool,
+    runtime: &Runtime,
+    id: &str,
+    started_container: bool,
+    mut between: impl FnMut(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<libc::c_int> {
+    let started = Instant::now();
+    let mut term_sent: Option<Instant> = None;
+    let mut kill_sent = false;
+    loop {
+        between(started.elapsed() < QUICK_PHASE)?;
+        let mut raw = 0;
+        // SAFETY: waitpid on our (adopted) child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
+        if r == pid {
+            return Ok(raw);
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e)
+                    .with_context(|| format!("waiting for the container's init (pid {pid})"));
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            match term_sent {
+                None => {
+                    eprintln!(
+                        "inspector: stopping container {id} (SIGTERM, then SIGKILL after {GRACE:?})"
+                    );
+                    let _ = runtime.kill(id, "TERM");
+                    term_sent = Some(Instant::now());
+                }
+                // A container that was never started only waits on its
+                // FIFO: nothing to be graceful about.
+                Some(at) if (at.elapsed() >= GRACE || !started_container) && !kill_sent => {
+                    let _ = runtime.kill(id, "KILL");
+                    kill_sent = true;
+                }
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 fn timeline_of(events: &[inspector::event::Event], id: &str) -> Option<ContainerTimeline> {

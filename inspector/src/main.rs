@@ -220,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 probe: args.following.probe(None, false),
                 replay: args.replay,
                 retention: args.retain,
+                container: None,
             };
             inspector::tui::run(&opts)?;
             Ok(ExitCode::SUCCESS)

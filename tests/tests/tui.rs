@@ -42,10 +42,15 @@ struct Session {
 
 impl Session {
     fn start(test: &str, width: u16, height: u16) -> Session {
+        Self::start_with(test, width, height, "tui")
+    }
+
+    /// A session running `inspector ARGS` (a shell's words).
+    fn start_with(test: &str, width: u16, height: u16, args: &str) -> Session {
         let name = format!("inspector-{test}-{}", std::process::id());
         let _ = tmux(&["kill-session", "-t", &name]);
         let command = format!(
-            "INSPECTOR_KEEP_PROBE={} exec {} tui",
+            "INSPECTOR_KEEP_PROBE={} exec {} {args}",
             common::KEEP,
             inspector_bin().display()
         );
@@ -334,4 +339,90 @@ fn tui_restores_the_terminal_and_detaches_on_sigterm() {
         "the terminal was not restored:\n{after}"
     );
     assert_no_links_left(programs_before);
+}
+
+fn runtime_built() -> bool {
+    require(
+        inspector_bin().with_file_name("inspector-runtime").exists(),
+        "inspector-runtime built next to inspector (cargo xtask build)",
+    )
+}
+
+#[test]
+fn run_tui_shows_its_container_live_and_exits_with_its_code() {
+    if !common::can_trace() || !tmux_ready() || !runtime_built() {
+        return;
+    }
+    let _lock = probe_lock();
+    let links_before = settled_inspector_links();
+    let id = format!("tui-run-{}", std::process::id());
+    let output = std::env::temp_dir().join(format!("inspector-run-{id}.out"));
+    let session = Session::start_with(
+        "run-tui",
+        140,
+        40,
+        &format!("run --tui --name {id} -- /bin/sh -c 'echo hello from the tui; sleep 1; exit 4'"),
+    );
+    // Filtered on the container from the start; it runs, ends and is deleted
+    // while the TUI watches.
+    let screen = session.wait_for(
+        "the container to end with exit code 4",
+        Duration::from_secs(30),
+        |s| {
+            s.contains(&format!("filter: ctr:{id}"))
+                && s.contains(&format!("Lifecycle {id}"))
+                && s.contains("exited 4")
+                && s.contains("delete")
+        },
+    );
+    assert!(screen.contains("sleep 1"), "{screen}");
+    session.keys(&["q"]);
+    assert_eq!(
+        session.wait_exit(),
+        4,
+        "inspector run exits with the container's code"
+    );
+    let printed = std::fs::read_to_string(&output).unwrap_or_default();
+    assert_eq!(
+        printed, "hello from the tui\n",
+        "the container's output file"
+    );
+    let _ = std::fs::remove_file(&output);
+    assert!(
+        !std::path::Path::new("/run/inspector-runtime")
+            .join(&id)
+            .exists(),
+        "the container's state was left behind"
+    );
+    assert_no_links_left(links_before);
+}
+
+#[test]
+fn closing_the_run_tui_stops_a_running_container() {
+    if !common::can_trace() || !tmux_ready() || !runtime_built() {
+        return;
+    }
+    let _lock = probe_lock();
+    let id = format!("tui-stop-{}", std::process::id());
+    let session = Session::start_with(
+        "run-tui-stop",
+        140,
+        40,
+        &format!("run --tui --name {id} -- /bin/sleep 60"),
+    );
+    session.wait_for("the container to run", Duration::from_secs(30), |s| {
+        s.contains(&format!("Lifecycle {id}")) && s.contains("running")
+    });
+    let started = Instant::now();
+    session.keys(&["q"]);
+    // sleep, as pid 1, ignores SIGTERM: SIGKILL after the grace period.
+    assert_eq!(session.wait_exit(), 137);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        !std::path::Path::new("/run/inspector-runtime")
+            .join(&id)
+            .exists(),
+        "the container's state was left behind"
+    );
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("inspector-run-{id}.out")));
 }

@@ -150,7 +150,14 @@ impl Runtime {
     /// waits for `start`. Its standard streams are ours (the runtime passes
     /// its own on), so the container writes to the user's terminal; the
     /// runtime's own errors are captured instead. Returns the init's pid.
-    pub fn create(&self, bundle: &Path, id: &str) -> Result<i32, RuntimeError> {
+    /// With `output`, the container's stdin is /dev/null and its stdout and
+    /// stderr that file.
+    pub fn create(
+        &self,
+        bundle: &Path,
+        id: &str,
+        output: Option<std::fs::File>,
+    ) -> Result<i32, RuntimeError> {
         let pid_file = bundle.join("container.pid");
         // The runtime's own log goes to a file so that its stderr can stay
         // the container's.
@@ -167,6 +174,13 @@ impl Runtime {
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(id);
+        if let Some(out) = output {
+            let err = out.try_clone().map_err(|error| RuntimeError::Spawn {
+                binary: self.binary.display().to_string(),
+                error,
+            })?;
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        }
         let status = cmd.status().map_err(|error| RuntimeError::Spawn {
             binary: self.binary.display().to_string(),
             error,

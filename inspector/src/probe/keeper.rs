@@ -68,6 +68,18 @@ pub fn hand_over(
         return Err((lock, links));
     };
     let listen: OwnedFd = listener.into();
+    // The keeper's standard streams are /dev/null: a descriptor numbered 0-2
+    // (inspector started with one of them closed) is passed under another.
+    let listen = above_stdio(listen);
+    let lock = above_stdio(lock);
+    let links: Vec<OwnedFd> = links.into_iter().map(above_stdio).collect();
+    if [&listen, &lock]
+        .into_iter()
+        .chain(&links)
+        .any(|fd| fd.as_raw_fd() <= 2)
+    {
+        return Err((lock, links));
+    }
     let passed: Vec<RawFd> = [listen.as_raw_fd(), lock.as_raw_fd()]
         .into_iter()
         .chain(links.iter().map(|l| l.as_raw_fd()))
@@ -105,6 +117,20 @@ pub fn hand_over(
         Ok(_child) => Ok(()),
         Err(_) => Err((lock, links)),
     }
+}
+
+/// `fd`, or a duplicate of it numbered 3 or more (`fd` itself if that fails).
+fn above_stdio(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() > 2 {
+        return fd;
+    }
+    // SAFETY: fcntl on a descriptor we own.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return fd;
+    }
+    // SAFETY: a new descriptor, ours alone.
+    unsafe { OwnedFd::from_raw_fd(dup) }
 }
 
 /// The keeper's life (`inspector keep-probe`): waits `keep` for a run to take

@@ -497,6 +497,15 @@ impl App {
         self.stream.height.get().max(1)
     }
 
+    /// Narrows the list and the stream to one container (`ctr:ID` typed at
+    /// the filter prompt does the same).
+    pub fn watch_container(&mut self, id: &str) {
+        self.set_filter(Filter {
+            container: Some(id.to_string()),
+            ..Filter::default()
+        });
+    }
+
     fn set_filter(&mut self, filter: Filter) {
         self.store.set_filter(filter, FILTER_SLICE);
         self.stream.selected = None;

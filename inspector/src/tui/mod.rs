@@ -82,6 +82,8 @@ pub struct TuiOptions {
     pub replay: Option<PathBuf>,
     /// Events kept for the stream; the oldest go first.
     pub retention: usize,
+    /// Open filtered on this container (an id or its prefix).
+    pub container: Option<String>,
 }
 
 /// Batches of events waiting for the UI at most: about 20 s of the reader's
@@ -290,6 +292,13 @@ fn read_probe(
 
 /// Runs `inspector tui` until the user quits.
 pub fn run(opts: &TuiOptions) -> Result<(), TuiError> {
+    run_then(opts, || {})
+}
+
+/// [`run`], calling `after_attach` once the probes are attached (live only),
+/// before the screen is taken: `inspector run --tui` starts its container
+/// there, so that not one of its events is missed.
+pub fn run_then(opts: &TuiOptions, after_attach: impl FnOnce()) -> Result<(), TuiError> {
     let mut app;
     let mut feed = None;
     let stop = Arc::new(AtomicBool::new(false));
@@ -315,6 +324,7 @@ pub fn run(opts: &TuiOptions) -> Result<(), TuiError> {
                 read_probe(probe_opts, tx, ready_tx, stop)
             }));
             let attached = ready_rx.recv().map_err(|_| TuiError::Reader)??;
+            after_attach();
             app = App::new(opts.retention);
             app.probes = Some(attached);
             running::seed(
@@ -327,6 +337,9 @@ pub fn run(opts: &TuiOptions) -> Result<(), TuiError> {
         }
     }
 
+    if let Some(id) = &opts.container {
+        app.watch_container(id);
+    }
     let (key_tx, key_rx) = unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
