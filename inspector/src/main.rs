@@ -67,6 +67,10 @@ enum Command {
 
 #[derive(clap::Args)]
 struct KeepProbeArgs {
+    /// The pinned set's key (for `ps`: which probe this is).
+    #[arg(long)]
+    #[allow(dead_code, reason = "shown by ps, not used")]
+    key: String,
     #[arg(long)]
     seconds: f64,
     #[arg(long)]
@@ -266,11 +270,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // SAFETY: open (checked above), inherited from the inspector that
             // started this process for us alone, and each named once.
             let own = |fd: i32| unsafe { OwnedFd::from_raw_fd(fd) };
+            let seconds = if args.seconds.is_finite() {
+                args.seconds.clamp(0.0, 3600.0)
+            } else {
+                0.0
+            };
             inspector::probe::keeper::serve(
                 own(args.listen),
                 own(args.lock),
                 args.links.iter().map(|&fd| own(fd)).collect(),
-                Duration::from_secs_f64(args.seconds.clamp(0.0, 3600.0)),
+                Duration::from_secs_f64(seconds),
             );
             Ok(ExitCode::SUCCESS)
         }

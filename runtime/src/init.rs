@@ -22,7 +22,7 @@ use crate::{
     cgroups::Cgroup,
     console,
     error::{Context as _, msg},
-    hooks,
+    hooks, mounts,
     namespaces::{self, Plan},
     process, rootfs,
     sync::{self, CONSOLE_FD, FIFO_FD, Msg, SYNC_FD},
@@ -217,6 +217,26 @@ fn fork_into(cgroup2: Option<&std::fs::File>) -> Result<(ForkResult, bool)> {
     Ok((r, cgroup2.is_none()))
 }
 
+/// Makes a working directory missing from the root filesystem, as runc does
+/// (`docker run -w /new` works). Only when it is missing: resolved inside the
+/// new root, where no `..`, symlink or magic link (a leaked fd's
+/// `/proc/self/fd/N`) leads out; anything else is left for `enter_cwd` to
+/// refuse.
+fn make_cwd(cwd: &std::path::Path) -> Result<()> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "cannot open the container's root".into())?;
+    match mounts::open_in_root(&root, cwd, libc::O_PATH) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            mounts::make_in_root(&root, cwd, false).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn write_time_offsets(spec: Option<&Spec>) -> Result<()> {
     let offsets = spec
         .and_then(|s| s.linux().as_ref())
@@ -291,6 +311,9 @@ fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, joined: bool) -> Result<Inf
         &state,
     )?;
     rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
+    if let Some(process) = spec.process() {
+        make_cwd(process.cwd())?;
+    }
     if let Some(name) = spec.hostname() {
         nix::unistd::sethostname(name).ctx(|| format!("cannot set hostname {name:?}"))?;
     }

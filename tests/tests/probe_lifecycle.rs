@@ -4,6 +4,7 @@
 mod common;
 
 use std::{
+    os::unix::process::CommandExt as _,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -371,4 +372,63 @@ fn back_to_back_runs_report_each_event_once_and_nothing_of_the_run_before() {
             t.dump()
         );
     }
+}
+
+/// The key of the probe a running keeper holds (its `--key` argument).
+fn keeper_key() -> String {
+    let pid = common::keepers()[0];
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == "--key").expect("--key");
+    args[at + 1].clone()
+}
+
+#[test]
+fn another_user_cannot_take_the_kept_probe_s_links() {
+    if !bpftool_ready()
+        || !common::require(
+            Command::new("python3").arg("-V").output().is_ok(),
+            "python3 (to connect as another user)",
+        )
+    {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = settled_inspector_links();
+    short_trace("20");
+    let key = keeper_key();
+    // As nobody: ask the keeper for its descriptors, as a run would.
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+         s.connect('\\0inspector-probe-{key}')\n\
+         s.sendall(b'a')\n\
+         s.settimeout(3)\n\
+         try:\n    msg, fds, flags, addr = socket.recv_fds(s, 1, 64)\n\
+         except Exception:\n    fds = []\n\
+         print(len(fds))\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "another user received descriptors from the keeper"
+    );
+    // The keeper is still there for inspector's next run.
+    let next = short_trace(common::KEEP);
+    assert!(next.contains("kept attached by an earlier run"), "{next}");
+    common::assert_no_links_left(before);
 }

@@ -26,6 +26,19 @@ fn hostname_env_cwd_user_umask() {
     assert_eq!(out, "box\nhello\n/tmp\n1000\n1001\n1001 5 7\n0077\n");
 }
 
+/// As runc: a working directory missing from the image is made
+/// (`docker run -w /new/dir`), inside the container's root.
+#[test]
+fn a_missing_working_directory_is_made() {
+    if !ready() {
+        return;
+    }
+    let out = run_ok("newcwd", "pwd; ls -d /made/by", |c| {
+        c["process"]["cwd"] = json!("/made/by/the/runtime");
+    });
+    assert_eq!(out, "/made/by/the/runtime\n/made/by\n");
+}
+
 #[test]
 fn rlimits_oom_score_adj_no_new_privileges() {
     if !ready() {

@@ -10,10 +10,17 @@
 //! (`RunState::enabled`): every program returns at once.
 //!
 //! The keeper (`inspector keep-probe`) holds the pinned set's lock with the
-//! links; it listens on an abstract unix socket named after the set. A run that finds the lock taken
-//! connects, sends `a` and receives the lock and the links (`SCM_RIGHTS`),
-//! and the keeper exits. Sent `q` (`inspector unload`), or after its time is
-//! up, it closes the socket, lets the links go and exits, freeing the lock.
+//! links; it listens on an abstract unix socket named after the set. A run
+//! that finds the lock taken connects, sends `a` and receives the lock and the
+//! links (`SCM_RIGHTS`), and the keeper exits. Sent `q` (`inspector unload`),
+//! or after its time is up, it closes the socket, lets the links go and exits,
+//! freeing the lock.
+//!
+//! An abstract socket has no file permissions, so each side checks the
+//! other's credentials (`SO_PEERCRED`): a keeper serves only its own user
+//! (root), and a run takes links only from a keeper of its own user, so that
+//! no other user can take the probe's links or pass off a socket of its own
+//! as the keeper (which would leave inspector blind).
 
 use std::{
     io::{self, Read as _, Write as _},
@@ -97,7 +104,7 @@ pub fn hand_over(
     };
     let spawned = std::process::Command::new("/proc/self/exe")
         .arg0("inspector")
-        .args(["keep-probe", "--seconds"])
+        .args(["keep-probe", "--key", key, "--seconds"])
         .arg(keep.as_secs_f64().to_string())
         .args(["--listen", &passed[0].to_string()])
         .args(["--lock", &passed[1].to_string()])
@@ -155,6 +162,9 @@ pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration
         let Ok((mut conn, _)) = listener.accept() else {
             continue;
         };
+        if !same_user(conn.as_raw_fd()) {
+            continue;
+        }
         let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
         let mut request = [0u8; 1];
         match conn.read_exact(&mut request).map(|()| request[0]) {
@@ -178,6 +188,10 @@ pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration
 /// there is one and it answers.
 pub fn adopt(key: &str, expected: usize) -> Option<(OwnedFd, Vec<OwnedFd>)> {
     let mut stream = UnixStream::connect_addr(&address(key).ok()?).ok()?;
+    if !same_user(stream.as_raw_fd()) {
+        log::warn!("a process of another user listens as the keeper of the probe {key}; ignored");
+        return None;
+    }
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     stream.write_all(&[ADOPT]).ok()?;
     let mut fds = Message::receive(&stream, expected + 1)?.into_iter();
@@ -196,11 +210,36 @@ pub fn dismiss(key: &str) -> bool {
     else {
         return false;
     };
+    if !same_user(stream.as_raw_fd()) {
+        return false;
+    }
     let _ = stream.write_all(&[QUIT]);
     // It closes the connection once it has read the request.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     let _ = stream.read(&mut [0u8; 1]);
     true
+}
+
+/// Whether the process at the other end of `sock` runs as this one's user.
+fn same_user(sock: RawFd) -> bool {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt fills `cred`, of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions.
+    r == 0 && cred.uid == unsafe { libc::geteuid() }
 }
 
 /// A one-byte message carrying file descriptors.

@@ -511,115 +511,128 @@ impl Drop for Probe {
     }
 }
 
-impl Probe {
-    pub fn load(opts: &ProbeOptions) -> Result<Self, ProbeError> {
-        let started = Instant::now();
-        let events_dir = prereq::check()?;
+/// What a set of options asks to load and attach.
+struct Plan {
+    hooks: Vec<(&'static str, Target)>,
+    /// The hooks' programs, each once.
+    wanted: Vec<&'static str>,
+    /// Command names that start following a process.
+    comms: Vec<String>,
+    config: Config,
+    log_level: u8,
+    buffer_size: u32,
+    /// Words of the `TRACKED_BITS` bitmap, from the kernel's `pid_max`.
+    bits_len: u32,
+}
+
+impl Plan {
+    fn new(opts: &ProbeOptions) -> Result<Plan, ProbeError> {
         if opts.buffer_size < 4096 || !opts.buffer_size.is_power_of_two() {
             return Err(ProbeError::BufferSize(opts.buffer_size));
         }
-        let hooks = hooks(opts);
-        let comms: Vec<&str> = DEFAULT_TRACK_COMMS
+        let comms: Vec<String> = DEFAULT_TRACK_COMMS
             .iter()
-            .copied()
-            .chain(opts.track_comms.iter().map(String::as_str))
+            .map(|c| c.to_string())
+            .chain(opts.track_comms.iter().cloned())
             .collect();
         for name in &comms {
             comm_key(name)?;
         }
+        let hooks = hooks(opts);
         let mut wanted: Vec<&'static str> = hooks.iter().map(|(program, _)| *program).collect();
         wanted.sort_unstable();
         wanted.dedup();
-
-        let config = Config {
-            trace_all: opts.trace_all as u32,
-            write_results: opts.write_results as u32,
-            wakeup_bytes: opts.buffer_size / 4,
-            _pad: 0,
-        };
-        let log_level: u8 = match opts.log_level {
-            None | Some(log::LevelFilter::Off) => 0,
-            Some(level) => level as u8,
-        };
         let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
             .unwrap_or(1 << 22);
-        let bits_len = pid_max.div_ceil(64).clamp(1, 65536);
+        Ok(Plan {
+            hooks,
+            wanted,
+            comms,
+            config: Config {
+                trace_all: opts.trace_all as u32,
+                write_results: opts.write_results as u32,
+                wakeup_bytes: opts.buffer_size / 4,
+                _pad: 0,
+            },
+            log_level: match opts.log_level {
+                None | Some(log::LevelFilter::Off) => 0,
+                Some(level) => level as u8,
+            },
+            buffer_size: opts.buffer_size,
+            bits_len: pid_max.div_ceil(64).clamp(1, 65536),
+        })
+    }
 
-        // Not with kernel-side logging, whose reader needs the loader's state.
-        let keep = log_level == 0
-            && !keeper::keep_time().is_zero()
-            && !KEEP_DISABLED.with(std::cell::Cell::get);
-        let key = pinned::key(&[
+    /// Names the pinned set these programs and maps can be shared through.
+    fn key(&self) -> String {
+        pinned::key(&[
             PROBE_OBJECT,
-            &config_bytes(&config),
-            &opts.buffer_size.to_le_bytes(),
-            &bits_len.to_le_bytes(),
-            wanted.join(",").as_bytes(),
-        ]);
+            &config_bytes(&self.config),
+            &self.buffer_size.to_le_bytes(),
+            &self.bits_len.to_le_bytes(),
+            self.wanted.join(",").as_bytes(),
+        ])
+    }
+
+    fn comm_names(&self) -> Vec<&str> {
+        self.comms.iter().map(String::as_str).collect()
+    }
+
+    /// Every tracepoint and its record layout, before anything is loaded.
+    fn check_tracepoints(&self, events_dir: &Path) -> Result<(), ProbeError> {
+        for (_, target) in &self.hooks {
+            match *target {
+                Target::Syscall(tp) => prereq::check_syscall_tracepoint(events_dir, tp)?,
+                Target::Raw(tp, category) => prereq::check_tracepoint(events_dir, category, tp)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Probe {
+    /// Loads (or takes over, see [`pinned`] and [`keeper`]) and attaches the
+    /// probe; from its return, nothing a followed process does is missed.
+    pub fn load(opts: &ProbeOptions) -> Result<Self, ProbeError> {
+        // Not with kernel-side logging, whose reader needs the loader's state.
+        let keep = matches!(opts.log_level, None | Some(log::LevelFilter::Off))
+            && !keeper::keep_time().is_zero();
+        Self::load_with(opts, keep)
+    }
+
+    fn load_with(opts: &ProbeOptions, keep: bool) -> Result<Self, ProbeError> {
+        let started = Instant::now();
+        let events_dir = prereq::check()?;
+        let plan = Plan::new(opts)?;
+        let key = plan.key();
         let mut held = if keep {
-            Held::claim(&key, hooks.len())
+            Held::claim(&key, plan.hooks.len())
         } else {
             Held::Nothing
         };
-
-        let mut origin = Origin::Loaded;
-        let mut kept = None;
-        if let Held::Lease(lease) | Held::Adopted(lease, _) = &held {
-            let programs: &[&'static str] = match held {
-                Held::Adopted(..) => &[],
-                _ => &wanted,
-            };
-            if lease.is_filled() {
-                match Loaded::from_pins(lease, programs) {
-                    Ok(loaded) => kept = Some(loaded),
-                    Err(e) => {
-                        log::warn!("the probe kept loaded is unusable ({e}); loading it again");
-                        lease.clear();
-                    }
-                }
-            }
-        }
-        let mut links = Links::default();
-        match (&mut held, kept.is_some()) {
-            (Held::Adopted(_, adopted), true) => {
-                links.0 = std::mem::take(adopted);
-                origin = Origin::Adopted;
-            }
-            (Held::Adopted(..), false) => {
-                // Links to programs whose pins are gone: let them go, load anew.
-                held = Held::Nothing;
-            }
-            (_, true) => origin = Origin::Pinned,
-            _ => {}
-        }
-        let (mut loaded, logger) = match kept {
-            Some(loaded) => (loaded, None),
+        let (mut loaded, mut links, origin, logger) = match reopen(&mut held, &plan) {
+            Some((loaded, links, origin)) => (loaded, links, origin, None),
             None => {
-                // Every tracepoint is checked before anything is loaded (a
-                // kept probe was checked when it was loaded, this boot).
-                for (_, target) in &hooks {
-                    match *target {
-                        Target::Syscall(tp) => prereq::check_syscall_tracepoint(&events_dir, tp)?,
-                        Target::Raw(tp, category) => {
-                            prereq::check_tracepoint(&events_dir, category, tp)?
-                        }
-                    }
-                }
-                let (mut ebpf, logger) = load_fresh(opts, &config, log_level, bits_len, &wanted)?;
-                if let Held::Lease(lease) = &held {
-                    match lease.fill(|dir| pin_all(&ebpf, &wanted, dir)) {
+                // A kept probe was checked when it was loaded, this boot.
+                plan.check_tracepoints(&events_dir)?;
+                let (mut ebpf, logger) = load_fresh(&plan)?;
+                if let Some(lease) = held.lease() {
+                    match lease.fill(|dir| pin_all(&ebpf, &plan.wanted, dir)) {
                         Ok(()) => pinned::evict_others(&key),
                         Err(e) => log::debug!("cannot keep the probe loaded: {e}"),
                     }
                 }
-                (Loaded::from_ebpf(&mut ebpf, &wanted)?, logger)
+                let loaded = Loaded::from_ebpf(&mut ebpf, &plan.wanted)?;
+                (loaded, Links::default(), Origin::Loaded, logger)
             }
         };
 
+        // The probe is off until the maps are this run's.
         loaded.maps.set_enabled(false)?;
         loaded.maps.reset()?;
+        let comms = plan.comm_names();
         loaded.maps.set_track_comms(&comms)?;
         // Container processes already running: marked before the probe is
         // switched on, and once more after, for those forked in between.
@@ -628,16 +641,15 @@ impl Probe {
         loaded.maps.mark_tracked(before.iter().copied());
 
         if origin != Origin::Adopted {
-            match attach_all(&hooks, &loaded, &events_dir) {
+            match attach_all(&plan.hooks, &loaded, &events_dir) {
                 Ok(attached) => links = attached,
-                // The pinned programs are still attached to a tracepoint by an
-                // earlier run's links on their way out (EEXIST): a private
-                // probe, then.
+                // The pinned programs are still attached to a tracepoint by
+                // an earlier run's links on their way out (EEXIST): a
+                // private probe, then.
                 Err(e) if origin == Origin::Pinned => {
                     log::debug!("the kept probe cannot be attached now ({e}); loading a new one");
-                    drop(loaded);
-                    drop(held);
-                    return with_keep_disabled(|| Probe::load(opts));
+                    drop((loaded, held));
+                    return Self::load_with(opts, false);
                 }
                 Err(e) => return Err(e),
             }
@@ -647,7 +659,7 @@ impl Probe {
 
         // No process made since the first scan (the kernel's last pid is the
         // same): no need for a second.
-        let after = if last_pid() == pid_before && pid_before.is_some() {
+        let after = if pid_before.is_some() && last_pid() == pid_before {
             before.clone()
         } else {
             track::select(&track::scan_proc(), &comms)
@@ -662,10 +674,7 @@ impl Probe {
             lost: maps.lost,
             run: maps.run,
             logger,
-            lease: match held {
-                Held::Lease(lease) | Held::Adopted(lease, _) => Some(lease),
-                Held::Nothing => None,
-            },
+            lease: held.into_lease(),
             attached,
             seeded,
             ready_in: started.elapsed(),
@@ -738,7 +747,50 @@ enum Held {
     Adopted(pinned::Lease, Vec<OwnedFd>),
 }
 
+/// The kept probe `held` gives: its pinned programs and maps, with the
+/// links of an earlier run when its keeper handed them over. `None` when
+/// there is none to use (it is then loaded, and pinned if a lease is held).
+fn reopen(held: &mut Held, plan: &Plan) -> Option<(Loaded, Links, Origin)> {
+    let (lease, adopted) = match held {
+        Held::Nothing => return None,
+        Held::Lease(lease) => (&*lease, None),
+        Held::Adopted(lease, links) => (&*lease, Some(std::mem::take(links))),
+    };
+    if !lease.is_filled() {
+        // Links to programs whose pins are gone: they go (detached in the
+        // background), and the probe is loaded and pinned anew.
+        return None;
+    }
+    // Attached already: only the maps are needed.
+    let programs: &[&'static str] = if adopted.is_some() { &[] } else { &plan.wanted };
+    match Loaded::from_pins(lease, programs) {
+        Ok(loaded) => Some(match adopted {
+            Some(links) => (loaded, Links(links), Origin::Adopted),
+            None => (loaded, Links::default(), Origin::Pinned),
+        }),
+        Err(e) => {
+            log::warn!("the probe kept loaded is unusable ({e}); loading it again");
+            lease.clear();
+            None
+        }
+    }
+}
+
 impl Held {
+    fn lease(&self) -> Option<&pinned::Lease> {
+        match self {
+            Held::Nothing => None,
+            Held::Lease(lease) | Held::Adopted(lease, _) => Some(lease),
+        }
+    }
+
+    fn into_lease(self) -> Option<pinned::Lease> {
+        match self {
+            Held::Nothing => None,
+            Held::Lease(lease) | Held::Adopted(lease, _) => Some(lease),
+        }
+    }
+
     fn claim(key: &str, links: usize) -> Held {
         match pinned::claim(key) {
             Ok(Some(lease)) => Held::Lease(lease),
@@ -753,17 +805,6 @@ impl Held {
             }
         }
     }
-}
-
-thread_local! {
-    static KEEP_DISABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn with_keep_disabled<T>(f: impl FnOnce() -> T) -> T {
-    KEEP_DISABLED.with(|k| k.set(true));
-    let result = f();
-    KEEP_DISABLED.with(|k| k.set(false));
-    result
 }
 
 /// Attaches every hook's program; the links, or the first failure.
@@ -808,13 +849,7 @@ fn config_bytes(config: &Config) -> Vec<u8> {
 
 /// Loads the probe from its object: the kernel's BTF read for the offsets,
 /// the maps made, the `wanted` programs verified.
-fn load_fresh(
-    opts: &ProbeOptions,
-    config: &Config,
-    log_level: u8,
-    bits_len: u32,
-    wanted: &[&str],
-) -> Result<(Ebpf, Option<Logger>), ProbeError> {
+fn load_fresh(plan: &Plan) -> Result<(Ebpf, Option<Logger>), ProbeError> {
     let btf = Btf::from_file(prereq::btf_path())?;
     let offsets: KernelOffsets = offsets::from_btf(&btf)?;
     drop(btf);
@@ -827,20 +862,20 @@ fn load_fresh(
     let mut ebpf = EbpfLoader::new()
         .btf(None)
         .override_global("OFFSETS", &offsets, true)
-        .override_global("CONFIG", config, true)
-        .override_global("AYA_LOG_LEVEL", &log_level, false)
-        .map_max_entries("EVENTS", opts.buffer_size)
-        .map_max_entries("TRACKED_BITS", bits_len)
+        .override_global("CONFIG", &plan.config, true)
+        .override_global("AYA_LOG_LEVEL", &plan.log_level, false)
+        .map_max_entries("EVENTS", plan.buffer_size)
+        .map_max_entries("TRACKED_BITS", plan.bits_len)
         .load(PROBE_OBJECT)
         .map_err(|e| ProbeError::Load(Box::new(e)))?;
-    let logger = if log_level > 0 {
+    let logger = if plan.log_level > 0 {
         EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::warn!("kernel-side logging is unavailable: {e}"))
             .ok()
     } else {
         None
     };
-    load_in_parallel(&mut ebpf, wanted)?;
+    load_in_parallel(&mut ebpf, &plan.wanted)?;
     Ok((ebpf, logger))
 }
 

@@ -15,7 +15,10 @@
 use std::{
     fs::File,
     io,
-    os::fd::{AsRawFd as _, OwnedFd},
+    os::{
+        fd::{AsRawFd as _, OwnedFd},
+        unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
+    },
     path::{Path, PathBuf},
 };
 
@@ -86,11 +89,17 @@ impl Lease {
 /// when another inspector holds it; an error when sets cannot be kept here.
 pub fn claim(key: &str) -> io::Result<Option<Lease>> {
     ensure_bpffs()?;
-    std::fs::create_dir_all(LOCKS)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(LOCKS)?;
+    // Only root may open it: flock needs no write access, and a lock held
+    // by anyone else would keep every run from the kept probe.
     let lock = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(Path::new(LOCKS).join(format!("{key}.lock")))?;
     if !try_lock(&lock) {
         return Ok(None);
