@@ -14,6 +14,8 @@ use std::{
     path::Path,
 };
 
+use super::{ProbeError, plan::Target};
+
 // From include/uapi/linux/bpf.h.
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
@@ -134,6 +136,30 @@ pub fn raw_tracepoint(name: &str, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         .u64(0, name.as_ptr() as u64)
         .u32(8, prog.as_raw_fd() as u32)
         .bpf(BPF_RAW_TRACEPOINT_OPEN)
+}
+
+/// Attaches every hook's program; the links, or the first failure.
+pub fn attach_all<'a>(
+    hooks: &[(&'static str, Target)],
+    program: impl Fn(&str) -> BorrowedFd<'a>,
+    events_dir: &Path,
+) -> Result<Links, ProbeError> {
+    // Owned here rather than by their programs, so that they can be detached
+    // all at once (see `Links`); on an early return they detach as they drop.
+    let mut links = Links::default();
+    for (name, target) in hooks {
+        let fd = program(name);
+        let link = match *target {
+            Target::Syscall(tp) => tracepoint(events_dir, "syscalls", tp, fd),
+            Target::Raw(tp, _) => raw_tracepoint(tp, fd),
+        };
+        links.0.push(link.map_err(|source| ProbeError::Attach {
+            program: name.to_string(),
+            tracepoint: target.describe(),
+            source,
+        })?);
+    }
+    Ok(links)
 }
 
 /// Pins a program or map at `path` on a bpffs.

@@ -1,0 +1,122 @@
+//! Loading the probe's object into the kernel: the offsets its programs
+//! read, taken from the kernel's BTF; its maps, made; its programs, verified.
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{Program, TracePoint},
+};
+use aya_log::EbpfLogger;
+use inspector_common::KernelOffsets;
+
+use super::{ProbeError, plan::Plan};
+use crate::{btf::Btf, offsets, prereq};
+
+/// Built by build.rs from `inspector-ebpf`.
+pub(super) static PROBE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/inspector"));
+
+/// The reader of the probe's kernel-side log.
+pub type Logger = EbpfLogger<&'static dyn log::Log>;
+
+/// Loads the probe from its object: the kernel's BTF read for the offsets,
+/// the maps made, the `wanted` programs verified.
+pub(super) fn load_fresh(plan: &Plan) -> Result<(Ebpf, Option<Logger>), ProbeError> {
+    let btf = Btf::from_file(prereq::btf_path())?;
+    let offsets: KernelOffsets = offsets::from_btf(&btf)?;
+    drop(btf);
+    // No CO-RE relocations to resolve (see offsets.rs): `.btf(None)`.
+    // aya's loader still parses the kernel's BTF as it is made, although
+    // none of it is used; making it on a thread, alongside our own parse,
+    // saved 40 ms but held both at once: 74 MiB at the peak instead of 51.
+    let mut ebpf = EbpfLoader::new()
+        .btf(None)
+        .override_global("OFFSETS", &offsets, true)
+        .override_global("CONFIG", &plan.config, true)
+        .override_global("AYA_LOG_LEVEL", &plan.log_level, false)
+        .map_max_entries("EVENTS", plan.buffer_size)
+        .map_max_entries("TRACKED_BITS", plan.bits_len)
+        .load(PROBE_OBJECT)
+        .map_err(|e| ProbeError::Load(Box::new(e)))?;
+    let logger = if plan.log_level > 0 {
+        EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::warn!("kernel-side logging is unavailable: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    load_in_parallel(&mut ebpf, &plan.wanted)?;
+    Ok((ebpf, logger))
+}
+
+/// The baseline for the syscall-storm benchmark: one program that does nothing,
+/// attached to `syscalls:sys_enter_write`. Kept attached while the value lives.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    pub fn attach() -> Result<Self, ProbeError> {
+        let tracefs = prereq::check()?;
+        prereq::check_syscall_tracepoint(&tracefs, "sys_enter_write")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .override_global("AYA_LOG_LEVEL", &0u8, false)
+            .load(PROBE_OBJECT)
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
+        let prog: &mut TracePoint = ebpf
+            .program_mut("insp_noop")
+            .expect("program compiled into the probe")
+            .try_into()
+            .expect("a tracepoint program");
+        prog.load().map_err(|source| ProbeError::Program {
+            program: "insp_noop".to_string(),
+            source: Box::new(source),
+        })?;
+        prog.attach("syscalls", "sys_enter_write")
+            .map_err(|source| ProbeError::Attach {
+                program: "insp_noop".to_string(),
+                tracepoint: "syscalls:sys_enter_write".to_string(),
+                source: std::io::Error::other(source),
+            })?;
+        Ok(Floor { _ebpf: ebpf })
+    }
+}
+
+/// Loads the `wanted` programs on as many threads as there are cores: the
+/// kernel verifies privileged programs concurrently, and verifying is most of
+/// the time attaching takes (70 of 100 ms here, one after the other).
+fn load_in_parallel(ebpf: &mut Ebpf, wanted: &[&str]) -> Result<(), ProbeError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut shares: Vec<Vec<(&str, &mut Program)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, (name, program)) in ebpf
+        .programs_mut()
+        .filter(|(name, _)| wanted.contains(name))
+        .enumerate()
+    {
+        shares[i % threads].push((name, program));
+    }
+    std::thread::scope(|scope| {
+        let loaders: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    for (name, program) in share {
+                        let loaded = match program {
+                            Program::TracePoint(p) => p.load(),
+                            Program::RawTracePoint(p) => p.load(),
+                            _ => continue,
+                        };
+                        loaded.map_err(|source| ProbeError::Program {
+                            program: name.to_string(),
+                            source: Box::new(source),
+                        })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        loaders
+            .into_iter()
+            .try_for_each(|loader| loader.join().expect("a loader thread panicked"))
+    })
+}

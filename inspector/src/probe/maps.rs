@@ -1,0 +1,228 @@
+//! The probe's maps as userspace holds them, and the programs and maps of a
+//! probe in the kernel before it is attached: taken from the loader or from
+//! their pins, reset for a new run.
+
+use std::{
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
+    path::Path,
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues, RingBuf},
+};
+use inspector_common::{COMM_LEN, RunState, SyscallEvent};
+
+use super::{ProbeError, comm_key, link, pinned};
+
+/// The maps userspace reads or resets, by the names the probe gives them.
+pub struct Maps {
+    pub events: RingBuf<MapData>,
+    pub lost: PerCpuArray<MapData, u64>,
+    tracked: HashMap<MapData, u32, u32>,
+    tracked_bits: Array<MapData, u64>,
+    track_comms: HashMap<MapData, [u8; COMM_LEN], u32>,
+    pending: HashMap<MapData, u32, [u8; size_of::<SyscallEvent>()]>,
+    clone_flags: HashMap<MapData, u32, u64>,
+    pub run: Array<MapData, RunState>,
+}
+
+const MAP_NAMES: [&str; 8] = [
+    "EVENTS",
+    "LOST",
+    "TRACKED",
+    "TRACKED_BITS",
+    "TRACK_COMMS",
+    "PENDING",
+    "CLONE_FLAGS",
+    "RUN",
+];
+
+impl Maps {
+    /// Takes the maps from `take`, which hands over each map by name.
+    pub fn take(
+        mut take: impl FnMut(&'static str) -> Result<Map, ProbeError>,
+    ) -> Result<Self, ProbeError> {
+        fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(
+            name: &'static str,
+            map: Map,
+        ) -> Result<T, ProbeError> {
+            T::try_from(map).map_err(|source| ProbeError::Map { name, source })
+        }
+        let [
+            events,
+            lost,
+            tracked,
+            bits,
+            comms,
+            pending,
+            clone_flags,
+            run,
+        ] = MAP_NAMES;
+        Ok(Maps {
+            events: typed(events, take(events)?)?,
+            lost: typed(lost, take(lost)?)?,
+            tracked: typed(tracked, take(tracked)?)?,
+            tracked_bits: typed(bits, take(bits)?)?,
+            track_comms: typed(comms, take(comms)?)?,
+            pending: typed(pending, take(pending)?)?,
+            clone_flags: typed(clone_flags, take(clone_flags)?)?,
+            run: typed(run, take(run)?)?,
+        })
+    }
+
+    /// Switches the probe on or off; inspector's own process is never reported.
+    pub fn set_enabled(&mut self, enabled: bool) -> Result<(), ProbeError> {
+        let run = RunState {
+            self_tgid: std::process::id(),
+            enabled: enabled as u32,
+        };
+        self.run.set(0, run, 0).map_err(|source| ProbeError::Map {
+            name: "RUN",
+            source,
+        })
+    }
+
+    /// Readies maps an earlier run may have used, the probe being off:
+    /// nothing of that run's state or unread events is left.
+    pub fn reset(&mut self) -> Result<(), ProbeError> {
+        let lost_err = |e| ProbeError::Map {
+            name: "LOST",
+            source: aya::maps::MapError::IoError(e),
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| lost_err(e))?;
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(lost_err)?;
+        self.lost
+            .set(0, zeros, 0)
+            .map_err(|source| ProbeError::Map {
+                name: "LOST",
+                source,
+            })?;
+        // Processes tracked then may have exited since, with the probe off
+        // to untrack them: their pids could be anyone's now.
+        let tracked: Vec<u32> = self.tracked.keys().flatten().collect();
+        for tgid in tracked {
+            let _ = self.tracked.remove(&tgid);
+            let index = tgid / 64;
+            if let Ok(word) = self.tracked_bits.get(&index, 0) {
+                let _ = self
+                    .tracked_bits
+                    .set(index, word & !(1u64 << (tgid % 64)), 0);
+            }
+        }
+        let pending: Vec<u32> = self.pending.keys().flatten().collect();
+        for tid in pending {
+            let _ = self.pending.remove(&tid);
+        }
+        let clone_flags: Vec<u32> = self.clone_flags.keys().flatten().collect();
+        for tid in clone_flags {
+            let _ = self.clone_flags.remove(&tid);
+        }
+        let comms: Vec<[u8; COMM_LEN]> = self.track_comms.keys().flatten().collect();
+        for comm in comms {
+            let _ = self.track_comms.remove(&comm);
+        }
+        while self.events.next().is_some() {}
+        Ok(())
+    }
+
+    /// Reports these processes (and, from now on, their children): the hash
+    /// and the bitmap the probe's hot path tests.
+    pub fn mark_tracked(&mut self, tgids: impl Iterator<Item = u32>) {
+        for tgid in tgids {
+            // A full map only means less is reported; not worth failing the run.
+            let _ = self.tracked.insert(tgid, 1, 0);
+            let index = tgid / 64;
+            if let Ok(word) = self.tracked_bits.get(&index, 0) {
+                let _ = self.tracked_bits.set(index, word | 1u64 << (tgid % 64), 0);
+            }
+        }
+    }
+
+    pub fn set_track_comms(&mut self, names: &[&str]) -> Result<(), ProbeError> {
+        for name in names {
+            self.track_comms
+                .insert(comm_key(name)?, 1, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: "TRACK_COMMS",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The programs and maps of a probe in the kernel, before attaching.
+pub struct Loaded {
+    pub programs: Vec<(&'static str, OwnedFd)>,
+    pub maps: Maps,
+}
+
+impl Loaded {
+    pub fn program(&self, name: &str) -> BorrowedFd<'_> {
+        self.programs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, fd)| fd.as_fd())
+            .expect("every hooked program is loaded")
+    }
+
+    /// Takes the loaded programs and the maps out of `ebpf`.
+    pub fn from_ebpf(ebpf: &mut Ebpf, wanted: &[&'static str]) -> Result<Self, ProbeError> {
+        let mut programs = Vec::new();
+        for &name in wanted {
+            let fd = ebpf
+                .program(name)
+                .expect("program compiled into the probe")
+                .fd()
+                .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
+                .map_err(|source| ProbeError::Program {
+                    program: name.to_string(),
+                    source: Box::new(source),
+                })?;
+            programs.push((name, fd));
+        }
+        let maps = Maps::take(|name| {
+            ebpf.take_map(name).ok_or(ProbeError::Map {
+                name,
+                source: aya::maps::MapError::InvalidName {
+                    name: name.to_string(),
+                },
+            })
+        })?;
+        Ok(Loaded { programs, maps })
+    }
+
+    /// Opens a pinned set (its maps only, when its programs are attached
+    /// already: `wanted` is empty).
+    pub fn from_pins(lease: &pinned::Lease, wanted: &[&'static str]) -> Result<Self, ProbeError> {
+        let mut programs = Vec::new();
+        for &name in wanted {
+            let fd = lease.open(name).map_err(|e| ProbeError::Program {
+                program: name.to_string(),
+                source: Box::new(aya::programs::ProgramError::IOError(e)),
+            })?;
+            programs.push((name, fd));
+        }
+        let maps = Maps::take(|name| {
+            MapData::from_pin(lease.dir.join(name))
+                .and_then(Map::from_map_data)
+                .map_err(|source| ProbeError::Map { name, source })
+        })?;
+        Ok(Loaded { programs, maps })
+    }
+}
+
+/// Pins the programs and maps of a loaded `ebpf` in `dir`.
+pub fn pin_all(ebpf: &Ebpf, wanted: &[&str], dir: &Path) -> std::io::Result<()> {
+    for &name in wanted {
+        let program = ebpf.program(name).ok_or(std::io::ErrorKind::NotFound)?;
+        let fd = program.fd().map_err(std::io::Error::other)?;
+        link::pin(fd.as_fd(), &dir.join(name))?;
+    }
+    for name in MAP_NAMES {
+        let map = ebpf.map(name).ok_or(std::io::ErrorKind::NotFound)?;
+        map.pin(dir.join(name)).map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
