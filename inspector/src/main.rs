@@ -55,7 +55,7 @@ enum Command {
     /// Let go of the probe inspector keeps loaded between runs: detach what a
     /// finished run left attached and unload the programs (the next run
     /// loads them again).
-    Unload,
+    Unload(UnloadArgs),
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
     /// until interrupted.
     #[command(hide = true)]
@@ -63,6 +63,14 @@ enum Command {
     /// The keeper of a finished run's probe links (started by inspector itself).
     #[command(hide = true)]
     KeepProbe(KeepProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct UnloadArgs {
+    /// Only detach what finished runs left attached (waiting for the kernel
+    /// to finish); keep the programs loaded for a fast next start.
+    #[arg(long)]
+    links_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -240,9 +248,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("inspector: error: {e:#}");
             Ok(ExitCode::from(2))
         }),
-        Command::Unload => {
-            let (removed, busy) = inspector::probe::pinned::unload_all()
+        Command::Unload(args) => {
+            let (removed, busy) = inspector::probe::pinned::unload_all(args.links_only)
                 .context("cannot unload the probe kept in /sys/fs/bpf/inspector")?;
+            if args.links_only {
+                eprintln!("inspector: no kept probe is attached any more");
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!("inspector: unloaded {removed} kept probe(s)");
             if busy > 0 {
                 eprintln!(

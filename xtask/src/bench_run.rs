@@ -3,10 +3,12 @@
 //! printed) against `runc run` of the same root filesystem, alternating the
 //! two so machine noise falls on both alike.
 //!
-//! Run after run, as a user or a CI loop does, each run takes over the probe
-//! the run before kept attached (see the probe's `keeper`): that is the
-//! number with the target. A cold start, the first run after a boot or after
-//! `inspector unload`, loads the probe into the kernel; it is measured too.
+//! Run after run, as a user or a CI loop does, the probe's programs stay
+//! loaded (see the probe's `pinned`); each run here attaches them itself
+//! (what the run before left attached is let go before each timed run, so
+//! that runc is not timed with it): that is the number with the target. A
+//! cold start, the first run after a boot or after `inspector unload`, loads
+//! the probe into the kernel; it is measured too.
 
 use std::{
     process::{Command, Stdio},
@@ -16,7 +18,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Row, median},
+    bench::{self, Row, median},
     bench_runtime, util,
 };
 
@@ -33,6 +35,11 @@ pub fn run() -> Result<Vec<Row>> {
 
     let inspector = util::root().join("target/release/inspector");
     let time = |which: usize, id: &str| -> Result<(f64, String)> {
+        // Nothing of inspector attached before either: runc's time must not
+        // carry the probe an earlier run kept attached (switched off), and
+        // inspector's then attaches the kept programs itself, a few ms more
+        // than taking a keeper's links over.
+        bench::quiesce()?;
         let started = Instant::now();
         let out = if which == 0 {
             Command::new(&inspector)

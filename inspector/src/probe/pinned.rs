@@ -132,8 +132,10 @@ pub fn evict_others(key: &str) {
 }
 
 /// Removes every set no inspector is tracing with (dismissing keepers first);
-/// the number removed and the number left because in use.
-pub fn unload_all() -> io::Result<(usize, usize)> {
+/// the number removed and the number left because in use. With
+/// `links_only`, only the keepers are dismissed (their links detached, which
+/// is waited for) and the programs stay pinned.
+pub fn unload_all(links_only: bool) -> io::Result<(usize, usize)> {
     let entries = match std::fs::read_dir(root()) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
@@ -150,13 +152,18 @@ pub fn unload_all() -> io::Result<(usize, usize)> {
             // It frees the lock once its links are detached.
             wait_unheld(&name, std::time::Duration::from_secs(10));
         }
+        if links_only {
+            continue;
+        }
         if remove_unheld(&name)? {
             removed += 1;
         } else {
             busy += 1;
         }
     }
-    let _ = std::fs::remove_dir(root());
+    if !links_only {
+        let _ = std::fs::remove_dir(root());
+    }
     Ok((removed, busy))
 }
 
