@@ -432,3 +432,44 @@ fn another_user_cannot_take_the_kept_probe_s_links() {
     assert!(next.contains("kept attached by an earlier run"), "{next}");
     common::assert_no_links_left(before);
 }
+
+#[test]
+fn a_run_while_the_keeper_lets_go_takes_what_is_still_attached_and_sees_everything() {
+    if !bpftool_ready() {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = settled_inspector_links();
+    let dir = TempDir::new("lettinggo");
+    let marked = dir.path().join("insp-part");
+    std::fs::copy("/bin/true", &marked).unwrap();
+    let follow = ["--track-comm", "insp-part"];
+    let first = Command::new(inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", "0.1")
+        .args(["trace", "--duration", "0.2", "--output", "/dev/null"])
+        .args(follow)
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+    // Its keeper's time is up: it is letting the links go, one by one, which
+    // the kernel takes about two seconds to finish.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Tracer::start(&follow);
+    assert!(Command::new(&marked).status().unwrap().success());
+    let t = t.stop();
+    assert!(t.success, "{}", t.stderr);
+    // Not a probe of its own: the links still attached were taken over, the
+    // others attached again (or, on a quick machine, all of them).
+    assert!(
+        t.stderr.contains("by an earlier run"),
+        "the run loaded a probe of its own: {}",
+        t.stderr
+    );
+    let (exec, _, _) = t
+        .execs()
+        .find(|(_, f, _)| Some(*f) == marked.to_str())
+        .unwrap_or_else(|| panic!("exec of {marked:?} missing:\n{}", t.dump()));
+    let pid = exec.task.as_ref().unwrap().tgid;
+    assert!(t.exited_with(pid, 0), "its exit is missing:\n{}", t.dump());
+    common::assert_no_links_left(before);
+}

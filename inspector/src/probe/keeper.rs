@@ -12,9 +12,11 @@
 //! The keeper (`inspector keep-probe`) holds the pinned set's lock with the
 //! links; it listens on an abstract unix socket named after the set. A run
 //! that finds the lock taken connects, sends `a` and receives the lock and the
-//! links (`SCM_RIGHTS`), and the keeper exits. Sent `q` (`inspector unload`),
-//! or after its time is up, it closes the socket, lets the links go and exits,
-//! freeing the lock.
+//! links (`SCM_RIGHTS`, with each link's place among the hooks), and the
+//! keeper exits. Once its time is up, or sent `q` (`inspector unload`), it
+//! lets the links go one by one, still answering: a run that comes then takes
+//! those not yet detached and attaches the others itself (they are fully
+//! detached, so no `EEXIST`). The lock goes last, when the keeper exits.
 //!
 //! An abstract socket has no file permissions, so each side checks the
 //! other's credentials (`SO_PEERCRED`): a keeper serves only its own user
@@ -141,13 +143,12 @@ fn above_stdio(fd: OwnedFd) -> OwnedFd {
 }
 
 /// The keeper's life (`inspector keep-probe`): waits `keep` for a run to take
-/// `lock` and `links` over, or for a request to let go; then lets them go.
+/// `lock` and `links` over, or for a request to let go; then lets the links
+/// go, still handing those not yet detached to a run that asks.
 pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration) {
     let listener = UnixListener::from(listen);
+    let mut links: Vec<Option<OwnedFd>> = links.into_iter().map(Some).collect();
     let deadline = Instant::now() + keep;
-    let mut payload: Vec<RawFd> = vec![lock.as_raw_fd()];
-    payload.extend(links.iter().map(|l| l.as_raw_fd()));
-    let message = Message::new(&payload);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -159,34 +160,66 @@ pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             continue;
         }
-        let Ok((mut conn, _)) = listener.accept() else {
-            continue;
-        };
-        if !same_user(conn.as_raw_fd()) {
-            continue;
-        }
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut request = [0u8; 1];
-        match conn.read_exact(&mut request).map(|()| request[0]) {
-            Ok(ADOPT) if message.send(conn.as_raw_fd()) => {
-                // The descriptors in flight keep the links attached and the
-                // lock taken until the new run receives them.
-                return;
-            }
-            Ok(QUIT) => break,
-            _ => {}
+        match answer(&listener, &lock, &links) {
+            Answer::HandedOver => return,
+            Answer::Quit => break,
+            Answer::Nothing => {}
         }
     }
-    // No one can take them over from here: the socket goes first, the lock
-    // last, once every link is detached.
-    drop(listener);
-    drop(links);
-    drop(lock);
+    // Letting go: each close waits for the kernel (tens of ms).
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    for i in 0..links.len() {
+        if let Answer::HandedOver = answer(&listener, &lock, &links) {
+            return;
+        }
+        links[i] = None;
+    }
+    // The lock goes as the process exits, after every link.
 }
 
-/// Takes over the lock and the `expected` links of the keeper of `key`, if
-/// there is one and it answers.
-pub fn adopt(key: &str, expected: usize) -> Option<(OwnedFd, Vec<OwnedFd>)> {
+enum Answer {
+    HandedOver,
+    Quit,
+    Nothing,
+}
+
+/// Serves one waiting connection, if there is one: hands over the lock and
+/// the links still held (each with its place among the hooks).
+fn answer(listener: &UnixListener, lock: &OwnedFd, links: &[Option<OwnedFd>]) -> Answer {
+    let Ok((mut conn, _)) = listener.accept() else {
+        return Answer::Nothing;
+    };
+    if !same_user(conn.as_raw_fd()) || conn.set_nonblocking(false).is_err() {
+        return Answer::Nothing;
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut request = [0u8; 1];
+    match conn.read_exact(&mut request).map(|()| request[0]) {
+        Ok(ADOPT) => {
+            let held: Vec<(u8, RawFd)> = links
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| Some((i as u8, l.as_ref()?.as_raw_fd())))
+                .collect();
+            if Message::new(lock.as_raw_fd(), &held).send(conn.as_raw_fd()) {
+                // The descriptors in flight keep the links attached and the
+                // lock taken until the new run receives them.
+                Answer::HandedOver
+            } else {
+                Answer::Nothing
+            }
+        }
+        Ok(QUIT) => Answer::Quit,
+        _ => Answer::Nothing,
+    }
+}
+
+/// Takes over the lock and the links of the keeper of `key`, if there is one
+/// and it answers: the links by their place among the `hooks` (`None` for
+/// those the keeper has let go already).
+pub fn adopt(key: &str, hooks: usize) -> Option<(OwnedFd, Vec<Option<OwnedFd>>)> {
     let mut stream = UnixStream::connect_addr(&address(key).ok()?).ok()?;
     if !same_user(stream.as_raw_fd()) {
         log::warn!("a process of another user listens as the keeper of the probe {key}; ignored");
@@ -194,12 +227,22 @@ pub fn adopt(key: &str, expected: usize) -> Option<(OwnedFd, Vec<OwnedFd>)> {
     }
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     stream.write_all(&[ADOPT]).ok()?;
-    let mut fds = Message::receive(&stream, expected + 1)?.into_iter();
+    let (places, fds) = Message::receive(&stream, hooks)?;
+    let mut fds = fds.into_iter();
     let lock = fds.next()?;
-    let links: Vec<OwnedFd> = fds.collect();
-    // Another build's keeper cannot answer for this key; still, a set of
-    // links that is not the one expected is let go (they detach as they drop).
-    (links.len() == expected).then_some((lock, links))
+    let mut links: Vec<Option<OwnedFd>> = (0..hooks).map(|_| None).collect();
+    // Another build's keeper cannot answer for this key; still, links that
+    // do not fit the hooks are let go (they detach as they drop).
+    if places.len() != fds.len() {
+        return None;
+    }
+    for (place, fd) in places.into_iter().zip(fds) {
+        let slot = links.get_mut(place as usize)?;
+        if slot.replace(fd).is_some() {
+            return None;
+        }
+    }
+    Some((lock, links))
 }
 
 /// Asks the keeper of `key` to let its links go now; whether one was there.
@@ -242,16 +285,24 @@ fn same_user(sock: RawFd) -> bool {
     r == 0 && cred.uid == unsafe { libc::geteuid() }
 }
 
-/// A one-byte message carrying file descriptors.
+/// What a keeper sends: the lock and the links it still holds, as
+/// descriptors, and each link's place among the hooks, as bytes (a count
+/// first, so that the message is never empty).
 struct Message {
+    data: Vec<u8>,
     control: Vec<u8>,
 }
 
 impl Message {
-    fn new(fds: &[RawFd]) -> Self {
-        let data_len = std::mem::size_of_val(fds) as u32;
+    fn new(lock: RawFd, links: &[(u8, RawFd)]) -> Self {
+        let mut data = vec![links.len() as u8];
+        data.extend(links.iter().map(|(place, _)| place));
+        let fds: Vec<RawFd> = std::iter::once(lock)
+            .chain(links.iter().map(|(_, fd)| *fd))
+            .collect();
+        let fds_len = std::mem::size_of_val(fds.as_slice()) as u32;
         // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
-        let (space, len) = unsafe { (libc::CMSG_SPACE(data_len), libc::CMSG_LEN(data_len)) };
+        let (space, len) = unsafe { (libc::CMSG_SPACE(fds_len), libc::CMSG_LEN(fds_len)) };
         let mut control = vec![0u8; space as usize];
         // SAFETY: `control` is CMSG_SPACE bytes, room for one header and the
         // fds; the header is written through the pointer CMSG_FIRSTHDR gives.
@@ -266,17 +317,16 @@ impl Message {
             std::ptr::copy_nonoverlapping(
                 fds.as_ptr().cast::<u8>(),
                 libc::CMSG_DATA(cmsg),
-                data_len as usize,
+                fds_len as usize,
             );
         }
-        Message { control }
+        Message { data, control }
     }
 
     fn send(&self, sock: RawFd) -> bool {
-        let mut byte = 1u8;
         let mut iov = libc::iovec {
-            iov_base: (&raw mut byte).cast(),
-            iov_len: 1,
+            iov_base: self.data.as_ptr() as *mut _,
+            iov_len: self.data.len(),
         };
         // SAFETY: a msghdr over live buffers; sendmsg only reads them.
         unsafe {
@@ -285,45 +335,55 @@ impl Message {
             msg.msg_iovlen = 1;
             msg.msg_control = self.control.as_ptr() as *mut _;
             msg.msg_controllen = self.control.len();
-            libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == 1
+            libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == self.data.len() as isize
         }
     }
 
-    /// Receives up to `max` descriptors sent by [`Message::send`].
-    fn receive(stream: &UnixStream, max: usize) -> Option<Vec<OwnedFd>> {
-        let data_len = (max * size_of::<RawFd>()) as u32;
+    /// Receives what [`Message::send`] sent, for up to `links` links: the
+    /// places and the descriptors (the lock first).
+    fn receive(stream: &UnixStream, links: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+        let fds_len = ((links + 1) * size_of::<RawFd>()) as u32;
         // SAFETY: CMSG_SPACE only computes a size.
-        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(data_len) } as usize];
-        let mut byte = 0u8;
+        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(fds_len) } as usize];
+        let mut data = vec![0u8; links + 1];
         let mut iov = libc::iovec {
-            iov_base: (&raw mut byte).cast(),
-            iov_len: 1,
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
         };
         // SAFETY: a msghdr over live buffers for recvmsg to fill; the fds it
         // delivers are read from the header the kernel wrote, and owned once.
-        unsafe {
+        let (got, fds, truncated) = unsafe {
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
             msg.msg_control = control.as_mut_ptr().cast();
             msg.msg_controllen = control.len();
-            if libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) != 1 {
-                return None;
-            }
+            let got = libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
             let mut fds = Vec::new();
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                     let n = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    let at = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                     for i in 0..n {
-                        fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                        fds.push(OwnedFd::from_raw_fd(at.add(i).read_unaligned()));
                     }
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
-            // A truncated message lost descriptors: not a probe to trust.
-            (msg.msg_flags & libc::MSG_CTRUNC == 0).then_some(fds)
+            (
+                got,
+                fds,
+                msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0,
+            )
+        };
+        // A message cut short lost descriptors or places: not a probe to trust.
+        let count = *data.first()? as usize;
+        if truncated || got < 1 || got as usize != count + 1 {
+            return None;
         }
+        data.truncate(count + 1);
+        data.remove(0);
+        Some((data, fds))
     }
 }

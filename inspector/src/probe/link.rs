@@ -138,26 +138,41 @@ pub fn raw_tracepoint(name: &str, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         .bpf(BPF_RAW_TRACEPOINT_OPEN)
 }
 
-/// Attaches every hook's program; the links, or the first failure.
-pub fn attach_all<'a>(
+/// Attaches the program of every hook that `attached` (the links already
+/// attached, by place among the hooks) has no link for; every link, in hook
+/// order, or the first failure.
+pub fn attach_missing<'a>(
     hooks: &[(&'static str, Target)],
+    attached: Vec<Option<OwnedFd>>,
     program: impl Fn(&str) -> BorrowedFd<'a>,
     events_dir: &Path,
 ) -> Result<Links, ProbeError> {
     // Owned here rather than by their programs, so that they can be detached
     // all at once (see `Links`); on an early return they detach as they drop.
     let mut links = Links::default();
+    let mut attached = attached.into_iter();
     for (name, target) in hooks {
+        if let Some(link) = attached.next().flatten() {
+            links.0.push(link);
+            continue;
+        }
         let fd = program(name);
         let link = match *target {
             Target::Syscall(tp) => tracepoint(events_dir, "syscalls", tp, fd),
             Target::Raw(tp, _) => raw_tracepoint(tp, fd),
         };
-        links.0.push(link.map_err(|source| ProbeError::Attach {
-            program: name.to_string(),
-            tracepoint: target.describe(),
-            source,
-        })?);
+        match link {
+            Ok(link) => links.0.push(link),
+            Err(source) => {
+                // Let go with the rest, in the background.
+                links.0.extend(attached.flatten());
+                return Err(ProbeError::Attach {
+                    program: name.to_string(),
+                    tracepoint: target.describe(),
+                    source,
+                });
+            }
+        }
     }
     Ok(links)
 }

@@ -239,7 +239,7 @@ impl Probe {
         } else {
             Held::Nothing
         };
-        let (mut loaded, mut links, origin, logger) = match reopen(&mut held, &plan) {
+        let (mut loaded, attached_before, origin, logger) = match reopen(&mut held, &plan) {
             Some((loaded, links, origin)) => (loaded, links, origin, None),
             None => {
                 // A kept probe was checked when it was loaded, this boot.
@@ -252,7 +252,8 @@ impl Probe {
                     }
                 }
                 let loaded = Loaded::from_ebpf(&mut ebpf, &plan.wanted)?;
-                (loaded, Links::default(), Origin::Loaded, logger)
+                let none = plan.hooks.iter().map(|_| None).collect();
+                (loaded, none, Origin::Loaded, logger)
             }
         };
 
@@ -267,20 +268,22 @@ impl Probe {
         let before = track::select(&track::scan_proc(), &comms);
         loaded.maps.mark_tracked(before.iter().copied());
 
-        if origin != Origin::Adopted {
-            match link::attach_all(&plan.hooks, |name| loaded.program(name), &events_dir) {
-                Ok(attached) => links = attached,
-                // The pinned programs are still attached to a tracepoint by
-                // an earlier run's links on their way out (EEXIST): a
-                // private probe, then.
-                Err(e) if origin == Origin::Pinned => {
-                    log::debug!("the kept probe cannot be attached now ({e}); loading a new one");
-                    drop((loaded, held));
-                    return Self::load_with(opts, false);
-                }
-                Err(e) => return Err(e),
+        let links = match link::attach_missing(
+            &plan.hooks,
+            attached_before,
+            |name| loaded.program(name),
+            &events_dir,
+        ) {
+            Ok(links) => links,
+            // The kept programs are still attached to a tracepoint by links
+            // of an earlier run on their way out (EEXIST): a private probe.
+            Err(e) if origin != Origin::Loaded => {
+                log::debug!("the kept probe cannot be attached now ({e}); loading a new one");
+                drop((loaded, held));
+                return Self::load_with(opts, false);
             }
-        }
+            Err(e) => return Err(e),
+        };
         let attached = links.0.len();
         loaded.maps.set_enabled(true)?;
 
@@ -370,33 +373,45 @@ enum Held {
     Nothing,
     /// The pinned set (possibly still to be made).
     Lease(pinned::Lease),
-    /// The pinned set and an earlier run's links, from its keeper.
-    Adopted(pinned::Lease, Vec<OwnedFd>),
+    /// The pinned set and an earlier run's links, from its keeper, by their
+    /// place among the hooks (`None`: already let go).
+    Adopted(pinned::Lease, Vec<Option<OwnedFd>>),
 }
 
 /// The kept probe `held` gives: its pinned programs and maps, with the
-/// links of an earlier run when its keeper handed them over. `None` when
-/// there is none to use (it is then loaded, and pinned if a lease is held).
-fn reopen(held: &mut Held, plan: &Plan) -> Option<(Loaded, Links, Origin)> {
+/// links of an earlier run (by place among the hooks) when its keeper handed
+/// them over. `None` when there is none to use (it is then loaded, and
+/// pinned if a lease is held).
+fn reopen(held: &mut Held, plan: &Plan) -> Option<(Loaded, Vec<Option<OwnedFd>>, Origin)> {
+    let none = || plan.hooks.iter().map(|_| None).collect();
     let (lease, adopted) = match held {
         Held::Nothing => return None,
         Held::Lease(lease) => (&*lease, None),
         Held::Adopted(lease, links) => (&*lease, Some(std::mem::take(links))),
     };
+    // Links that cannot be used go in the background (see `Links`).
+    let let_go = |links: Option<Vec<Option<OwnedFd>>>| {
+        drop(Links(links.into_iter().flatten().flatten().collect()));
+    };
     if !lease.is_filled() {
-        // Links to programs whose pins are gone: they go (detached in the
-        // background), and the probe is loaded and pinned anew.
+        // Links to programs whose pins are gone: the probe is loaded and
+        // pinned anew.
+        let_go(adopted);
         return None;
     }
-    // Attached already: only the maps are needed.
-    let programs: &[&'static str] = if adopted.is_some() { &[] } else { &plan.wanted };
+    // All attached already: only the maps are needed.
+    let programs: &[&'static str] = match &adopted {
+        Some(links) if links.iter().all(Option::is_some) => &[],
+        _ => &plan.wanted,
+    };
     match Loaded::from_pins(lease, programs) {
         Ok(loaded) => Some(match adopted {
-            Some(links) => (loaded, Links(links), Origin::Adopted),
-            None => (loaded, Links::default(), Origin::Pinned),
+            Some(links) => (loaded, links, Origin::Adopted),
+            None => (loaded, none(), Origin::Pinned),
         }),
         Err(e) => {
             log::warn!("the probe kept loaded is unusable ({e}); loading it again");
+            let_go(adopted);
             lease.clear();
             None
         }

@@ -145,6 +145,14 @@ impl Drop for TempDir {
 
 /// Starts inspector with stderr piped and waits for its "probes attached" line.
 pub fn spawn_attached(cmd: &mut Command) -> (Child, std::io::BufReader<std::process::ChildStderr>) {
+    let (child, stderr, _) = spawn_attached_saying(cmd);
+    (child, stderr)
+}
+
+/// [`spawn_attached`], with the line that said the probes were attached.
+pub fn spawn_attached_saying(
+    cmd: &mut Command,
+) -> (Child, std::io::BufReader<std::process::ChildStderr>, String) {
     let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start inspector");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
@@ -153,7 +161,7 @@ pub fn spawn_attached(cmd: &mut Command) -> (Child, std::io::BufReader<std::proc
         first.contains("probes attached"),
         "inspector did not start: {first}"
     );
-    (child, stderr)
+    (child, stderr, first)
 }
 
 /// `inspector trace --format jsonl` running in the background.
@@ -176,7 +184,7 @@ impl Tracer {
     pub fn start(extra: &[&str]) -> Tracer {
         let dir = TempDir::new("trace");
         let output = dir.path().join("events.jsonl");
-        let (child, mut stderr) = spawn_attached(
+        let (child, mut stderr, first) = spawn_attached_saying(
             Command::new(inspector_bin())
                 .env("INSPECTOR_KEEP_PROBE", KEEP)
                 .args(["trace", "--format", "jsonl", "--output"])
@@ -186,9 +194,9 @@ impl Tracer {
         );
         // Keep draining stderr so inspector never blocks on it.
         let stderr = std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-            rest
+            let mut all = first;
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut all);
+            all
         });
         Tracer {
             child,
