@@ -237,24 +237,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..ProbeOptions::default()
     })?;
     let started = Instant::now();
-    let mut container = Created {
-        runtime: &runtime,
-        id: id.clone(),
-        deleted: false,
-    };
-    let pid = runtime.create(prepared.dir.path(), &id, None)?;
-    let started_container = !stop.load(Ordering::Relaxed);
-    if started_container {
-        runtime.start(&id)?;
-    }
-    let status = wait_for_init(pid, &stop, &runtime, &id, started_container, |quick| {
+    let code = run_container(&runtime, prepared.dir.path(), &id, None, &stop, |quick| {
         // Short waits at first: most containers `inspector run` is used on
         // live for milliseconds, and the poll's period is added to their end.
         recorder.poll(if quick { QUICK_POLL } else { POLL })?;
         Ok(())
     })?;
-    let code = exit_code(status);
-    container.delete()?;
     // Every process of the container has ended and `delete` has exited, so
     // all their events are already in the ring: one last read takes them.
     recorder.poll(Duration::ZERO)?;
@@ -324,23 +312,11 @@ fn run_in_tui(
     let mut lifecycle = None;
     let shown = inspector::tui::run_then(&opts, || {
         let (runtime, id, stop) = (runtime.clone(), id.clone(), stop.clone());
-        lifecycle = Some(std::thread::spawn(move || -> anyhow::Result<u8> {
-            let mut container = Created {
-                runtime: &runtime,
-                id: id.clone(),
-                deleted: false,
-            };
-            let pid = runtime.create(&bundle, &id, Some(output))?;
-            let started_container = !stop.load(Ordering::Relaxed);
-            if started_container {
-                runtime.start(&id)?;
-            }
-            let status = wait_for_init(pid, &stop, &runtime, &id, started_container, |_| {
+        lifecycle = Some(std::thread::spawn(move || {
+            run_container(&runtime, &bundle, &id, Some(output), &stop, |_| {
                 std::thread::sleep(QUICK_POLL);
                 Ok(())
-            })?;
-            container.delete()?;
-            Ok(exit_code(status))
+            })
         }));
     });
     // Whatever became of the TUI, the container is stopped and deleted.
@@ -357,6 +333,32 @@ fn run_in_tui(
     );
     drop(prepared);
     Ok(ExitCode::from(code))
+}
+
+/// The container's life: created (its stdio `output`, or ours), started
+/// unless `stop` is already set, waited for (see [`wait_for_init`]) and
+/// deleted, whatever fails on the way. Returns its exit code.
+fn run_container(
+    runtime: &Runtime,
+    bundle: &std::path::Path,
+    id: &str,
+    output: Option<std::fs::File>,
+    stop: &AtomicBool,
+    between: impl FnMut(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    let mut container = Created {
+        runtime,
+        id: id.to_string(),
+        deleted: false,
+    };
+    let pid = runtime.create(bundle, id, output)?;
+    let started_container = !stop.load(Ordering::Relaxed);
+    if started_container {
+        runtime.start(id)?;
+    }
+    let status = wait_for_init(pid, stop, runtime, id, started_container, between)?;
+    container.delete()?;
+    Ok(exit_code(status))
 }
 
 /// Waits for the container's init (our child, as a subreaper) to exit, calling

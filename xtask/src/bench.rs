@@ -560,7 +560,8 @@ fn attach_ms() -> Result<f64> {
         .context("no attach time in inspector's output")
 }
 
-fn unload() -> Result<()> {
+/// `inspector unload`: the next run starts cold.
+pub fn unload() -> Result<()> {
     util::run(
         Command::new(inspector_bin())
             .arg("unload")

@@ -93,7 +93,7 @@ pub fn run() -> Result<Vec<Row>> {
     }
     let mut cold = [Vec::new(), Vec::new()];
     for round in 0..COLD_ROUNDS {
-        util::run(Command::new(&inspector).arg("unload").stderr(Stdio::null()))?;
+        bench::unload()?;
         for which in [0, 1] {
             let (took, _) = time(which, &format!("bench-run-cold-{round}"))?;
             cold[which].push(took);

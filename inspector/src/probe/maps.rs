@@ -71,13 +71,9 @@ impl Maps {
         })
     }
 
-    /// Switches the probe on or off; inspector's own process is never reported.
+    /// Switches the probe on or off (see [`switch`]).
     pub fn set_enabled(&mut self, enabled: bool) -> Result<(), ProbeError> {
-        let run = RunState {
-            self_tgid: std::process::id(),
-            enabled: enabled as u32,
-        };
-        self.run.set(0, run, 0).map_err(|source| ProbeError::Map {
+        switch(&mut self.run, enabled).map_err(|source| ProbeError::Map {
             name: "RUN",
             source,
         })
@@ -150,6 +146,16 @@ impl Maps {
         }
         Ok(())
     }
+}
+
+/// Switches the probe whose `RUN` map this is on or off; this process is the
+/// one never reported.
+pub fn switch(run: &mut Array<MapData, RunState>, on: bool) -> Result<(), aya::maps::MapError> {
+    let state = RunState {
+        self_tgid: std::process::id(),
+        enabled: on as u32,
+    };
+    run.set(0, state, 0)
 }
 
 /// The programs and maps of a probe in the kernel, before attaching.

@@ -197,14 +197,7 @@ pub struct Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         // Off first: whatever still holds the links from here reports nothing.
-        let _ = self.run.set(
-            0,
-            RunState {
-                self_tgid: std::process::id(),
-                enabled: 0,
-            },
-            0,
-        );
+        let _ = maps::switch(&mut self.run, false);
         let links = std::mem::take(&mut self.links.0);
         let keep = keeper::keep_time();
         match self.lease.take() {
