@@ -248,6 +248,9 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     pub task_files: u32,
     pub task_fs: u32,
+    pub task_signal: u32,
+    /// `signal_struct.live`: the threads of a process not yet exiting.
+    pub signal_live: u32,
     pub nsproxy_mnt_ns: u32,
     pub mnt_namespace_inum: u32,
     pub pid_level: u32,

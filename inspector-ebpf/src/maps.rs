@@ -6,7 +6,7 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use inspector_common::{COMM_LEN, Config, RunState, SyscallEvent};
 
@@ -43,6 +43,14 @@ pub static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(8192, 0);
 /// Syscalls entered but not yet returned, by tid.
 #[map]
 pub static PENDING: HashMap<u32, SyscallEvent> = HashMap::with_max_entries(4096, 0);
+
+/// Processes whose exit was reported, by (tgid, start time), for kernels
+/// whose `sched_process_exit` does not say which thread ended the process:
+/// threads exiting together may each find it dead, and only the first to
+/// add it here reports (an insert with `BPF_NOEXIST` is atomic). Start times
+/// tell a reused pid apart; old entries make room for new ones.
+#[map]
+pub static EXITED: LruHashMap<[u64; 2], u32> = LruHashMap::with_max_entries(1024, 0);
 
 /// Per-CPU room to build a `SyscallEvent`: it is far larger than the BPF stack.
 #[map]

@@ -2,6 +2,7 @@
 //! pass the task structs themselves.
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
@@ -14,8 +15,8 @@ use inspector_common::{
 use crate::{
     kernel::{bounded, current_task, fill_header, kernel_str, off, read, read_ptr},
     maps::{
-        CLONE_FLAGS, EVENTS, PENDING, TRACK_COMMS, count_lost, enabled, is_tracked, submit_flags,
-        track, untrack, wanted,
+        CLONE_FLAGS, EVENTS, EXITED, PENDING, TRACK_COMMS, count_lost, enabled, is_tracked,
+        maybe_wanted, submit_flags, track, untrack, wanted,
     },
 };
 
@@ -136,7 +137,10 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
 }
 
 /// `sched_process_exit(struct task_struct *p, bool group_dead)`: raised for every
-/// exiting thread; the process exit is the one with `group_dead`.
+/// exiting thread; the process exit is the one with `group_dead`. The
+/// tracepoint has had its second argument since Linux 6.16 or so; a raw
+/// tracepoint program that reads past a tracepoint's arguments is refused
+/// at attach (EINVAL), so older kernels get [`insp_exit_task`] instead.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
     if !enabled() {
@@ -144,6 +148,37 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
     }
     let task: u64 = ctx.arg(0);
     let group_dead: u64 = ctx.arg(1);
+    exited(&ctx, task, group_dead & 0xff != 0)
+}
+
+/// `sched_process_exit(struct task_struct *p)`, as kernels before `group_dead`
+/// have it. `do_exit` counts the thread out of `signal->live` before the
+/// tracepoint, so the last thread of a process sees it at zero; a thread
+/// that exits at the same time may see zero too, hence [`EXITED`].
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn insp_exit_task(ctx: RawTracePointContext) -> i32 {
+    if !enabled() {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let signal = read_ptr(task, off!(task_signal));
+    let live = read::<u32>(signal, off!(signal_live));
+    // Only processes that may be reported pay for the map insert (and only
+    // they have anything to untrack).
+    let mut group_dead = false;
+    if live == 0 && maybe_wanted(tgid as u32) {
+        let leader = read_ptr(task, off!(task_group_leader));
+        let key = [tgid, read::<u64>(leader, off!(task_start_time))];
+        group_dead = EXITED.insert(&key, &1, BPF_NOEXIST as u64).is_ok();
+    }
+    exited(&ctx, task, group_dead)
+}
+
+/// A thread of the current process has exited; `group_dead` when it was the
+/// last one, which ends the process.
+#[inline(always)]
+fn exited(ctx: &RawTracePointContext, task: u64, group_dead: bool) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
@@ -151,7 +186,7 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
     // A thread can die inside a syscall (killed): forget what it had entered.
     let _ = PENDING.remove(&tid);
     let _ = CLONE_FLAGS.remove(&tid);
-    if group_dead & 0xff == 0 {
+    if !group_dead {
         return 0;
     }
     if wanted(tgid) {
@@ -163,7 +198,7 @@ pub fn insp_exit(ctx: RawTracePointContext) -> i32 {
                 ev._pad = 0;
                 entry.submit(submit_flags());
             }
-            None => count_lost(&ctx, kind::EXIT),
+            None => count_lost(ctx, kind::EXIT),
         }
     }
     untrack(tgid);

@@ -71,7 +71,13 @@ pub struct Btf {
     types: Vec<Type>,
     /// Struct and union type ids by name.
     by_name: HashMap<String, Vec<u32>>,
+    /// `btf_trace_<tracepoint>` typedefs by tracepoint name: the prototype
+    /// the kernel calls a raw tracepoint's programs with.
+    tracepoints: HashMap<String, u32>,
 }
+
+/// The typedef the kernel declares for every tracepoint (`include/trace/bpf_probe.h`).
+const TRACEPOINT_TYPEDEF: &str = "btf_trace_";
 
 impl Btf {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
@@ -154,17 +160,27 @@ impl Btf {
             str_len,
             types,
             by_name: HashMap::new(),
+            tracepoints: HashMap::new(),
         };
         let mut by_name: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut tracepoints = HashMap::new();
         for (id, t) in btf.types.iter().enumerate() {
-            if (t.kind == KIND_STRUCT || t.kind == KIND_UNION) && t.name_off != 0 {
+            if t.name_off == 0 {
+                continue;
+            }
+            if t.kind == KIND_STRUCT || t.kind == KIND_UNION {
                 by_name
                     .entry(btf.name(t.name_off).to_string())
                     .or_default()
                     .push(id as u32);
+            } else if t.kind == KIND_TYPEDEF
+                && let Some(tp) = btf.name(t.name_off).strip_prefix(TRACEPOINT_TYPEDEF)
+            {
+                tracepoints.insert(tp.to_string(), id as u32);
             }
         }
         btf.by_name = by_name;
+        btf.tracepoints = tracepoints;
         Ok(btf)
     }
 
@@ -292,6 +308,23 @@ impl Btf {
         None
     }
 
+    /// How many arguments the kernel passes a raw tracepoint's programs, from
+    /// its `btf_trace_<name>` prototype (`void *` data, then the arguments);
+    /// `None` when this BTF does not declare it.
+    pub fn tracepoint_args(&self, tracepoint: &str) -> Option<u32> {
+        let typedef = *self.tracepoints.get(tracepoint)?;
+        let ptr = self.resolve(typedef);
+        let ptr = self.types.get(ptr as usize)?;
+        if ptr.kind != KIND_PTR {
+            return None;
+        }
+        let proto = self.types.get(self.resolve(ptr.size_or_type) as usize)?;
+        if proto.kind != KIND_FUNC_PROTO {
+            return None;
+        }
+        proto.vlen.checked_sub(1)
+    }
+
     /// Size in bytes of a struct or union.
     pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
         let id = self.find_struct(strukt)?;
@@ -309,7 +342,7 @@ impl Btf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds a BTF blob: `struct outer { int a; union { long b; int c; }; struct inner in; }`
@@ -357,18 +390,68 @@ mod tests {
         member(&mut t, 0, 3, 64);
         member(&mut t, n_in, 4, 128);
 
+        blob(&t, &strs)
+    }
+
+    /// A BTF blob from its type and string sections.
+    fn blob(types: &[u8], strs: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC.to_le_bytes());
         out.push(1);
         out.push(0);
         out.extend_from_slice(&24u32.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(types.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(types.len() as u32).to_le_bytes());
         out.extend_from_slice(&(strs.len() as u32).to_le_bytes());
-        out.extend_from_slice(&t);
-        out.extend_from_slice(&strs);
+        out.extend_from_slice(types);
+        out.extend_from_slice(strs);
         out
+    }
+
+    /// `typedef void (*btf_trace_<name>)(void *__data, <args> pointers)` for
+    /// each (name, args), as the kernel declares its tracepoints.
+    pub(crate) fn tracepoints(protos: &[(&str, u32)]) -> Vec<u8> {
+        let mut strs = vec![0u8];
+        let mut t = Vec::new();
+        let word = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
+        // 1: void *
+        word(&mut t, 0);
+        word(&mut t, KIND_PTR << 24);
+        word(&mut t, 0);
+        let mut next = 2;
+        for &(name, args) in protos {
+            let proto = next;
+            word(&mut t, 0);
+            word(&mut t, (KIND_FUNC_PROTO << 24) | (args + 1));
+            word(&mut t, 0);
+            for _ in 0..=args {
+                word(&mut t, 0);
+                word(&mut t, 1);
+            }
+            word(&mut t, 0);
+            word(&mut t, KIND_PTR << 24);
+            word(&mut t, proto);
+            let name_off = strs.len() as u32;
+            strs.extend_from_slice(format!("btf_trace_{name}\0").as_bytes());
+            word(&mut t, name_off);
+            word(&mut t, KIND_TYPEDEF << 24);
+            word(&mut t, proto + 1);
+            next += 3;
+        }
+        blob(&t, &strs)
+    }
+
+    #[test]
+    fn reads_tracepoint_prototypes() {
+        let btf = Btf::parse(tracepoints(&[
+            ("sched_process_exit", 1),
+            ("cgroup_attach_task", 4),
+        ]))
+        .unwrap();
+        assert_eq!(btf.tracepoint_args("sched_process_exit"), Some(1));
+        assert_eq!(btf.tracepoint_args("cgroup_attach_task"), Some(4));
+        assert_eq!(btf.tracepoint_args("sched_process_fork"), None);
     }
 
     #[test]
@@ -408,5 +491,7 @@ mod tests {
         assert!(btf.len() > 1000);
         // Every struct the probe reads must resolve.
         crate::offsets::from_btf(&btf).unwrap();
+        assert_eq!(btf.tracepoint_args("sched_process_fork"), Some(2));
+        assert_eq!(btf.tracepoint_args("cgroup_attach_task"), Some(4));
     }
 }

@@ -53,8 +53,12 @@ impl Recorder {
     /// Attaches the probe: from here on nothing that a followed process does
     /// is missed.
     pub fn attach(opts: &ProbeOptions) -> Result<Self, CaptureError> {
+        let probe = Probe::load(opts)?;
+        if let Some(line) = probe.degraded() {
+            eprintln!("{line}");
+        }
         Ok(Recorder {
-            probe: Probe::load(opts)?,
+            probe,
             decoder: Decoder::for_host(),
             events: Vec::new(),
             last_event: Instant::now(),

@@ -20,6 +20,8 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         task_mm: o("task_struct", "mm")?,
         task_files: o("task_struct", "files")?,
         task_fs: o("task_struct", "fs")?,
+        task_signal: o("task_struct", "signal")?,
+        signal_live: o("signal_struct", "live")?,
         nsproxy_mnt_ns: o("nsproxy", "mnt_ns")?,
         mnt_namespace_inum: o("mnt_namespace", "ns.inum")?,
         pid_level: o("pid", "level")?,

@@ -108,6 +108,9 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
         probe.origin.note(),
         probe.seeded,
     );
+    if let Some(line) = probe.degraded() {
+        eprintln!("{line}");
+    }
 
     if let Some(builder) = &mut timelines {
         let running = running::seed(builder, Clock::monotonic_ns(), &opts.probe.track_comms);

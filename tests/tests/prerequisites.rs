@@ -105,6 +105,53 @@ fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
 }
 
 #[test]
+fn a_kernel_without_one_syscall_tracepoint_says_so_in_one_line_and_traces_the_rest() {
+    if !can_trace() {
+        return;
+    }
+    let _lock = probe_lock();
+    // The real tracefs, but for clone3's two tracepoints: what a kernel
+    // built without one syscall looks like. Attaching reads the real ids
+    // through the links.
+    let real = inspector::prereq::tracefs_events().unwrap();
+    let fake = TempDir::new("noclone3");
+    let events = fake.path().join("events");
+    std::fs::create_dir_all(events.join("syscalls")).unwrap();
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "syscalls" {
+            std::os::unix::fs::symlink(entry.path(), events.join(entry.file_name())).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(real.join("syscalls")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name != "sys_enter_clone3" && name != "sys_exit_clone3" {
+            std::os::unix::fs::symlink(entry.path(), events.join("syscalls").join(&name)).unwrap();
+        }
+    }
+    let dir = TempDir::new("noclone3-out");
+    let out = dir.path().join("events.jsonl");
+    let before = settled_inspector_links();
+    let (ok, stderr) = trace_with(
+        &[("INSPECTOR_TRACEFS", fake.path().to_str().unwrap())],
+        &["--duration", "0.5", "--format", "jsonl"],
+        &out,
+    );
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].contains("probes attached"), "{stderr}");
+    let said: Vec<&&str> = lines.iter().filter(|l| l.contains("clone3")).collect();
+    assert_eq!(said.len(), 1, "one line names what is lost: {stderr}");
+    assert!(
+        said[0].contains("has no tracepoint for clone3: not reported; everything else is"),
+        "{stderr}"
+    );
+    assert!(out.exists());
+    assert_no_links_left(before);
+}
+
+#[test]
 fn a_bad_buffer_size_is_refused_before_anything_loads() {
     if !can_trace() {
         return;

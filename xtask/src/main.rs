@@ -8,6 +8,8 @@
 //! - `run`: the main job: launch a container with `inspector run` and show
 //!   what the kernel saw, from its first syscall to its deletion.
 //! - `test`: set-up, build, Docker, then every test.
+//! - `vm-test`: set-up, build, then only the test that boots Debian 12's
+//!   kernel under qemu and runs inspector there, on pure cgroup2.
 //! - `bench`: the benchmarks, as ratios against baselines measured in the same run.
 
 mod bench;
@@ -17,6 +19,7 @@ mod bench_tui;
 mod docker;
 mod setup;
 mod util;
+mod vm;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -53,6 +56,13 @@ enum Command {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Set up, build, then boot Debian 12's kernel (6.1) under qemu and run
+    /// inspector there, on a pure cgroup2 layout (the VM test alone).
+    VmTest {
+        /// Extra arguments for the test binary (after `--`), e.g. a test name.
+        #[arg(last = true)]
+        test_args: Vec<String>,
+    },
     /// Run the benchmarks and print each number as a ratio against its baseline.
     Bench {
         /// Which benchmarks (default: all).
@@ -87,6 +97,11 @@ fn main() -> Result<()> {
             build()?;
             docker::ensure()?;
             test(&cargo_args)
+        }
+        Command::VmTest { test_args } => {
+            setup::run()?;
+            build()?;
+            vm::test(&test_args)
         }
         Command::Bench { which } => {
             setup::run()?;
@@ -137,9 +152,17 @@ fn build() -> Result<()> {
     )
 }
 
+/// What the tests are told: the binaries `build` made and the image
+/// `docker::ensure` imported; they run from the workspace root.
+fn test_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    let root = util::root();
+    cmd.env("INSPECTOR_BIN", root.join("target/release/inspector"))
+        .env("INSPECTOR_TEST_IMAGE", docker::IMAGE)
+        .current_dir(root)
+}
+
 fn test(extra: &[String]) -> Result<()> {
     util::step("running all tests");
-    let root = util::root();
     let mut cmd = util::cargo();
     // --release reuses the binaries `build` just made; the probe crate only
     // builds for the BPF target, through inspector's build script.
@@ -153,10 +176,8 @@ fn test(extra: &[String]) -> Result<()> {
         "inspector-ebpf",
     ])
     .args(extra)
-    .env("INSPECTOR_BIN", root.join("target/release/inspector"))
-    .env("INSPECTOR_TEST_IMAGE", docker::IMAGE)
-    .current_dir(&root)
     .stdout(std::process::Stdio::piped());
+    test_env(&mut cmd);
     // Pass the output through, adding up every test binary's result line so that
     // the run ends with one total.
     let mut child = cmd.spawn()?;

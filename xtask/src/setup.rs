@@ -1,10 +1,14 @@
 //! Installs what building and testing inspector need, on a fresh machine of
 //! this kind. Every step first checks whether it is needed, so a second run
 //! costs a few cheap probes.
+//!
+//! Besides this machine's own set-up, it fetches the kernel the VM test
+//! (`tests/tests/kernel_vm.rs`) boots: Debian 12's stock kernel, unpacked under
+//! `target/vm/kernel/`, never installed on this machine.
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::Instant,
 };
 
@@ -24,6 +28,17 @@ const PACKAGES: &[&str] = &[
     "tmux",
 ];
 
+/// Debian packages the VM test uses, installed without their recommends
+/// (qemu-system-x86 would bring a graphical front end).
+const VM_PACKAGES: &[&str] = &[
+    "qemu-system-x86", // boots Debian 12's kernel with TCG
+    "cpio",            // packs the guest's initramfs
+];
+
+/// Debian's metapackage for its current stock kernel; the test boots the
+/// package it depends on.
+const KERNEL_METAPACKAGE: &str = "linux-image-amd64";
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn run() -> Result<()> {
@@ -35,6 +50,7 @@ pub fn run() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     tracefs()?;
+    vm_kernel()?;
     eprintln!(
         "==> set-up complete in {:.2} s",
         started.elapsed().as_secs_f64()
@@ -56,31 +72,39 @@ fn unsafe_geteuid() -> u32 {
 }
 
 fn packages() -> Result<()> {
+    let wanted = [PACKAGES, VM_PACKAGES].concat();
     let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Package} ${db:Status-Abbrev}\n"])
-        .args(PACKAGES)
+        .args(&wanted)
         .output()
         .context("dpkg-query is missing: this set-up is for Debian machines")?;
     let listing = String::from_utf8_lossy(&out.stdout);
-    let missing: Vec<&str> = PACKAGES
+    let (vm, other): (Vec<&str>, Vec<&str>) = wanted
         .iter()
         .copied()
         .filter(|p| !listing.lines().any(|l| l.starts_with(&format!("{p} ii"))))
-        .collect();
-    if missing.is_empty() {
+        .partition(|p| VM_PACKAGES.contains(p));
+    if vm.is_empty() && other.is_empty() {
         return Ok(());
     }
     util::step(&format!(
         "installing Debian packages: {}",
-        missing.join(" ")
+        [other.as_slice(), vm.as_slice()].concat().join(" ")
     ));
     util::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    util::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    for (missing, options) in [(other, &[][..]), (vm, &["--no-install-recommends"][..])] {
+        if missing.is_empty() {
+            continue;
+        }
+        util::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq"])
+                .args(options)
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    Ok(())
 }
 
 fn nightly_sysroot() -> Result<PathBuf> {
@@ -193,4 +217,125 @@ fn tracefs() -> Result<()> {
     }
     util::step("mounting tracefs at /sys/kernel/tracing");
     util::run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
+}
+
+/// Where the VM test finds its kernel (`boot/vmlinuz-*`); tests/tests/vm_support
+/// looks there.
+const VM_KERNEL_DIR: &str = "target/vm/kernel";
+
+/// Debian 12's stock kernel for the VM test: the package behind
+/// `linux-image-amd64`, fetched with `apt-get download` and unpacked under
+/// `target/vm/kernel`, so this machine's own kernel and boot set-up stay as
+/// they are. Only its `/boot` is unpacked: the guest loads no modules, which
+/// would take 400 MB.
+fn vm_kernel() -> Result<()> {
+    let dest = util::root().join(VM_KERNEL_DIR);
+    if has_vmlinuz(&dest) {
+        return Ok(());
+    }
+    let package = kernel_package()?;
+    util::step(&format!(
+        "fetching {package} (Debian's {KERNEL_METAPACKAGE}) into {} for the VM test",
+        dest.display()
+    ));
+    let vm = dest.parent().context("the kernel directory has a parent")?;
+    let download = vm.join("download");
+    let partial = vm.join("kernel.partial");
+    for dir in [&download, &partial] {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // apt-get download fetches as the `_apt` user: given a directory it cannot
+    // write, it warns and fetches as root instead. Let it write this one.
+    if let Some(uid) = apt_uid() {
+        std::os::unix::fs::chown(&download, Some(uid), None)
+            .with_context(|| format!("cannot hand {} to _apt", download.display()))?;
+    }
+    util::run(
+        Command::new("apt-get")
+            .args(["download", "-qq", &package])
+            .current_dir(&download),
+    )?;
+    let deb = std::fs::read_dir(&download)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download left no .deb in {}", download.display()))?;
+    unpack_boot(&deb, &partial)?;
+    if !has_vmlinuz(&partial) {
+        bail!("{} holds no boot/vmlinuz-*", deb.display());
+    }
+    // Renamed into place whole, so an interrupted set-up never leaves half a kernel.
+    std::fs::rename(&partial, &dest)?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(())
+}
+
+fn has_vmlinuz(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("boot"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+}
+
+/// The real package behind the metapackage (`linux-image-6.1.0-NN-amd64`).
+fn kernel_package() -> Result<String> {
+    let depends = || -> Option<String> {
+        let out = Command::new("apt-cache")
+            .args(["depends", KERNEL_METAPACKAGE])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .map(str::trim)
+            .find(|p| p.starts_with("linux-image-"))
+            .map(String::from)
+    };
+    if let Some(package) = depends() {
+        return Ok(package);
+    }
+    // A fresh machine may not have read the package lists yet.
+    util::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    depends().with_context(|| {
+        format!("apt-cache knows no {KERNEL_METAPACKAGE}: the VM test needs Debian's main archive")
+    })
+}
+
+/// `dpkg-deb --fsys-tarfile DEB | tar -x ./boot`: `dpkg-deb -x` would unpack
+/// the modules too.
+fn unpack_boot(deb: &Path, into: &Path) -> Result<()> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start dpkg-deb")?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(into)
+        .arg("./boot")
+        .stdin(dpkg.stdout.take().context("dpkg-deb's piped stdout")?)
+        .status()
+        .context("cannot start tar")?;
+    let dpkg = dpkg.wait()?;
+    if !dpkg.success() || !tar.success() {
+        bail!(
+            "unpacking {} failed: dpkg-deb {dpkg}, tar {tar}",
+            deb.display()
+        );
+    }
+    Ok(())
+}
+
+/// The `_apt` user's uid, from /etc/passwd.
+fn apt_uid() -> Option<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("_apt:"))
+        .and_then(|rest| rest.split(':').nth(1))
+        .and_then(|uid| uid.parse().ok())
 }

@@ -169,7 +169,7 @@ pub fn attach_missing<'a>(
                 return Err(ProbeError::Attach {
                     program: name.to_string(),
                     tracepoint: target.describe(),
-                    source,
+                    error: source,
                 });
             }
         }

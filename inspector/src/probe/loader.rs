@@ -8,7 +8,11 @@ use aya::{
 use aya_log::EbpfLogger;
 use inspector_common::KernelOffsets;
 
-use super::{ProbeError, plan::Plan};
+use super::{
+    ProbeError,
+    kernel::{self, Variants},
+    plan::Plan,
+};
 use crate::{btf::Btf, offsets, prereq};
 
 /// Built by build.rs from `inspector-ebpf`.
@@ -18,11 +22,22 @@ pub(super) static PROBE_OBJECT: &[u8] =
 /// The reader of the probe's kernel-side log.
 pub type Logger = EbpfLogger<&'static dyn log::Log>;
 
-/// Loads the probe from its object: the kernel's BTF read for the offsets,
-/// the maps made, the `wanted` programs verified.
-pub(super) fn load_fresh(plan: &Plan) -> Result<(Ebpf, Option<Logger>), ProbeError> {
+/// The probe loaded from its object.
+pub(super) struct Fresh {
+    pub ebpf: Ebpf,
+    pub logger: Option<Logger>,
+    /// The program that fills each hook's place on this kernel.
+    pub variants: Variants,
+}
+
+/// Loads the probe from its object: the kernel's BTF read for the offsets
+/// and the programs that fit this kernel, the maps made, the programs of
+/// the `wanted` hooks verified.
+pub(super) fn load_fresh(plan: &Plan) -> Result<Fresh, ProbeError> {
     let btf = Btf::from_file(prereq::btf_path())?;
     let offsets: KernelOffsets = offsets::from_btf(&btf)?;
+    let _memlock = kernel::Memlock::raise();
+    let variants = kernel::fit(&btf)?;
     drop(btf);
     // No CO-RE relocations to resolve (see offsets.rs): `.btf(None)`.
     // aya's loader still parses the kernel's BTF as it is made, although
@@ -44,8 +59,13 @@ pub(super) fn load_fresh(plan: &Plan) -> Result<(Ebpf, Option<Logger>), ProbeErr
     } else {
         None
     };
-    load_in_parallel(&mut ebpf, &plan.wanted)?;
-    Ok((ebpf, logger))
+    let programs: Vec<&str> = plan.wanted.iter().map(|&h| variants.program(h)).collect();
+    load_in_parallel(&mut ebpf, &programs)?;
+    Ok(Fresh {
+        ebpf,
+        logger,
+        variants,
+    })
 }
 
 /// The baseline for the syscall-storm benchmark: one program that does nothing,
@@ -76,7 +96,7 @@ impl Floor {
             .map_err(|source| ProbeError::Attach {
                 program: "insp_noop".to_string(),
                 tracepoint: "syscalls:sys_enter_write".to_string(),
-                source: std::io::Error::other(source),
+                error: std::io::Error::other(source),
             })?;
         Ok(Floor { _ebpf: ebpf })
     }

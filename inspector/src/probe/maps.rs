@@ -13,7 +13,7 @@ use aya::{
 };
 use inspector_common::{COMM_LEN, RunState, SyscallEvent};
 
-use super::{ProbeError, comm_key, link, pinned};
+use super::{ProbeError, comm_key, kernel::Variants, link, pinned};
 
 /// The maps userspace reads or resets, by the names the probe gives them.
 pub struct Maps {
@@ -173,12 +173,17 @@ impl Loaded {
             .expect("every hooked program is loaded")
     }
 
-    /// Takes the loaded programs and the maps out of `ebpf`.
-    pub fn from_ebpf(ebpf: &mut Ebpf, wanted: &[&'static str]) -> Result<Self, ProbeError> {
+    /// Takes the loaded programs (by the hook whose place each fills) and
+    /// the maps out of `ebpf`.
+    pub fn from_ebpf(
+        ebpf: &mut Ebpf,
+        wanted: &[&'static str],
+        variants: &Variants,
+    ) -> Result<Self, ProbeError> {
         let mut programs = Vec::new();
         for &name in wanted {
             let fd = ebpf
-                .program(name)
+                .program(variants.program(name))
                 .expect("program compiled into the probe")
                 .fd()
                 .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
@@ -219,10 +224,18 @@ impl Loaded {
     }
 }
 
-/// Pins the programs and maps of a loaded `ebpf` in `dir`.
-pub fn pin_all(ebpf: &Ebpf, wanted: &[&str], dir: &Path) -> std::io::Result<()> {
+/// Pins the programs and maps of a loaded `ebpf` in `dir`; each program
+/// under the name of the hook whose place it fills.
+pub fn pin_all(
+    ebpf: &Ebpf,
+    wanted: &[&'static str],
+    variants: &Variants,
+    dir: &Path,
+) -> std::io::Result<()> {
     for &name in wanted {
-        let program = ebpf.program(name).ok_or(std::io::ErrorKind::NotFound)?;
+        let program = ebpf
+            .program(variants.program(name))
+            .ok_or(std::io::ErrorKind::NotFound)?;
         let fd = program.fd().map_err(std::io::Error::other)?;
         link::pin(fd.as_fd(), &dir.join(name))?;
     }

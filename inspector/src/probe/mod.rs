@@ -8,6 +8,7 @@
 //! maps stay pinned, attached to nothing. docs/probe.md tells the whole story.
 
 pub mod keeper;
+mod kernel;
 mod link;
 mod loader;
 mod maps;
@@ -24,7 +25,7 @@ use std::{
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use inspector_common::{COMM_LEN, RunState};
 use link::Links;
-use loader::{Logger, load_fresh};
+use loader::{Fresh, Logger, load_fresh};
 use maps::{Loaded, pin_all};
 use plan::Plan;
 use thiserror::Error;
@@ -65,14 +66,49 @@ pub const SYSCALL_HOOKS: &[(&str, &str)] = &[
 /// every write on the machine is the largest cost the probe could add.
 const WRITE_EXIT_HOOK: (&str, &str) = ("insp_sys_exit", "sys_exit_write");
 
-/// Raw tracepoints: (program, tracepoint, its tracefs category).
-pub const RAW_HOOKS: &[(&str, &str, &str)] = &[
-    ("insp_fork", "sched_process_fork", "sched"),
-    ("insp_exec", "sched_process_exec", "sched"),
-    ("insp_exit", "sched_process_exit", "sched"),
-    ("insp_cgroup_mkdir", "cgroup_mkdir", "cgroup"),
-    ("insp_cgroup_rmdir", "cgroup_rmdir", "cgroup"),
-    ("insp_cgroup_attach", "cgroup_attach_task", "cgroup"),
+/// A program on a raw tracepoint, which is passed the tracepoint's arguments
+/// themselves (task structs, paths) rather than a record.
+#[derive(Clone, Copy, Debug)]
+pub struct RawHook {
+    pub program: &'static str,
+    /// Its tracefs category (to check it exists) and name.
+    pub category: &'static str,
+    pub tracepoint: &'static str,
+    /// How many of the tracepoint's arguments the program reads.
+    pub reads: u32,
+    /// For kernels whose tracepoint passes fewer: another program, and how
+    /// many it reads ([`kernel`] chooses).
+    pub older: Option<(&'static str, u32)>,
+}
+
+impl RawHook {
+    const fn new(
+        program: &'static str,
+        category: &'static str,
+        tracepoint: &'static str,
+        reads: u32,
+    ) -> Self {
+        RawHook {
+            program,
+            category,
+            tracepoint,
+            reads,
+            older: None,
+        }
+    }
+}
+
+pub const RAW_HOOKS: &[RawHook] = &[
+    RawHook::new("insp_fork", "sched", "sched_process_fork", 2),
+    RawHook::new("insp_exec", "sched", "sched_process_exec", 3),
+    RawHook {
+        // `group_dead`, the second argument, is recent (Debian 12's 6.1 lacks it).
+        older: Some(("insp_exit_task", 1)),
+        ..RawHook::new("insp_exit", "sched", "sched_process_exit", 2)
+    },
+    RawHook::new("insp_cgroup_mkdir", "cgroup", "cgroup_mkdir", 2),
+    RawHook::new("insp_cgroup_rmdir", "cgroup", "cgroup_rmdir", 2),
+    RawHook::new("insp_cgroup_attach", "cgroup", "cgroup_attach_task", 4),
 ];
 
 /// Command names whose exec starts tracking a process and its descendants: the
@@ -106,12 +142,23 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
-    #[error("attaching {program} to {tracepoint} failed: {source}")]
+    // `error` is shown here rather than as a source: printed with its
+    // chain, it would be said twice.
+    #[error(
+        "attaching {program} to {tracepoint} failed on kernel {}: {error}",
+        kernel::release()
+    )]
     Attach {
         program: String,
         tracepoint: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    #[error("kernel {release}: {what} {missing}; {advice}")]
+    Unsupported {
+        release: String,
+        what: String,
+        missing: String,
+        advice: &'static str,
     },
     #[error("probe map {name}: {source}")]
     Map {
@@ -192,6 +239,8 @@ pub struct Probe {
     /// How long loading and attaching took.
     pub ready_in: Duration,
     pub origin: Origin,
+    /// Syscalls this kernel has no tracepoint for, so not reported.
+    pub missing: Vec<&'static str>,
 }
 
 impl Drop for Probe {
@@ -225,7 +274,7 @@ impl Probe {
     fn load_with(opts: &ProbeOptions, keep: bool) -> Result<Self, ProbeError> {
         let started = Instant::now();
         let events_dir = prereq::check()?;
-        let plan = Plan::new(opts)?;
+        let plan = Plan::new(opts, &events_dir)?;
         let key = plan.key();
         let mut held = if keep {
             Held::claim(&key, plan.hooks.len())
@@ -237,14 +286,18 @@ impl Probe {
             None => {
                 // A kept probe was checked when it was loaded, this boot.
                 plan.check_tracepoints(&events_dir)?;
-                let (mut ebpf, logger) = load_fresh(&plan)?;
+                let Fresh {
+                    mut ebpf,
+                    logger,
+                    variants,
+                } = load_fresh(&plan)?;
                 if let Some(lease) = held.lease() {
-                    match lease.fill(|dir| pin_all(&ebpf, &plan.wanted, dir)) {
+                    match lease.fill(|dir| pin_all(&ebpf, &plan.wanted, &variants, dir)) {
                         Ok(()) => pinned::evict_others(&key),
                         Err(e) => log::debug!("cannot keep the probe loaded: {e}"),
                     }
                 }
-                let loaded = Loaded::from_ebpf(&mut ebpf, &plan.wanted)?;
+                let loaded = Loaded::from_ebpf(&mut ebpf, &plan.wanted, &variants)?;
                 let none = plan.hooks.iter().map(|_| None).collect();
                 (loaded, none, Origin::Loaded, logger)
             }
@@ -302,6 +355,7 @@ impl Probe {
             seeded,
             ready_in: started.elapsed(),
             origin,
+            missing: plan.missing.clone(),
         })
     }
 
@@ -349,6 +403,18 @@ impl Probe {
             logger.flush();
         }
         Ok(())
+    }
+
+    /// One line on what this kernel cannot give, for the start of a run;
+    /// `None` when it gives everything.
+    pub fn degraded(&self) -> Option<String> {
+        (!self.missing.is_empty()).then(|| {
+            format!(
+                "inspector: kernel {} has no tracepoint for {}: not reported; everything else is",
+                kernel::release(),
+                self.missing.join(", ")
+            )
+        })
     }
 
     /// Events the kernel could not write because the ring buffer was full.

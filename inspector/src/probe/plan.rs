@@ -30,24 +30,52 @@ impl Target {
     }
 }
 
-/// The (program, target) pairs attached for these options.
-fn hooks(opts: &ProbeOptions) -> Vec<(&'static str, Target)> {
+/// The (program, target) pairs attached for these options, but for syscall
+/// tracepoints this kernel does not have; and the syscalls those were for.
+/// A kernel built without a syscall loses that syscall's events, not the
+/// whole probe. Without any syscall tracepoint (no CONFIG_FTRACE_SYSCALLS:
+/// most of what inspector shows), every hook stays, for
+/// [`Plan::check_tracepoints`] to name what is missing.
+fn hooks(
+    opts: &ProbeOptions,
+    events_dir: &Path,
+) -> (Vec<(&'static str, Target)>, Vec<&'static str>) {
     let write_exit = opts.write_results.then_some(&WRITE_EXIT_HOOK);
-    SYSCALL_HOOKS
+    let (mut hooks, absent): (Vec<_>, Vec<_>) = SYSCALL_HOOKS
         .iter()
         .chain(write_exit)
-        .map(|&(program, tp)| (program, Target::Syscall(tp)))
+        .copied()
+        .partition(|(_, tp)| events_dir.join("syscalls").join(tp).is_dir());
+    let mut missing = Vec::new();
+    if hooks.is_empty() {
+        hooks = absent;
+    } else {
+        for (_, tp) in absent {
+            let syscall = tp
+                .trim_start_matches("sys_enter_")
+                .trim_start_matches("sys_exit_");
+            if !missing.contains(&syscall) {
+                missing.push(syscall);
+            }
+        }
+    }
+    let hooks = hooks
+        .into_iter()
+        .map(|(program, tp)| (program, Target::Syscall(tp)))
         .chain(
             RAW_HOOKS
                 .iter()
-                .map(|&(program, tp, category)| (program, Target::Raw(tp, category))),
+                .map(|hook| (hook.program, Target::Raw(hook.tracepoint, hook.category))),
         )
-        .collect()
+        .collect();
+    (hooks, missing)
 }
 
 /// What a set of options asks to load and attach.
 pub struct Plan {
     pub hooks: Vec<(&'static str, Target)>,
+    /// Syscalls this kernel has no tracepoint for: not reported.
+    pub missing: Vec<&'static str>,
     /// The hooks' programs, each once.
     pub wanted: Vec<&'static str>,
     /// Command names that start following a process.
@@ -60,7 +88,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(opts: &ProbeOptions) -> Result<Plan, ProbeError> {
+    pub fn new(opts: &ProbeOptions, events_dir: &Path) -> Result<Plan, ProbeError> {
         if opts.buffer_size < 4096 || !opts.buffer_size.is_power_of_two() {
             return Err(ProbeError::BufferSize(opts.buffer_size));
         }
@@ -72,7 +100,7 @@ impl Plan {
         for name in &comms {
             comm_key(name)?;
         }
-        let hooks = hooks(opts);
+        let (hooks, missing) = hooks(opts, events_dir);
         let mut wanted: Vec<&'static str> = hooks.iter().map(|(program, _)| *program).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -82,6 +110,7 @@ impl Plan {
             .unwrap_or(1 << 22);
         Ok(Plan {
             hooks,
+            missing,
             wanted,
             comms,
             config: Config {
