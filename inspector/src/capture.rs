@@ -150,15 +150,72 @@ pub fn export(events: &[Event], path: &Path) -> Result<(), CaptureError> {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over
 /// `path`: a reader never sees half a file, and a failure leaves none.
+///
+/// The temporary file has an unpredictable name and is created with
+/// `O_EXCL` (tempfile's), so that another user who can write to the
+/// directory (`/tmp`) cannot plant a link where it will be and have root
+/// write through it; the rename replaces a link at `path` itself rather than
+/// following it. Its mode is what a plain create would give (0666 less the
+/// umask).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    use std::{io::Write as _, os::unix::fs::PermissionsExt as _};
+
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    // Dropped on failure, the temporary file is removed.
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join("out.json");
+        // The names the writer once used, and the output itself, as links.
+        let old_tmp = dir
+            .path()
+            .join(format!(".out.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+
+        write_atomically(&path, b"new").unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_link(&old_tmp).unwrap(), victim);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
-    result
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: the rename fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"x").unwrap();
+
+        assert!(write_atomically(&path, b"new").is_err());
+
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
+    }
 }

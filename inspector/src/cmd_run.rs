@@ -3,6 +3,7 @@
 
 use std::{
     io::Write as _,
+    os::unix::fs::OpenOptionsExt as _,
     path::PathBuf,
     process::ExitCode,
     sync::{
@@ -296,8 +297,13 @@ fn run_in_tui(
     id: String,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
-    let out_path = std::env::temp_dir().join(format!("inspector-run-{id}.out"));
-    let output = std::fs::File::create(&out_path)
+    let out_path = output_file(&id)?;
+    let output = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&out_path)
         .with_context(|| format!("cannot create {}", out_path.display()))?;
     let opts = TuiOptions {
         probe: ProbeOptions {
@@ -333,6 +339,27 @@ fn run_in_tui(
     );
     drop(prepared);
     Ok(ExitCode::from(code))
+}
+
+/// Where `inspector run --tui` puts the output of container `id`: `output`
+/// in a directory of its own under the temporary directory, made 0700 with
+/// an unpredictable name (`inspector-run-<id>-output-XXXXXX`). A fixed name in
+/// `/tmp` let any user plant a link there and have root write the
+/// container's output over any file. The directory is kept for the user.
+fn output_file(id: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // tempfile makes directories with the default mode (0755) unless told.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("inspector-run-{id}-output-"))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .with_context(|| {
+            format!(
+                "cannot make a directory for the container's output in {}",
+                std::env::temp_dir().display()
+            )
+        })?;
+    Ok(dir.keep().join("output"))
 }
 
 /// The container's life: created (its stdio `output`, or ours), started

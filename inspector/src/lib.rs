@@ -4,6 +4,7 @@
 //! - [`probe`] loads the eBPF probe and reads its ring buffer;
 //! - [`event`] turns the probe's records into [`event::Event`]s (the JSON Lines schema);
 //! - [`output`] writes them as JSON Lines or strace-like text;
+//! - [`escape`] makes the strings of traced processes safe to print;
 //! - [`timeline`] turns events into per-container lifecycle timelines;
 //! - [`trace`] is the `inspector trace` command;
 //! - [`golden`] records, checks and compares golden syscall sequences;
@@ -13,6 +14,7 @@
 
 pub mod btf;
 pub mod capture;
+pub mod escape;
 pub mod event;
 pub mod golden;
 pub mod host;

@@ -249,8 +249,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }),
         Command::Unload(args) => {
-            let (removed, busy) = inspector::probe::pinned::unload_all(args.links_only)
+            let inspector::probe::pinned::Unloaded {
+                removed,
+                busy,
+                skipped,
+            } = inspector::probe::pinned::unload_all(args.links_only)
                 .context("cannot unload the probe kept in /sys/fs/bpf/inspector")?;
+            for s in &skipped {
+                eprintln!("inspector: left alone: {s}");
+            }
             if args.links_only {
                 eprintln!("inspector: no kept probe is attached any more");
                 return Ok(ExitCode::SUCCESS);

@@ -1,7 +1,9 @@
-//! Writing events: JSON Lines for programs, one strace-like line for people.
+//! Writing events: JSON Lines for programs, one strace-like line for people,
+//! with every string a traced process chose escaped (see [`crate::escape`]).
 
 use std::io::{self, Write};
 
+use crate::escape::{bare, quoted};
 use crate::event::{Body, Event};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -22,7 +24,7 @@ pub fn write_event(out: &mut impl Write, format: Format, event: &Event) -> io::R
 
 fn ret_text(ret: i64, errno: &Option<String>) -> String {
     match errno {
-        Some(e) => format!("-1 {e}"),
+        Some(e) => format!("-1 {}", bare(e)),
         None => ret.to_string(),
     }
 }
@@ -38,8 +40,8 @@ pub fn text_line(e: &Event) -> String {
         .map(|t| if t.len() > 15 { &t[..15] } else { t })
         .unwrap_or("");
     let who = match &e.task {
-        Some(t) if t.tid != t.tgid => format!("{}[{}/{}]", t.comm, t.tgid, t.tid),
-        Some(t) => format!("{}[{}]", t.comm, t.tgid),
+        Some(t) if t.tid != t.tgid => format!("{}[{}/{}]", bare(&t.comm), t.tgid, t.tid),
+        Some(t) => format!("{}[{}]", bare(&t.comm), t.tgid),
         None => "inspector".to_string(),
     };
     let what = describe(&e.body);
@@ -48,7 +50,7 @@ pub fn text_line(e: &Event) -> String {
 
 fn quoted_or_null(s: &Option<String>) -> String {
     match s {
-        Some(s) => format!("{s:?}"),
+        Some(s) => quoted(s),
         None => "NULL".to_string(),
     }
 }
@@ -73,7 +75,7 @@ pub fn describe(body: &Body) -> String {
                 format!("child {child_tgid}")
             };
             match flags {
-                Some(f) => format!("fork {what} ({f})"),
+                Some(f) => format!("fork {what} ({})", bare(f)),
                 None => format!("fork {what}"),
             }
         }
@@ -85,10 +87,11 @@ pub fn describe(body: &Body) -> String {
             errno,
             ..
         } => {
-            let argv = serde_json::to_string(argv).unwrap_or_default();
+            let argv = argv.iter().map(|a| quoted(a)).collect::<Vec<_>>().join(",");
             let more = if *argv_truncated { "..." } else { "" };
             format!(
-                "execve({filename:?}, {argv}{more}) = {}",
+                "execve({}, [{argv}]{more}) = {}",
+                quoted(filename),
                 ret_text(*ret, errno)
             )
         }
@@ -101,17 +104,19 @@ pub fn describe(body: &Body) -> String {
             (Some(code), _) => format!("+++ exited with {code} +++"),
             (None, Some(sig)) => {
                 let core = if *core_dumped { " (core dumped)" } else { "" };
-                format!("+++ killed by {sig}{core} +++")
+                format!("+++ killed by {}{core} +++", bare(sig))
             }
             (None, None) => "+++ exited +++".to_string(),
         },
         Body::Clone { flags, result, .. } => format!(
-            "clone(flags={flags}) = {} {}",
+            "clone(flags={}) = {} {}",
+            bare(flags),
             ret_text(result.ret, &result.errno),
             dur(result.duration_ns)
         ),
         Body::Unshare { flags, result, .. } => format!(
-            "unshare({flags}) = {} {}",
+            "unshare({}) = {} {}",
+            bare(flags),
             ret_text(result.ret, &result.errno),
             dur(result.duration_ns)
         ),
@@ -124,7 +129,8 @@ pub fn describe(body: &Body) -> String {
         } => {
             let ns = ns_inode.map(|i| format!(" [ns {i}]")).unwrap_or_default();
             format!(
-                "setns({fd}{ns}, {nstype}) = {} {}",
+                "setns({fd}{ns}, {}) = {} {}",
+                bare(nstype),
                 ret_text(result.ret, &result.errno),
                 dur(result.duration_ns)
             )
@@ -137,9 +143,11 @@ pub fn describe(body: &Body) -> String {
             result,
             ..
         } => format!(
-            "mount({}, {target:?}, {}, {flags}) = {} {}",
+            "mount({}, {}, {}, {}) = {} {}",
             quoted_or_null(source),
+            quoted(target),
             quoted_or_null(fstype),
+            bare(flags),
             ret_text(result.ret, &result.errno),
             dur(result.duration_ns)
         ),
@@ -149,7 +157,9 @@ pub fn describe(body: &Body) -> String {
             result,
             ..
         } => format!(
-            "umount2({target:?}, {flags}) = {} {}",
+            "umount2({}, {}) = {} {}",
+            quoted(target),
+            bare(flags),
             ret_text(result.ret, &result.errno),
             dur(result.duration_ns)
         ),
@@ -161,26 +171,33 @@ pub fn describe(body: &Body) -> String {
         } => {
             let cwd = cwd
                 .as_ref()
-                .map(|c| format!(" [cwd {c}]"))
+                .map(|c| format!(" [cwd {}]", bare(c)))
                 .unwrap_or_default();
             format!(
-                "pivot_root({new_root:?}, {put_old:?}){cwd} = {} {}",
+                "pivot_root({}, {}){cwd} = {} {}",
+                quoted(new_root),
+                quoted(put_old),
                 ret_text(result.ret, &result.errno),
                 dur(result.duration_ns)
             )
         }
         Body::Chroot { path, result } => {
-            format!("chroot({path:?}) = {}", ret_text(result.ret, &result.errno))
+            let path = quoted(path);
+            format!("chroot({path}) = {}", ret_text(result.ret, &result.errno))
         }
         Body::Chdir { path, result } => {
-            format!("chdir({path:?}) = {}", ret_text(result.ret, &result.errno))
+            let path = quoted(path);
+            format!("chdir({path}) = {}", ret_text(result.ret, &result.errno))
         }
         Body::Fchdir { fd, path, result } => {
-            let p = path.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default();
+            let p = path
+                .as_ref()
+                .map(|p| format!(" [{}]", bare(p)))
+                .unwrap_or_default();
             format!("fchdir({fd}{p}) = {}", ret_text(result.ret, &result.errno))
         }
-        Body::CgroupMkdir(c) => format!("cgroup mkdir {}:{}", c.hierarchy, c.path),
-        Body::CgroupRmdir(c) => format!("cgroup rmdir {}:{}", c.hierarchy, c.path),
+        Body::CgroupMkdir(c) => format!("cgroup mkdir {}:{}", bare(&c.hierarchy), bare(&c.path)),
+        Body::CgroupRmdir(c) => format!("cgroup rmdir {}:{}", bare(&c.hierarchy), bare(&c.path)),
         Body::CgroupAttach {
             cgroup,
             task_tgid,
@@ -190,7 +207,8 @@ pub fn describe(body: &Body) -> String {
             let what = if *threadgroup { "process" } else { "thread" };
             format!(
                 "cgroup attach {what} {task_tgid} → {}:{}",
-                cgroup.hierarchy, cgroup.path
+                bare(&cgroup.hierarchy),
+                bare(&cgroup.path)
             )
         }
         Body::CgroupWrite {
@@ -207,8 +225,10 @@ pub fn describe(body: &Body) -> String {
                 None => String::new(),
             };
             format!(
-                "cgroup write {hierarchy}:{file} {:?}{more}{ret}",
-                value.trim_end_matches('\n'),
+                "cgroup write {}:{} {}{more}{ret}",
+                bare(hierarchy),
+                bare(file),
+                quoted(value.trim_end_matches('\n')),
             )
         }
         Body::Lost { count, total } => {
@@ -270,6 +290,103 @@ mod tests {
             },
         }));
         assert!(line.ends_with("chdir(\"/nope\") = -1 ENOENT"), "{line}");
+    }
+
+    /// What a traced process names itself: a screen clear and a forged line.
+    const HOSTILE: &str = "\x1b[2J\nFAKE\u{202e}";
+
+    /// Neither a control character nor a character that reorders text.
+    fn printable(line: &str) -> bool {
+        !line.chars().any(crate::escape::needs_escape)
+    }
+
+    #[test]
+    fn text_escapes_every_string_a_traced_process_chose() {
+        let mut e = ev(Body::Exec {
+            filename: format!("/tmp/{HOSTILE}"),
+            argv: vec![HOSTILE.into(), "a\"b\\c".into()],
+            argv_truncated: false,
+            old_tid: None,
+            ret: 0,
+            errno: None,
+        });
+        e.task.as_mut().unwrap().comm = HOSTILE.into();
+        let line = text_line(&e);
+        assert!(printable(&line), "{line:?}");
+        assert_eq!(
+            line,
+            r#"13:45:01.123456 \x1b[2J\nFAKE\u{202e}[20765] execve("/tmp/\x1b[2J\nFAKE\u{202e}", ["\x1b[2J\nFAKE\u{202e}","a\"b\\c"]) = 0"#
+        );
+        let result = SyscallResult {
+            ret: 0,
+            errno: None,
+            duration_ns: 0,
+        };
+        let cgroup = crate::event::CgroupChange {
+            hierarchy_id: 0,
+            hierarchy: HOSTILE.into(),
+            path: format!("/x/{HOSTILE}"),
+            level: 1,
+            id: 1,
+        };
+        let bodies = [
+            Body::Mount {
+                source: Some(HOSTILE.into()),
+                target: HOSTILE.into(),
+                fstype: Some(HOSTILE.into()),
+                flags: HOSTILE.into(),
+                flags_raw: 0,
+                result: result.clone(),
+            },
+            Body::Umount {
+                target: HOSTILE.into(),
+                flags: "0".into(),
+                flags_raw: 0,
+                result: result.clone(),
+            },
+            Body::PivotRoot {
+                new_root: HOSTILE.into(),
+                put_old: HOSTILE.into(),
+                cwd: Some(HOSTILE.into()),
+                result: result.clone(),
+            },
+            Body::Chroot {
+                path: HOSTILE.into(),
+                result: result.clone(),
+            },
+            Body::Chdir {
+                path: HOSTILE.into(),
+                result: result.clone(),
+            },
+            Body::Fchdir {
+                fd: 3,
+                path: Some(HOSTILE.into()),
+                result: result.clone(),
+            },
+            Body::CgroupMkdir(cgroup.clone()),
+            Body::CgroupRmdir(cgroup.clone()),
+            Body::CgroupAttach {
+                cgroup: cgroup.clone(),
+                task_tgid: 1,
+                task_tid: 1,
+                threadgroup: true,
+            },
+            Body::CgroupWrite {
+                file: HOSTILE.into(),
+                hierarchy: HOSTILE.into(),
+                path: Some(HOSTILE.into()),
+                cgroup_version: 2,
+                value: format!("{HOSTILE}\n"),
+                value_truncated: false,
+                fd: 3,
+                result: Some(result.clone()),
+            },
+        ];
+        for body in bodies {
+            let text = describe(&body);
+            assert!(printable(&text), "{text:?}");
+            assert!(text.contains(r"\x1b[2J\nFAKE\u{202e}"), "{text}");
+        }
     }
 
     #[test]

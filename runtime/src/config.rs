@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Spec, User};
 
 use crate::{Error, Result};
 
@@ -28,6 +28,7 @@ fn validate(spec: &Spec) -> Result<()> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Config("process.args must not be empty".into()));
     }
+    check_user(process.user())?;
     if !process.cwd().is_absolute() {
         return Err(Error::Config(format!(
             "process.cwd {:?} is not an absolute path",
@@ -48,6 +49,10 @@ fn validate(spec: &Spec) -> Result<()> {
             }
             seen.push(ns.typ());
         }
+        // The filter is loaded only at start: refuse what it cannot honour now.
+        if let Some(s) = linux.seccomp() {
+            crate::seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
+        }
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {
@@ -56,6 +61,36 @@ fn validate(spec: &Spec) -> Result<()> {
                 m.destination()
             )));
         }
+    }
+    Ok(())
+}
+
+/// `(uid_t)-1` (4294967295) is not an id: to setresuid/setresgid/setgroups
+/// it means "leave unchanged", so a process meant to run as that user would
+/// keep running as root. Refused, as runc does, wherever a user is given.
+pub const NOT_AN_ID: u32 = u32::MAX;
+
+/// Refuses a user whose uid, gid or an additional gid is [`NOT_AN_ID`].
+pub fn check_user(user: &User) -> Result<()> {
+    let bad = |what: &str, id: u32| {
+        Error::Config(format!(
+            "process.user.{what} {id} is not a valid id: to the kernel it means \"unchanged\", so the process would keep running as root; give a real id (0 to {})",
+            NOT_AN_ID - 1
+        ))
+    };
+    if user.uid() == NOT_AN_ID {
+        return Err(bad("uid", user.uid()));
+    }
+    if user.gid() == NOT_AN_ID {
+        return Err(bad("gid", user.gid()));
+    }
+    if let Some(g) = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .find(|g| **g == NOT_AN_ID)
+    {
+        return Err(bad("additionalGids entry", *g));
     }
     Ok(())
 }
@@ -106,6 +141,21 @@ mod tests {
         assert!(err.contains("process"), "{err}");
         let err = parse("{not json").unwrap_err().to_string();
         assert!(err.starts_with("config.json:"), "{err}");
+    }
+
+    #[test]
+    fn rejects_the_unchanged_id_as_uid_gid_or_additional_gid() {
+        for (from, to) in [
+            ("\"uid\":0", "\"uid\":4294967295"),
+            ("\"gid\":0", "\"gid\":4294967295"),
+            ("\"gid\":0", "\"gid\":0,\"additionalGids\":[10,4294967295]"),
+        ] {
+            let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();
+            assert!(err.contains("4294967295"), "{err}");
+            assert!(err.contains("root"), "{err}");
+        }
+        let ok = MINIMAL.replace("\"uid\":0", "\"uid\":4294967294");
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

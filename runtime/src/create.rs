@@ -14,7 +14,7 @@ use crate::{
     Error, Result,
     cgroups::{self, Cgroup},
     config, console,
-    container::{self, FIFO, Saved, Status},
+    container::{self, Creator, FIFO, Saved, Status},
     error::{Context as _, msg},
     hooks,
     init::{InitConfig, Kind},
@@ -119,6 +119,22 @@ pub fn create(o: &Options) -> Result<Saved> {
     )
     .ctx(|| format!("cannot open {}", fifo_path.display()))?;
 
+    // Recorded before anything else is made: if this process dies (even by
+    // SIGKILL), `delete` finds the state directory, the cgroups and, once it
+    // is known, the init pid there.
+    let created = crate::time::now_rfc3339();
+    let me = Some(Creator::me());
+    saved(
+        o,
+        &bundle,
+        &rootfs,
+        0,
+        &created,
+        &cgroups::planned(&rel),
+        &spec,
+        me,
+    )
+    .save(&o.root)?;
     let cgroup = Cgroup::create(
         &rel,
         linux.resources().as_ref(),
@@ -145,7 +161,6 @@ pub fn create(o: &Options) -> Result<Saved> {
     guard.pids.push(stage1);
     sync::send(ours.as_fd(), &Msg::Config(Box::new(cfg)))?;
 
-    let created = crate::time::now_rfc3339();
     let mut pid = 0;
     let hooks_spec = spec.hooks().clone().unwrap_or_default();
     // The first stage sends the pid and the container's process the rest, on
@@ -182,7 +197,9 @@ pub fn create(o: &Options) -> Result<Saved> {
                 guard.pids.retain(|&x| x != stage1);
             }
             Some(Msg::RunHooks) => {
-                let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec);
+                let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec, me);
+                // Hooks may take long: `delete` must know the init by then.
+                saved.save(&o.root)?;
                 let state = saved.oci_state(Status::Creating);
                 hooks::run_all("prestart", hooks_spec.prestart().as_ref(), &state)?;
                 hooks::run_all(
@@ -199,7 +216,7 @@ pub fn create(o: &Options) -> Result<Saved> {
             None => return Err(msg("container init exited during set-up")),
         }
     }
-    let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec);
+    let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec, None);
     saved.save(&o.root)?;
     if let Some(pid_file) = &o.pid_file {
         container::write_pid_file(pid_file, pid)?;
@@ -208,6 +225,7 @@ pub fn create(o: &Options) -> Result<Saved> {
     Ok(saved)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn saved(
     o: &Options,
     bundle: &Path,
@@ -216,6 +234,7 @@ fn saved(
     created: &str,
     cgroup: &Cgroup,
     spec: &oci_spec::runtime::Spec,
+    creating: Option<Creator>,
 ) -> Saved {
     Saved {
         id: o.id.clone(),
@@ -226,6 +245,7 @@ fn saved(
         created: created.to_string(),
         cgroup: cgroup.clone(),
         config: spec.clone(),
+        creating,
     }
 }
 

@@ -26,6 +26,10 @@ pub struct Options {
     pub tty: bool,
     pub cwd: Option<PathBuf>,
     pub env: Vec<String>,
+    /// `--user UID[:GID]`.
+    pub user: Option<String>,
+    /// `--additional-gids`.
+    pub additional_gids: Vec<u32>,
     pub args: Vec<String>,
 }
 
@@ -37,6 +41,8 @@ pub fn exec(o: &Options) -> Result<i32> {
         s => return Err(msg(format!("cannot exec in a container that is {s}"))),
     }
     let process = process(o, &saved)?;
+    // Before anything is started: a uid or gid of -1 would run as root.
+    crate::config::check_user(process.user())?;
     let linux = saved.config.linux().clone().unwrap_or_default();
     let types: Vec<LinuxNamespaceType> = linux
         .namespaces()
@@ -133,5 +139,33 @@ fn process(o: &Options, saved: &Saved) -> Result<Process> {
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(o.env.iter().cloned());
     p.set_env(Some(env));
+    let mut user = p.user().clone();
+    if let Some(spec) = &o.user {
+        let (uid, gid) = parse_user(spec)?;
+        user.set_uid(uid);
+        if let Some(gid) = gid {
+            user.set_gid(gid);
+        }
+    }
+    if !o.additional_gids.is_empty() {
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(user);
     Ok(p)
+}
+
+/// `UID[:GID]`, numbers only (as runc's `exec --user`).
+fn parse_user(spec: &str) -> Result<(u32, Option<u32>)> {
+    let bad = || {
+        msg(format!(
+            "--user {spec:?}: expected UID or UID:GID (numbers)"
+        ))
+    };
+    let (uid, gid) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = uid.parse().map_err(|_| bad())?;
+    let gid = gid.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
 }

@@ -10,7 +10,9 @@ use crate::{
 pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let saved = Saved::load(root, id)?;
     let status = saved.status(root);
-    if status == Status::Stopped {
+    // A container still being created may have no init yet (pid 0), and
+    // kill(0, ...) would signal our own process group.
+    if status == Status::Stopped || saved.pid <= 0 {
         return Err(Error::NotRunning);
     }
     if all {

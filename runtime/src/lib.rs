@@ -38,6 +38,8 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod sync;
+mod syscalls_i386;
+mod syscalls_x32;
 mod syscalls_x86_64;
 pub mod time;
 

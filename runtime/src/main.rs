@@ -128,6 +128,12 @@ enum Cmd {
         cwd: Option<PathBuf>,
         #[arg(short, long)]
         env: Vec<String>,
+        /// UID[:GID] to run the process as.
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Supplementary group ids (repeat or separate with commas).
+        #[arg(short = 'g', long, value_delimiter = ',')]
+        additional_gids: Vec<u32>,
         #[arg(long, default_value_t = 0, hide = true)]
         preserve_fds: u32,
         id: String,
@@ -244,6 +250,8 @@ fn run(cli: Cli) -> Result<i32> {
             tty,
             cwd,
             env,
+            user,
+            additional_gids,
             id,
             command,
             ..
@@ -258,6 +266,8 @@ fn run(cli: Cli) -> Result<i32> {
                 tty,
                 cwd,
                 env,
+                user,
+                additional_gids,
                 args: command,
             })?);
         }

@@ -165,6 +165,9 @@ pub fn finalize_and_exec(
         capabilities::drop_bounding(caps)?;
     }
     let user = process.user();
+    // Checked when the config or process was read; checked again here, where
+    // a -1 would silently leave the process root.
+    crate::config::check_user(user)?;
     // SAFETY: prctl and id changes with plain integers.
     unsafe {
         if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {

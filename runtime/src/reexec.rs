@@ -11,11 +11,19 @@
 //! [`CACHE_DIR`] is named after the binary's inode, size and mtime, so a new
 //! build gets a new keeper and the old one is stopped.
 //! `INSPECTOR_RUNTIME_NO_EXE_CACHE=1` turns the cache off.
+//!
+//! A keeper can die (killed, OOM) and its pid be reused: a pid file is only
+//! trusted when its process is ours (owned by us, started at the recorded
+//! time, running a sealed copy of the right size); otherwise it is stale, and
+//! the next invocation starts a new keeper. Starting one happens under an
+//! exclusive `flock` on [`CACHE_DIR`]`/keeper.lock`, so two concurrent
+//! creates start one keeper. [`CACHE_DIR`] is 0700 and its files 0600, none
+//! created through a symlink.
 
 use std::{
     fs::File,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    os::unix::fs::MetadataExt,
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::Path,
 };
 
@@ -59,46 +67,83 @@ pub fn sealed_exe() -> Result<OwnedFd> {
         return Ok(f);
     }
     let memfd = sealed_copy(&exe)?;
-    start_keeper(&memfd, &pid_file);
+    start_keeper(&memfd, &pid_file, m.len());
     Ok(memfd)
 }
 
-/// The keeper named in `pid_file`, if it is alive and runs a sealed copy of `len` bytes.
+/// The keeper named in `pid_file`, if it is alive, ours, and runs a sealed
+/// copy of `len` bytes. Anything else (no file, a dead keeper, a pid now
+/// used by another process) is `None`: the pid file is stale.
 fn kept_copy(pid_file: &Path, len: u64) -> Option<OwnedFd> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
-    let (pid, start) = text.trim().split_once(' ')?;
-    let (pid, start): (i32, u64) = (pid.parse().ok()?, start.parse().ok()?);
+    let (pid, start) = read_pid_file(pid_file)?;
+    // The start time tells a reused pid from the keeper we recorded.
     if crate::container::process_start_time(pid) != Some((start, false)) {
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if std::fs::metadata(format!("/proc/{pid}")).ok()?.uid() != me {
         return None;
     }
     let f = File::open(format!("/proc/{pid}/exe")).ok()?;
     (is_sealed(&f) && f.metadata().ok()?.len() == len).then(|| f.into())
 }
 
+/// "pid start-time" from a pid file, never through a symlink.
+fn read_pid_file(path: &Path) -> Option<(i32, u64)> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).ok()?;
+    let (pid, start) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
 /// Starts `inspector-runtime exe-keeper` from the sealed copy, in its own
-/// session with no fd of ours, and records it; stops keepers of older builds.
-fn start_keeper(memfd: &OwnedFd, pid_file: &Path) {
+/// session with no fd of ours, and records it; stops keepers of older builds
+/// and forgets stale pid files. Best effort: without a keeper, the next
+/// invocation copies the binary again.
+fn start_keeper(memfd: &OwnedFd, pid_file: &Path, len: u64) {
     use std::os::unix::process::CommandExt as _;
     let dir = Path::new(CACHE_DIR);
-    if std::fs::create_dir_all(dir).is_err() {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    if crate::container::private_dir(parent, "state root").is_err()
+        || crate::container::private_dir(dir, "keeper directory").is_err()
+    {
+        return;
+    }
+    // One invocation at a time from here: the others wait (briefly) and then
+    // find the keeper this one started.
+    let Ok(lock) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join("keeper.lock"))
+    else {
+        return;
+    };
+    // SAFETY: flock on an fd we own; released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } < 0 {
+        return;
+    }
+    if kept_copy(pid_file, len).is_some() {
         return;
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            let p = e.path();
-            if p != pid_file {
-                stop_keeper(&p);
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("keeper-") && name.ends_with(".pid") {
+                // Older builds' keepers, and ours if it is stale.
+                stop_keeper(&e.path());
             }
         }
     }
-    // O_EXCL: one invocation starts the keeper; the others go on uncached.
-    let Ok(mut file) = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(pid_file)
-    else {
-        return;
-    };
     let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
     cmd.arg0("inspector-runtime")
         .arg("exe-keeper")
@@ -106,27 +151,25 @@ fn start_keeper(memfd: &OwnedFd, pid_file: &Path) {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    match cmd.spawn() {
-        Ok(child) => {
-            let pid = child.id() as i32;
-            let start = crate::container::process_start_time(pid).map_or(0, |(t, _)| t);
-            let _ = std::io::Write::write_all(&mut file, format!("{pid} {start}").as_bytes());
-        }
-        Err(_) => {
-            let _ = std::fs::remove_file(pid_file);
+    if let Ok(child) = cmd.spawn() {
+        let pid = child.id() as i32;
+        let start = crate::container::process_start_time(pid).map_or(0, |(t, _)| t);
+        let recorded =
+            crate::container::write_atomic(pid_file, format!("{pid} {start}").as_bytes(), 0o600);
+        if recorded.is_err() {
+            // SAFETY: the keeper we just started, which nobody would find.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+    drop(lock);
 }
 
 fn stop_keeper(pid_file: &Path) {
-    if let Ok(text) = std::fs::read_to_string(pid_file)
-        && let Some((pid, start)) = text.trim().split_once(' ')
-        && let (Ok(pid), Ok(start)) = (pid.parse::<i32>(), start.parse::<u64>())
-    {
+    if let Some((pid, start)) = read_pid_file(pid_file) {
         let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|c| c == b"inspector-runtime\0exe-keeper\0");
         if ours && crate::container::process_start_time(pid) == Some((start, false)) {
-            // SAFETY: signalling a keeper of an older build.
+            // SAFETY: signalling a keeper of an older build (or a stale one of ours).
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }

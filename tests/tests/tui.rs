@@ -356,7 +356,6 @@ fn run_tui_shows_its_container_live_and_exits_with_its_code() {
     let _lock = probe_lock();
     let links_before = settled_inspector_links();
     let id = format!("tui-run-{}", std::process::id());
-    let output = std::env::temp_dir().join(format!("inspector-run-{id}.out"));
     let session = Session::start_with(
         "run-tui",
         140,
@@ -382,12 +381,14 @@ fn run_tui_shows_its_container_live_and_exits_with_its_code() {
         4,
         "inspector run exits with the container's code"
     );
-    let printed = std::fs::read_to_string(&output).unwrap_or_default();
+    let printed = common::run_tui_output(&id)
+        .and_then(|output| std::fs::read_to_string(output).ok())
+        .unwrap_or_default();
+    common::remove_run_tui_output(&id);
     assert_eq!(
         printed, "hello from the tui\n",
         "the container's output file"
     );
-    let _ = std::fs::remove_file(&output);
     assert!(
         !std::path::Path::new("/run/inspector-runtime")
             .join(&id)
@@ -424,5 +425,5 @@ fn closing_the_run_tui_stops_a_running_container() {
             .exists(),
         "the container's state was left behind"
     );
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("inspector-run-{id}.out")));
+    common::remove_run_tui_output(&id);
 }

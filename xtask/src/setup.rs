@@ -26,6 +26,7 @@ const PACKAGES: &[&str] = &[
     "bpftool",        // tests check that no program stays attached
     "strace",
     "tmux",
+    "gcc", // builds the seccomp tests' static helper (an int $0x80 caller)
 ];
 
 /// Debian packages the VM test uses, installed without their recommends

@@ -1,5 +1,7 @@
 //! Comparing a run with its golden, role by role, and showing the difference
-//! as a unified diff.
+//! as a unified diff. A golden may come from anyone's pull request: what the
+//! diff prints goes through [`crate::escape::bare`] (a no-op on text inspector
+//! wrote itself).
 //!
 //! Each role's events are aligned with the golden's by the smallest number of
 //! events added or missing (an edit distance), where an optional event costs
@@ -9,6 +11,7 @@
 use std::fmt::Write as _;
 
 use super::{Golden, Item, Line, RoleSequence};
+use crate::escape::bare;
 
 /// One line of a role's alignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,8 +193,8 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
     if !diffs.iter().any(RoleDiff::differs) {
         return out;
     }
-    let _ = writeln!(out, "--- {from}");
-    let _ = writeln!(out, "+++ {to}");
+    let _ = writeln!(out, "--- {}", bare(from));
+    let _ = writeln!(out, "+++ {}", bare(to));
     for d in diffs.iter().filter(|d| d.differs()) {
         let all_missing = d.ops.iter().all(|op| matches!(op, Op::Missing(_)));
         let all_extra = d.ops.iter().all(|op| matches!(op, Op::Extra(_)));
@@ -202,7 +205,7 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
         } else {
             ""
         };
-        let _ = writeln!(out, "@@ {} · {}{note} @@", d.section, d.role);
+        let _ = writeln!(out, "@@ {} · {}{note} @@", bare(&d.section), bare(&d.role));
         // Which lines to show: changes and their context.
         let changed: Vec<bool> = d.ops.iter().map(|op| !matches!(op, Op::Same(_))).collect();
         let show = |k: usize| {
@@ -221,9 +224,9 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
                 skipped = false;
             }
             let _ = match op {
-                Op::Same(t) => writeln!(out, "  {t}"),
-                Op::Missing(t) => writeln!(out, "- {t}"),
-                Op::Extra(t) => writeln!(out, "+ {t}"),
+                Op::Same(t) => writeln!(out, "  {}", bare(t)),
+                Op::Missing(t) => writeln!(out, "- {}", bare(t)),
+                Op::Extra(t) => writeln!(out, "+ {}", bare(t)),
             };
         }
     }
@@ -294,6 +297,27 @@ mod tests {
             changes(&align(&items, &["start", "z", "x", "w", "y", "end"])),
             [Op::Extra("w".into())]
         );
+    }
+
+    #[test]
+    fn a_hostile_golden_cannot_write_to_the_terminal_through_the_diff() {
+        let golden = Golden {
+            command: None,
+            sections: vec![super::super::Section {
+                name: "container 1\x1b[2J".into(),
+                roles: vec![RoleSequence {
+                    role: "runtime".into(),
+                    items: lines(&["a\x1b[2J\nFAKE\u{9b}"]),
+                }],
+            }],
+        };
+        let text = unified(&compare(&golden, &Golden::default()), "a\x1b", "b", 3);
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{9b}'),
+            "{text:?}"
+        );
+        assert!(text.contains(r"- a\x1b[2J\nFAKE\u{9b}"), "{text}");
+        assert!(text.contains(r"@@ container 1\x1b[2J · runtime"), "{text}");
     }
 
     #[test]

@@ -14,10 +14,16 @@
 //! ```
 //! Sections start at column 0, roles at 2, events at 4 (6 inside a group).
 //! `? ` marks an event as optional; `#` starts a comment.
+//!
+//! Reviewers read goldens in pull requests and `cat` them in terminals: every
+//! line is written through [`crate::escape::bare`], so that a control
+//! character of a traced process (already escaped in its event's text) can
+//! neither reach a terminal nor break a line of the format.
 
 use thiserror::Error;
 
 use super::{Golden, Item, Line, RoleSequence, Section};
+use crate::escape::bare;
 
 pub const MAGIC: &str = "# inspector golden v1";
 
@@ -33,7 +39,7 @@ pub fn render(g: &Golden) -> String {
     out.push_str(MAGIC);
     out.push('\n');
     if let Some(cmd) = &g.command {
-        out.push_str(&format!("# command: {cmd}\n"));
+        out.push_str(&format!("# command: {}\n", bare(cmd)));
     }
     out.push_str(
         "# One event per line, per role; pids, fds, ids, temporary names and times are\n\
@@ -41,11 +47,11 @@ pub fn render(g: &Golden) -> String {
          # \"unordered { }\" group may come in any order. Regenerate with --update.\n",
     );
     for s in &g.sections {
-        out.push_str(&s.name);
+        out.push_str(&bare(&s.name));
         out.push('\n');
         for r in &s.roles {
             out.push_str("  ");
-            out.push_str(&r.role);
+            out.push_str(&bare(&r.role));
             out.push('\n');
             for item in &r.items {
                 match item {
@@ -69,7 +75,7 @@ fn line(out: &mut String, indent: usize, l: &Line) {
     if l.optional {
         out.push_str("? ");
     }
-    out.push_str(&l.text);
+    out.push_str(&bare(&l.text));
     out.push('\n');
 }
 
@@ -184,6 +190,36 @@ mod tests {
         };
         let text = render(&g);
         assert_eq!(parse(&text).unwrap(), g);
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_file() {
+        let g = Golden {
+            command: Some("sh -c \x1b[2J\nFAKE".into()),
+            sections: vec![Section {
+                name: "container 1".into(),
+                roles: vec![RoleSequence {
+                    role: "runtime \x1b]0;x\x07".into(),
+                    items: vec![Item::Line(Line::new(
+                        "execve(\"/tmp/\x1b[2J\nFAKE\u{202e}\")",
+                    ))],
+                }],
+            }],
+        };
+        let text = render(&g);
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+        assert!(
+            text.contains(r#"    execve("/tmp/\x1b[2J\nFAKE\u{202e}")"#),
+            "{text}"
+        );
+        assert!(text.contains(r"# command: sh -c \x1b[2J\nFAKE"), "{text}");
+        assert!(text.contains(r"  runtime \x1b]0;x\x07"), "{text}");
+        // What was written reads back as one event.
+        assert_eq!(parse(&text).unwrap().len(), 1);
     }
 
     #[test]

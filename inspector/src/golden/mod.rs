@@ -210,8 +210,9 @@ fn role_label(role: Role, link: Option<&ChainLink>) -> String {
         return base.to_string();
     };
     match role {
+        // The verb is a traced process's argument: escaped like its events.
         Role::Runtime => match role::runtime_command(&link.argv) {
-            Some((verb, _)) => format!("{base} {verb}"),
+            Some((verb, _)) => format!("{base} {}", crate::escape::bare(&verb)),
             None => base.to_string(),
         },
         Role::Shim if link.argv.last().is_some_and(|a| a == "delete") => {

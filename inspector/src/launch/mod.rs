@@ -43,22 +43,25 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 
 /// A directory removed, whole, when dropped: generated bundles and scratch
 /// space never outlive the run, however it ends short of SIGKILL.
+///
+/// It is 0700 under an unpredictable name, made with `mkdir` (which never
+/// follows a symlink): the bundle's config.json holds the container's
+/// environment, secrets included, and it lives in a directory every user
+/// can write (/tmp).
 #[derive(Debug)]
 pub struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    /// Makes a fresh directory `<parent>/<prefix>-<pid>-<n>`.
+    /// Makes a fresh directory `<parent>/<prefix>-<pid>-<random>`.
     pub fn new_in(parent: &std::path::Path, prefix: &str) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
         std::fs::create_dir_all(parent)?;
-        let mut n = 0u32;
-        loop {
-            let dir = parent.join(format!("{prefix}-{}-{n}", std::process::id()));
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(ScratchDir(dir)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-{}-", std::process::id()))
+            .rand_bytes(10)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)?;
+        Ok(ScratchDir(dir.keep()))
     }
 
     /// A fresh directory under the system's temporary directory.

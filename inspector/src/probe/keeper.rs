@@ -10,7 +10,8 @@
 //! (`RunState::enabled`): every program returns at once.
 //!
 //! The keeper (`inspector keep-probe`) holds the pinned set's lock with the
-//! links; it listens on an abstract unix socket named after the set. A run
+//! links; it listens on a unix socket named after the set, in root's private
+//! lock directory (`/run/inspector/probe/<key>.sock`, see `pinned`). A run
 //! that finds the lock taken connects, sends `a` and receives the lock and the
 //! links (`SCM_RIGHTS`, with each link's place among the hooks), and the
 //! keeper exits. Once its time is up, or sent `q` (`inspector unload`), it
@@ -18,25 +19,29 @@
 //! those not yet detached and attaches the others itself (they are fully
 //! detached, so no `EEXIST`). The lock goes last, when the keeper exits.
 //!
-//! An abstract socket has no file permissions, so each side checks the
-//! other's credentials (`SO_PEERCRED`): a keeper serves only its own user
-//! (root), and a run takes links only from a keeper of its own user, so that
-//! no other user can take the probe's links or pass off a socket of its own
-//! as the keeper (which would leave inspector blind).
+//! Not an abstract socket: any user may bind an abstract name first, and one
+//! who took `inspector-probe-<key>` silently kept every run from handing its
+//! links on. No other user can bind or connect in a directory of root's that
+//! is 0700. Each side still checks the other's credentials (`SO_PEERCRED`):
+//! a keeper serves only its own user (root), and a run takes links only from
+//! a keeper of its own user, so that no other user could take the probe's
+//! links or pass off a socket of its own as the keeper (which would leave
+//! inspector blind) even if the directory were opened up.
 
 use std::{
-    io::{self, Read as _, Write as _},
+    io::{Read as _, Write as _},
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-        linux::net::SocketAddrExt as _,
         unix::{
-            net::{SocketAddr, UnixListener, UnixStream},
+            net::{UnixListener, UnixStream},
             process::CommandExt as _,
         },
     },
     process::Stdio,
     time::{Duration, Instant},
 };
+
+use super::pinned::socket;
 
 /// How long a keeper waits for a run to take its links over, unless
 /// [`KEEP_ENV`] says otherwise.
@@ -55,10 +60,6 @@ pub fn keep_time() -> Duration {
         .map_or(DEFAULT_KEEP, |s| Duration::from_secs_f64(s.min(3600.0)))
 }
 
-fn address(key: &str) -> io::Result<SocketAddr> {
-    SocketAddr::from_abstract_name(format!("inspector-probe-{key}"))
-}
-
 const ADOPT: u8 = b'a';
 const QUIT: u8 = b'q';
 
@@ -73,7 +74,12 @@ pub fn hand_over(
     keep: Duration,
 ) -> Result<(), (OwnedFd, Vec<OwnedFd>)> {
     // Bound here, so that a run starting as soon as this one returns finds it.
-    let Ok(listener) = address(key).and_then(|addr| UnixListener::bind_addr(&addr)) else {
+    // A socket left there is an earlier keeper's, gone: this run holds the
+    // set's lock, which a live keeper would. (unlink removes a link, never
+    // what it points to; and the directory is root's alone.)
+    let path = socket(key);
+    let _ = std::fs::remove_file(&path);
+    let Ok(listener) = UnixListener::bind(&path) else {
         return Err((lock, links));
     };
     let listen: OwnedFd = listener.into();
@@ -220,7 +226,7 @@ fn answer(listener: &UnixListener, lock: &OwnedFd, links: &[Option<OwnedFd>]) ->
 /// and it answers: the links by their place among the `hooks` (`None` for
 /// those the keeper has let go already).
 pub fn adopt(key: &str, hooks: usize) -> Option<(OwnedFd, Vec<Option<OwnedFd>>)> {
-    let mut stream = UnixStream::connect_addr(&address(key).ok()?).ok()?;
+    let mut stream = UnixStream::connect(socket(key)).ok()?;
     if !same_user(stream.as_raw_fd()) {
         log::warn!("a process of another user listens as the keeper of the probe {key}; ignored");
         return None;
@@ -247,10 +253,7 @@ pub fn adopt(key: &str, hooks: usize) -> Option<(OwnedFd, Vec<Option<OwnedFd>>)>
 
 /// Asks the keeper of `key` to let its links go now; whether one was there.
 pub fn dismiss(key: &str) -> bool {
-    let Some(mut stream) = address(key)
-        .ok()
-        .and_then(|addr| UnixStream::connect_addr(&addr).ok())
-    else {
+    let Ok(mut stream) = UnixStream::connect(socket(key)) else {
         return false;
     };
     if !same_user(stream.as_raw_fd()) {

@@ -1,9 +1,11 @@
 //! The text view of a timeline: a waterfall of phases, the chain of roles, and
-//! the steps.
+//! the steps. Ids, commands and details come from traced processes and go
+//! through [`crate::escape`] before they reach a terminal.
 
 use std::fmt::Write as _;
 
 use super::{ContainerTimeline, Role};
+use crate::escape::bare;
 
 const BAR_WIDTH: usize = 40;
 
@@ -12,7 +14,19 @@ fn ms(ns: u64) -> String {
 }
 
 fn short(id: &str) -> &str {
-    if id.len() == 64 { &id[..12] } else { id }
+    match id.get(..12) {
+        Some(head) if id.len() == 64 => head,
+        _ => id,
+    }
+}
+
+/// At most `max` characters, `…` marking a cut.
+fn cut(mut s: String, max: usize) -> String {
+    if let Some((at, _)) = s.char_indices().nth(max) {
+        s.truncate(at);
+        s.push('…');
+    }
+    s
 }
 
 /// Shims and runtimes by what they do, not by their long paths:
@@ -44,7 +58,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let mut out = String::new();
     let ending = match (&t.exit_code, &t.signal) {
         (Some(code), _) => format!(", exited {code}"),
-        (None, Some(sig)) => format!(", killed by {sig}"),
+        (None, Some(sig)) => format!(", killed by {}", bare(sig)),
         _ => String::new(),
     };
     let state = match (t.complete, t.already_running) {
@@ -55,10 +69,10 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let _ = writeln!(
         out,
         "container {}{state}: {}{ending}, {} events, started {}",
-        short(&t.id),
+        bare(short(&t.id)),
         ms(t.duration_ns),
         t.events,
-        t.start_time
+        bare(&t.start_time)
     );
 
     let _ = writeln!(out, "  phases");
@@ -84,20 +98,15 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let _ = writeln!(out, "  chain");
     for link in &t.chain {
         let cmd = if link.argv.is_empty() {
-            link.comm.clone()
+            bare(&link.comm).into_owned()
         } else if let Some(cmd) = compact_command(link.role, &link.argv) {
-            cmd
+            bare(&cmd).into_owned()
         } else {
-            let mut s = link.argv.join(" ");
-            if s.len() > 100 {
-                s.truncate(100);
-                s.push('…');
-            }
-            s
+            cut(bare(&link.argv.join(" ")).into_owned(), 100)
         };
         let exit = match (&link.exit_code, &link.signal) {
             (Some(c), _) => format!(" → exit {c}"),
-            (None, Some(s)) => format!(" → {s}"),
+            (None, Some(s)) => format!(" → {}", bare(s)),
             _ => String::new(),
         };
         let ns = if link.nspid > 0
@@ -125,9 +134,67 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
                 s.phase.map(|p| p.name()).unwrap_or("-"),
                 s.role.name(),
                 s.pid,
-                s.detail()
+                // Escaped already when it was described; again for details
+                // that came from elsewhere.
+                bare(&s.detail())
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "\x1b[2J\nFAKE\u{202e}";
+
+    fn hostile_timeline() -> ContainerTimeline {
+        let link = |role: &str, pid: u32, comm: &str, argv: Vec<String>| {
+            serde_json::json!({"role": role, "pid": pid, "nspid": 1, "ppid": 1, "comm": comm,
+                "argv": argv, "start_ns": 0, "signal": HOSTILE})
+        };
+        let long: Vec<String> = std::iter::repeat_n("é\x1b".to_string(), 80).collect();
+        serde_json::from_value(serde_json::json!({
+            // 64 bytes, as a Docker id, with a character across byte 12.
+            "v": 1, "id": format!("\x1b[2J\nFAKEabé{}", "a".repeat(51)), "complete": true,
+            "start_ns": 0, "end_ns": 10, "duration_ns": 10, "start_time": HOSTILE,
+            "signal": HOSTILE, "phases": [], "events": 1,
+            "chain": [
+                link("runtime", 2, HOSTILE, vec!["runc".into(), "create".into(), HOSTILE.into()]),
+                link("entrypoint", 3, HOSTILE, vec![]),
+                link("entrypoint-child", 4, "x", vec![format!("/tmp/{HOSTILE}"), HOSTILE.into()]),
+                link("other", 5, "x", long),
+            ],
+            "steps": [{"ktime_ns": 1, "pid": 3, "tid": 3, "role": "entrypoint", "phase": null,
+                "kind": "exec", "detail": HOSTILE}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_paths_and_ids_of_traced_processes_are_escaped() {
+        let text = text(&hostile_timeline(), true);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::escape::needs_escape(c)),
+            "{text:?}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+        // The id, the runtime's id argument, the comm, argv, signal, detail.
+        assert!(text.starts_with(r"container \x1b[2J\nFAKEabéa"), "{text}");
+        assert!(
+            text.contains(r"runc create \x1b[2J\nFAKE\u{202e}"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"/tmp/\x1b[2J\nFAKE\u{202e} \x1b[2J"),
+            "{text}"
+        );
+        assert!(text.contains(r"→ \x1b[2J\nFAKE\u{202e}"), "{text}");
+        // A long command line is cut on a character, never inside one.
+        assert!(text.contains("é\\x1b é\\x1b"), "{text}");
+        assert!(text.contains('…'), "{text}");
+    }
 }

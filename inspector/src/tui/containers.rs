@@ -9,6 +9,7 @@ use ratatui::{
 };
 
 use super::{app::App, app::Pane, pane_block};
+use crate::escape::bare;
 use crate::timeline::{ChainLink, Phase, Role};
 
 /// How far along a container is.
@@ -49,15 +50,19 @@ impl ContainerRow {
     pub fn exit_text(&self) -> String {
         match (&self.exit_code, &self.signal) {
             (Some(c), _) => c.to_string(),
-            (None, Some(s)) => s.clone(),
+            (None, Some(s)) => bare(s).into_owned(),
             _ => String::new(),
         }
     }
 }
 
-/// Container ids as Docker shows them.
-pub fn short_id(id: &str) -> &str {
-    if id.len() == 64 { &id[..12] } else { id }
+/// Container ids as Docker shows them, escaped: an id is a traced
+/// process's argument.
+pub fn short_id(id: &str) -> std::borrow::Cow<'_, str> {
+    match id.get(..12) {
+        Some(head) if id.len() == 64 => bare(head),
+        _ => bare(id),
+    }
 }
 
 /// `12.3s`, `4m05s`, `2h03m`: an age that fits five columns or so.
@@ -164,8 +169,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             _ => Style::new().fg(Color::Red),
         };
         Row::new([
-            ratatui::text::Span::raw(short_id(&r.id).to_string()),
-            ratatui::text::Span::raw(r.what.clone()),
+            ratatui::text::Span::raw(short_id(&r.id).into_owned()),
+            ratatui::text::Span::raw(bare(&r.what).into_owned()),
             ratatui::text::Span::raw(r.phase_text()),
             ratatui::text::Span::raw(age(app.now_ns.saturating_sub(r.start_ns))),
             ratatui::text::Span::styled(exit, exit_style),

@@ -12,6 +12,7 @@ use super::{
     app::{App, Popup},
     keys::HELP,
 };
+use crate::escape::bare;
 
 /// A centred rectangle of at most `width` x `height`.
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -62,12 +63,14 @@ pub fn detail_lines(app: &App, seq: u64) -> Vec<Line<'static>> {
         let mut fields: Vec<(String, serde_json::Value)> = fields.into_iter().collect();
         fields.sort_by_key(|(k, _)| COMMON.iter().position(|c| c == k).unwrap_or(COMMON.len()));
         for (k, v) in fields {
+            // Strings as they are, but for what a terminal would obey; other
+            // values (argv) in JSON, where serde_json escaped them.
             let v = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
+                serde_json::Value::String(s) => bare(&s).into_owned(),
+                other => bare(&other.to_string()).into_owned(),
             };
             lines.push(Line::from(vec![
-                Span::styled(format!("{k:<width$}"), key_style),
+                Span::styled(format!("{:<width$}", bare(&k)), key_style),
                 Span::raw(format!("  {v}")),
             ]));
         }
@@ -77,7 +80,7 @@ pub fn detail_lines(app: &App, seq: u64) -> Vec<Line<'static>> {
         Span::styled("container", key_style),
         Span::raw(format!(
             "  {}",
-            stored.container.as_deref().unwrap_or("(none)")
+            bare(stored.container.as_deref().unwrap_or("(none)"))
         )),
     ]));
     lines.push(Line::from(vec![

@@ -251,6 +251,63 @@ fn tui_snapshot_status_line_with_lost_and_dropped_events_live() {
     check("live-paused-lost-80x24", &mut app, 80, 24, &pids);
 }
 
+/// The runc recording with its entrypoint renamed by a hostile process:
+/// a screen clear, a forged line and a right-to-left override in its comm,
+/// file name and arguments.
+fn hostile_app() -> (App, Vec<String>) {
+    const HOSTILE: &str = "\x1b[2J\nFAKE\u{202e}";
+    let mut ev = events(RUNC_RUN);
+    for e in &mut ev {
+        if let Some(t) = &mut e.task
+            && t.comm == "sh"
+        {
+            t.comm = HOSTILE.into();
+        }
+        if let Body::Exec { filename, argv, .. } = &mut e.body
+            && filename == "/bin/sh"
+        {
+            *filename = format!("/tmp/{HOSTILE}");
+            *argv = vec![format!("/tmp/{HOSTILE}"), HOSTILE.into()];
+        }
+    }
+    let pids = pids(&ev);
+    (App::replay(ev, 100_000), pids)
+}
+
+#[test]
+fn tui_snapshot_hostile_names_are_escaped() {
+    let (mut app, pids) = hostile_app();
+    // The process tree shows the entrypoint's command line.
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
+    let shown = screen(&mut app, 160, 40);
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c != '\n' && crate::escape::needs_escape(c)),
+        "{shown:?}"
+    );
+    assert!(shown.contains(r"\x1b[2J\nFAKE\u{202e}"), "{shown}");
+    assert!(!shown.lines().any(|l| l.starts_with("FAKE")), "{shown}");
+    check("hostile-names-160x40", &mut app, 160, 40, &pids);
+    // And every field of the hostile exec in its detail window.
+    let (mut app, _) = hostile_app();
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "fake");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::BackTab);
+    key(&mut app, KeyCode::Enter);
+    assert!(app.popup.is_some());
+    let shown = screen(&mut app, 160, 40);
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c != '\n' && crate::escape::needs_escape(c)),
+        "{shown:?}"
+    );
+    assert!(shown.contains(r"\x1b[2J\nFAKE\u{202e}"), "{shown}");
+}
+
 #[test]
 fn tui_replay_cursor_steps_back_and_forth() {
     let (mut app, _) = docker_app();

@@ -98,7 +98,10 @@ pub fn line(app: &App) -> Line<'static> {
     }
     if let Some(e) = &app.error {
         spans.push(sep());
-        spans.push(Span::styled(e.clone(), Style::new().fg(Color::Red)));
+        spans.push(Span::styled(
+            crate::escape::bare(e).into_owned(),
+            Style::new().fg(Color::Red),
+        ));
     }
     spans.push(sep());
     spans.push(Span::styled("? keys", Style::new().fg(Color::DarkGray)));
@@ -114,7 +117,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             };
             Line::from(vec![
                 Span::styled(label, Style::new().add_modifier(Modifier::BOLD)),
-                Span::raw(p.text.clone()),
+                Span::raw(crate::escape::bare(&p.text).into_owned()),
                 Span::styled("█", Style::new().fg(Color::Gray)),
             ])
         }

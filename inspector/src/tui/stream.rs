@@ -14,19 +14,19 @@ use super::{
     pane_block,
     store::Stored,
 };
-use crate::output;
+use crate::{escape::bare, output};
 
 /// One event on one line: `14:06:23.510 f260ba86 runc[7805] unshare(...) = 0`.
 pub fn line(app: &App, s: &Stored) -> Line<'static> {
     let who = match &s.task {
-        Some(t) if t.tid != t.tgid => format!("{}[{}/{}]", t.comm, t.tgid, t.tid),
-        Some(t) => format!("{}[{}]", t.comm, t.tgid),
+        Some(t) if t.tid != t.tgid => format!("{}[{}/{}]", bare(&t.comm), t.tgid, t.tid),
+        Some(t) => format!("{}[{}]", bare(&t.comm), t.tgid),
         None => "inspector".to_string(),
     };
     let ctr = s
         .container
         .as_deref()
-        .map(|c| c.chars().take(8).collect::<String>())
+        .map(|c| bare(&c.chars().take(8).collect::<String>()).into_owned())
         .unwrap_or_else(|| "-".into());
     let what = output::describe(&s.body());
     let failed = what.contains("= -1 ");
@@ -81,7 +81,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let filter = app.store.filter();
     let mut title = format!(" Events ({}) ", app.store.view_len());
     if !filter.is_empty() {
-        title = format!(" Events ({}) filter: {filter} ", app.store.view_len());
+        title = format!(
+            " Events ({}) filter: {} ",
+            app.store.view_len(),
+            bare(&filter.to_string())
+        );
     }
     if let Some(done) = app.store.filtering() {
         title = format!("{title}(filtering {:.0}%) ", done * 100.0);

@@ -14,6 +14,7 @@ use super::{
     containers::short_id,
     pane_block,
 };
+use crate::escape::bare;
 use crate::timeline::{ChainLink, Role, role};
 
 /// One process: its links in the chain (one per role it had).
@@ -24,8 +25,17 @@ struct Node<'a> {
     links: Vec<&'a ChainLink>,
 }
 
-/// What a process ran, short: `runc create 1a2b3c4d5e6f`, `true`.
+/// What a process ran, short and escaped: `runc create 1a2b3c4d5e6f`, `true`.
 fn command(link: &ChainLink) -> String {
+    let s = bare(&unescaped_command(link)).into_owned();
+    if s.chars().count() > 60 {
+        s.chars().take(59).collect::<String>() + "…"
+    } else {
+        s
+    }
+}
+
+fn unescaped_command(link: &ChainLink) -> String {
     let argv = &link.argv;
     let Some(name) = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) else {
         return link.comm.clone();
@@ -48,20 +58,16 @@ fn command(link: &ChainLink) -> String {
         }
         _ => {}
     }
-    let mut s = std::iter::once(name)
+    std::iter::once(name)
         .chain(argv.iter().skip(1).map(String::as_str))
         .collect::<Vec<_>>()
-        .join(" ");
-    if s.chars().count() > 60 {
-        s = s.chars().take(59).collect::<String>() + "…";
-    }
-    s
+        .join(" ")
 }
 
 fn ended(link: &ChainLink) -> Option<String> {
     match (&link.exit_code, &link.signal) {
         (Some(c), _) => Some(format!("exit {c}")),
-        (None, Some(s)) => Some(s.clone()),
+        (None, Some(s)) => Some(bare(s).into_owned()),
         _ => None,
     }
 }

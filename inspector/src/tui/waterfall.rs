@@ -143,7 +143,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Some(s) => {
             let ending = match (&s.exit_code, &s.signal) {
                 (Some(c), _) => format!(", exited {c}"),
-                (None, Some(sig)) => format!(", killed by {sig}"),
+                (None, Some(sig)) => format!(", killed by {}", crate::escape::bare(sig)),
                 _ => String::new(),
             };
             format!(

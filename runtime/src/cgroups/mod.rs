@@ -4,6 +4,7 @@
 //! below the root of every hierarchy. systemd's `slice:prefix:name` form needs
 //! systemd, which this runtime does not talk to, so it is refused.
 
+pub mod devices;
 pub mod v1;
 pub mod v2;
 
@@ -63,6 +64,8 @@ pub fn is_pure_v2() -> bool {
 impl Cgroup {
     /// Makes the directories and applies the limits. On error nothing is left behind.
     /// `devices` are the config's devices, which the container may always use.
+    /// Device rules go to the v1 `devices` controller, or, on pure cgroup2,
+    /// into an eBPF program attached to the directory (`devices.rs`).
     pub fn create(
         rel: &Path,
         resources: Option<&LinuxResources>,
@@ -91,7 +94,17 @@ impl Cgroup {
                     format!("{t} {}:{} rwm", d.major(), d.minor())
                 })
                 .collect();
-            v1::allow_devices(&cg.v1, &extra)
+            match &cg.v2 {
+                // No devices controller on cgroup2: the same rules as an eBPF program.
+                Some(dir) => v2::restrict_devices(
+                    dir,
+                    resources
+                        .and_then(|r| r.devices().as_deref())
+                        .unwrap_or(&[]),
+                    &extra,
+                ),
+                None => v1::allow_devices(&cg.v1, &extra),
+            }
         });
         if let Err(e) = applied {
             cg.remove();
@@ -212,6 +225,105 @@ impl Cgroup {
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     fs::write(dir.join(file), value)
         .ctx(|| format!("cannot write {value:?} to {}", dir.join(file).display()))
+}
+
+/// The directories `Cgroup::create` makes for `rel` on this machine, without
+/// making them: `create` records them first, so that `delete` can find them
+/// even if `create` dies half-way.
+pub fn planned(rel: &Path) -> Cgroup {
+    if is_pure_v2() {
+        return Cgroup {
+            v1: Vec::new(),
+            v2: Some(Path::new("/sys/fs/cgroup").join(rel)),
+        };
+    }
+    let mut v1: Vec<(String, PathBuf)> = Vec::new();
+    for (name, mount) in v1::hierarchies() {
+        let dir = mount.join(rel);
+        if !v1.iter().any(|(_, d)| *d == dir) {
+            v1.push((name, dir));
+        }
+    }
+    Cgroup { v1, v2: None }
+}
+
+impl Cgroup {
+    /// Every process in the container's cgroups and the cgroups below them,
+    /// in every hierarchy (a process may have left one hierarchy's directory
+    /// and not another's).
+    pub fn all_pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in self.dirs() {
+            walk_dirs(dir, &mut |d| {
+                let text = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            });
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Removes the directories and any made below them, killing (and
+    /// thawing) what is still in them. Missing directories are fine, so this
+    /// can be repeated. Returns the directories that could not be removed.
+    pub fn remove_all(&self) -> Vec<(PathBuf, std::io::Error)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut left = Vec::new();
+        for dir in self.dirs() {
+            // The usual case, with nothing to walk: an empty leaf.
+            match fs::remove_dir(dir) {
+                Ok(()) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => {}
+            }
+            let mut below = Vec::new();
+            walk_dirs(dir, &mut |d| below.push(d.to_path_buf()));
+            // Deepest first: a cgroup with children cannot go.
+            for d in below.iter().rev() {
+                if let Err(e) = remove_busy(d, deadline) {
+                    left.push((d.clone(), e));
+                }
+            }
+        }
+        left
+    }
+}
+
+/// Calls `f` on `dir` and every directory below it, parents first. Entries
+/// are typed from the directory itself, so a symlink is never followed.
+fn walk_dirs(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    f(dir);
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk_dirs(&e.path(), f);
+        }
+    }
+}
+
+/// rmdir, and while the kernel says busy: SIGKILL every process in it and
+/// thaw it (a frozen process cannot die), until `deadline`.
+fn remove_busy(dir: &Path, deadline: Instant) -> std::io::Result<()> {
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {
+                let text = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: killing what is left in a container's cgroup.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                let _ = fs::write(dir.join("freezer.state"), "THAWED");
+                let _ = fs::write(dir.join("cgroup.freeze"), "0");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
-//! Pure cgroup2: one tree, controllers enabled from the root down.
+//! Pure cgroup2: one tree, controllers enabled from the root down, and device
+//! rules as an eBPF program (cgroup2 has no devices controller).
 
 use std::{
     fs,
     path::{Path, PathBuf},
 };
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
-use super::write;
+use super::{devices, v1, write};
 use crate::{Result, error::Context as _};
 
 pub fn create(root: &Path, rel: &Path) -> Result<PathBuf> {
@@ -91,4 +92,23 @@ pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
         write(dir, file, value)?;
     }
     Ok(())
+}
+
+/// Restricts the devices the cgroup's processes may use: the config's rules
+/// in order from "deny everything", then what every container may use
+/// (`v1::ALWAYS_ALLOWED`) and the config's own devices (`extra`), each in the
+/// very text v1 writes to devices.allow/deny, so both mean the same.
+pub fn restrict_devices(dir: &Path, rules: &[LinuxDeviceCgroup], extra: &[String]) -> Result<()> {
+    let mut policy = devices::Policy::deny_all();
+    for rule in rules {
+        policy.apply(rule.allow(), &v1::device_rule(rule))?;
+    }
+    for line in v1::ALWAYS_ALLOWED
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        policy.apply(true, line)?;
+    }
+    devices::attach(dir, &policy)
 }

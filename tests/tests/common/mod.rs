@@ -391,3 +391,22 @@ pub fn busybox_rootfs(rootfs: &Path) {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
 }
+
+/// The file `inspector run --tui --name ID` wrote the container's output to,
+/// `$TMPDIR/inspector-run-ID-output-XXXXXX/output`, if there is one.
+pub fn run_tui_output(id: &str) -> Option<PathBuf> {
+    let prefix = format!("inspector-run-{id}-output-");
+    std::fs::read_dir(std::env::temp_dir())
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path().join("output"))
+}
+
+/// Removes what `inspector run --tui --name ID` left for its user: the
+/// directory of the container's output.
+pub fn remove_run_tui_output(id: &str) {
+    if let Some(dir) = run_tui_output(id).as_deref().and_then(Path::parent) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
