@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TempDir, can_trace, inspector_bin, probe_lock, require};
+use common::{TempDir, can_trace, inspector_bin, probe_lock, require, tmux, tmux_ready};
 
 /// The attack of the issue, word for word. The container's own output goes
 /// to /dev/null: what a program prints itself is its business (as with
@@ -262,15 +262,6 @@ fn a_recorded_golden_shows_escape_sequences_escaped() {
     );
 }
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Kills its tmux session, even when the test fails.
 struct Session(String);
 
@@ -282,12 +273,7 @@ impl Drop for Session {
 
 #[test]
 fn the_tui_shows_escape_sequences_escaped() {
-    let tmux_ok = Command::new("tmux")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !require(tmux_ok, "tmux installed (cargo xtask setup installs it)")
+    if !tmux_ready()
         || !require(
             inspector_bin().exists(),
             "a built inspector (cargo xtask build)",

@@ -23,7 +23,7 @@ use std::{
 
 use common::{
     TempDir, assert_no_links_left, can_trace, inspector_bin, probe_lock, require,
-    settled_inspector_links, spawn_attached_saying,
+    settled_inspector_links, spawn_attached_saying, tmux, tmux_ready,
 };
 
 const NOBODY: &[&str] = &[
@@ -632,26 +632,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = tmux(&["kill-session", "-t", &self.name]);
     }
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tmux_ready() -> bool {
-    require(
-        Command::new("tmux")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success()),
-        "tmux installed (cargo xtask setup installs it)",
-    )
 }
 
 /// Removes the link nobody planted, whatever the test's outcome.

@@ -6,34 +6,14 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use common::{
     DOCKER, TempDir, assert_no_links_left, docker_ready, image, inspector_bin, probe_lock, require,
-    settled_inspector_links,
+    settled_inspector_links, tmux, tmux_ready,
 };
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tmux_ready() -> bool {
-    require(
-        Command::new("tmux")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success()),
-        "tmux installed (cargo xtask setup installs it)",
-    )
-}
 
 /// A tmux session running `inspector tui`, killed on drop.
 struct Session {

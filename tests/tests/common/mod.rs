@@ -410,3 +410,25 @@ pub fn remove_run_tui_output(id: &str) {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Runs tmux (the terminal the TUI tests drive) and returns what it printed.
+pub fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `true` when tmux is installed; otherwise skips or fails as [`require`] does.
+pub fn tmux_ready() -> bool {
+    require(
+        Command::new("tmux")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "tmux installed (cargo xtask setup installs it)",
+    )
+}
