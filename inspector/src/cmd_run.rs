@@ -256,7 +256,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let timeline = timeline_of(&events, &id);
     if let Some(path) = &args.perfetto {
         let doc = perfetto::document(timeline.as_slice());
-        capture::write_atomically(path, &serde_json::to_vec(&doc)?)
+        let mut json = Vec::new();
+        inspector::escape::to_json_writer(&mut json, &doc)?;
+        capture::write_atomically(path, &json)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let stderr = std::io::stderr();

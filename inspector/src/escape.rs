@@ -13,7 +13,9 @@
 //! - C1 controls and the characters that reorder or hide text (bidi
 //!   overrides and isolates, zero-width marks, line separators) as `\u{NNNN}`.
 //!
-//! JSON outputs need none of this: serde_json escapes what JSON needs.
+//! JSON outputs keep strings exact, but what JSON allows raw (C1 controls,
+//! the characters that reorder or hide text) is written as `\uXXXX` too, by
+//! [`to_json_writer`]: JSON Lines are read in terminals as often as by programs.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -82,6 +84,43 @@ pub fn needs_escape(c: char) -> bool {
             | '\u{feff}'
             | '\u{fff9}'..='\u{fffb}'
         )
+}
+
+/// serde_json's compact output, with every non-ASCII character that
+/// [`needs_escape`] names written as `\uXXXX` (all of them are in the Basic
+/// Multilingual Plane): the same strings for a JSON reader, nothing hidden
+/// or reordered for a terminal. serde_json already escapes C0 controls.
+struct JsonFormatter;
+
+impl serde_json::ser::Formatter for JsonFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if !c.is_ascii() && needs_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// `serde_json::to_writer` for what inspector prints or saves: compact JSON,
+/// with [`JsonFormatter`]'s escapes.
+pub fn to_json_writer<W: std::io::Write, T: ?Sized + serde::Serialize>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(writer, JsonFormatter);
+    value.serialize(&mut serializer)
 }
 
 fn push_escaped(out: &mut String, s: &str, quoted: bool) {
@@ -229,5 +268,21 @@ mod tests {
             safe(&quoted(&lossy)).unwrap();
             safe(&bare(&lossy)).unwrap();
         }
+    }
+
+    #[test]
+    fn json_hides_nothing_from_a_terminal_and_reads_back_the_same() {
+        let hostile = "a\u{1b}[2J\nb\u{9b}c\u{202e}d\u{feff}e é 😀";
+        let mut out = Vec::new();
+        to_json_writer(&mut out, &serde_json::json!({ "comm": hostile })).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.chars().any(needs_escape), "{text:?}");
+        assert!(text.contains("\\u009b") && text.contains("\\u202e") && text.contains("\\ufeff"));
+        assert!(
+            text.contains("é 😀"),
+            "printable text stays as it is: {text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["comm"], hostile);
     }
 }

@@ -351,7 +351,7 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
             TimelineFormat::Text => writeln!(out, "{}", render::text(&t, !args.brief)),
             TimelineFormat::Json => {
                 t.fill_details();
-                serde_json::to_writer(&mut *out, &t)?;
+                inspector::escape::to_json_writer(&mut *out, &t)?;
                 writeln!(out)
             }
             TimelineFormat::Perfetto => {
@@ -383,7 +383,7 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
         emit(t, &mut out)?;
     }
     if args.format == TimelineFormat::Perfetto {
-        serde_json::to_writer(&mut out, &perfetto::document(&kept))?;
+        inspector::escape::to_json_writer(&mut out, &perfetto::document(&kept))?;
         writeln!(out)?;
     }
     if stats.lost > 0 {

@@ -15,7 +15,7 @@ pub enum Format {
 pub fn write_event(out: &mut impl Write, format: Format, event: &Event) -> io::Result<()> {
     match format {
         Format::Jsonl => {
-            serde_json::to_writer(&mut *out, event).map_err(io::Error::other)?;
+            crate::escape::to_json_writer(&mut *out, event).map_err(io::Error::other)?;
             out.write_all(b"\n")
         }
         Format::Text => writeln!(out, "{}", text_line(event)),

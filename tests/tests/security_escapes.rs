@@ -201,17 +201,23 @@ fn timeline_of_a_recording_with_escape_sequences_shows_them_escaped() {
     ] {
         assert!(stdout.contains(&shown), "{shown} missing from:\n{stdout}");
     }
-    // JSON keeps the strings exact, its control characters escaped by JSON's
-    // own rules (`\u001b`).
-    let out = Command::new(inspector_bin())
-        .args(["timeline", "--format", "json"])
-        .arg(&recording)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(!out.stdout.contains(&0x1b));
-    let json = String::from_utf8_lossy(&out.stdout);
-    assert!(json.contains(r#""comm":"\u001b[2J\nFAKE"#), "{json}");
+    // JSON keeps the strings exact: control characters escaped by JSON's own
+    // rules (`\u001b`), and what JSON allows raw but a terminal must not see
+    // (U+202E, U+009B) as `\uXXXX` too. The same for Perfetto's JSON.
+    for format in ["json", "perfetto"] {
+        let out = Command::new(inspector_bin())
+            .args(["timeline", "--format", format])
+            .arg(&recording)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let json = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !json.contains(['\u{1b}', '\u{9b}', '\u{202e}']),
+            "raw controls in {format}: {json:?}"
+        );
+        assert!(json.contains(r"\u001b[2J\nFAKE\u202e\u009b"), "{json}");
+    }
 }
 
 #[test]
