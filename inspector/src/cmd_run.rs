@@ -3,7 +3,6 @@
 
 use std::{
     io::Write as _,
-    os::unix::fs::OpenOptionsExt as _,
     path::PathBuf,
     process::ExitCode,
     sync::{
@@ -17,7 +16,7 @@ use anyhow::{Context as _, bail};
 use inspector::{
     capture::{self, POLL, Recorder},
     launch::{
-        ScratchDir,
+        self, ScratchDir,
         bundle::{self, Settings},
         image,
         rootfs::{self, DEFAULT_PATH, RootfsError},
@@ -300,12 +299,7 @@ fn run_in_tui(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
     let out_path = output_file(&id)?;
-    let output = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(&out_path)
+    let output = launch::create_private(&out_path)
         .with_context(|| format!("cannot create {}", out_path.display()))?;
     let opts = TuiOptions {
         probe: ProbeOptions {
@@ -345,22 +339,16 @@ fn run_in_tui(
 
 /// Where `inspector run --tui` puts the output of container `id`: `output`
 /// in a directory of its own under the temporary directory, made 0700 with
-/// an unpredictable name (`inspector-run-<id>-output-XXXXXX`). A fixed name in
+/// an unpredictable name (`inspector-run-<id>-output-<pid>-<random>`). A fixed name in
 /// `/tmp` let any user plant a link there and have root write the
 /// container's output over any file. The directory is kept for the user.
 fn output_file(id: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    // tempfile makes directories with the default mode (0755) unless told.
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("inspector-run-{id}-output-"))
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .with_context(|| {
-            format!(
-                "cannot make a directory for the container's output in {}",
-                std::env::temp_dir().display()
-            )
-        })?;
+    let dir = ScratchDir::new(&format!("inspector-run-{id}-output")).with_context(|| {
+        format!(
+            "cannot make a directory for the container's output in {}",
+            std::env::temp_dir().display()
+        )
+    })?;
     Ok(dir.keep().join("output"))
 }
 

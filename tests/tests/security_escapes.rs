@@ -10,10 +10,12 @@ mod common;
 use std::{
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::{TempDir, can_trace, inspector_bin, probe_lock, require, tmux, tmux_ready};
+use common::{
+    TempDir, TmuxSession, can_trace, inspector_bin, probe_lock, require, tmux, tmux_ready,
+};
 
 /// The attack of the issue, word for word. The container's own output goes
 /// to /dev/null: what a program prints itself is its business (as with
@@ -268,15 +270,6 @@ fn a_recorded_golden_shows_escape_sequences_escaped() {
     );
 }
 
-/// Kills its tmux session, even when the test fails.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
-    }
-}
-
 #[test]
 fn the_tui_shows_escape_sequences_escaped() {
     if !tmux_ready()
@@ -289,39 +282,15 @@ fn the_tui_shows_escape_sequences_escaped() {
     }
     let dir = TempDir::new("escapes-tui");
     let recording = hostile_recording(dir.path());
-    let session = Session(format!("inspector-escapes-{}", std::process::id()));
-    let _ = tmux(&["kill-session", "-t", &session.0]);
-    let command = format!(
-        "exec {} tui --replay {}",
-        inspector_bin().display(),
-        recording.display()
+    let session = TmuxSession::start_with(
+        "escapes",
+        160,
+        40,
+        &format!("tui --replay {}", recording.display()),
     );
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session.0,
-            "-x",
-            "160",
-            "-y",
-            "40",
-        ])
-        .arg(&command)
-        .status()
-        .unwrap();
-    assert!(started.success(), "tmux new-session failed");
-    let pane = format!("{}:0.0", session.0);
-    let wait_for = |ok: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let screen = tmux(&["capture-pane", "-p", "-t", &pane]);
-            if ok(&screen) || Instant::now() > deadline {
-                return screen;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let pane = session.pane();
+    let wait_for =
+        |ok: &dyn Fn(&str) -> bool| session.wait_for("the screen", Duration::from_secs(10), ok);
     wait_for(&|s| s.contains("Containers"));
     // The process tree shows the entrypoint's command line.
     tmux(&["send-keys", "-t", &pane, "Tab", "Tab"]);

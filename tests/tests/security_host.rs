@@ -22,7 +22,7 @@ use std::{
 };
 
 use common::{
-    TempDir, assert_no_links_left, can_trace, inspector_bin, probe_lock, require,
+    TempDir, TmuxSession, assert_no_links_left, can_trace, inspector_bin, probe_lock, require,
     settled_inspector_links, spawn_attached_saying, tmux, tmux_ready,
 };
 
@@ -558,82 +558,6 @@ fn links_planted_at_the_temporary_names_of_export_and_perfetto_do_not_redirect_r
     assert_eq!(names.len(), 4, "a temporary file was left: {names:?}");
 }
 
-/// A tmux session running `inspector ARGS`; killed on drop.
-struct Session {
-    name: String,
-}
-
-impl Session {
-    fn start(test: &str, args: &str) -> Session {
-        let name = format!("inspector-{test}-{}", std::process::id());
-        let _ = tmux(&["kill-session", "-t", &name]);
-        let command = format!(
-            "INSPECTOR_KEEP_PROBE={} exec {} {args}",
-            common::KEEP,
-            inspector_bin().display()
-        );
-        let started = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "140", "-y", "40"])
-            .arg(&command)
-            .args([";", "set-option", "-t", &name, "remain-on-exit", "on"])
-            .status()
-            .expect("start tmux");
-        assert!(started.success(), "tmux new-session failed");
-        Session { name }
-    }
-
-    fn pane(&self) -> String {
-        format!("{}:0.0", self.name)
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.pane()])
-    }
-
-    /// Waits until the screen shows `what`; fails with the last screen.
-    fn wait_for(&self, what: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.screen().contains(what) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what:?}; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for inspector to exit: tmux says so, or the kernel does (tmux
-    /// was seen to leave its pane's process unreaped for minutes; see tui.rs).
-    fn wait_exit(&self, timeout: Duration) {
-        let pid = tmux(&["display-message", "-p", "-t", &self.pane(), "#{pane_pid}"]);
-        let stat = format!("/proc/{}/stat", pid.trim());
-        let deadline = Instant::now() + timeout;
-        loop {
-            let dead = tmux(&["display-message", "-p", "-t", &self.pane(), "#{pane_dead}"]);
-            let zombie = std::fs::read_to_string(&stat)
-                .ok()
-                .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
-                .unwrap_or(false);
-            if dead.trim() == "1" || zombie {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "inspector did not exit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.name]);
-    }
-}
-
 /// Removes the link nobody planted, whatever the test's outcome.
 struct Planted(PathBuf);
 
@@ -665,13 +589,17 @@ fn a_link_planted_in_tmp_does_not_redirect_the_output_of_run_tui() {
         "nobody could not plant the link: {}",
         String::from_utf8_lossy(&planted.stderr)
     );
-    let session = Session::start(
+    let session = TmuxSession::start_with(
         "security-tui",
+        140,
+        40,
         &format!("run --tui --name {id} -- /bin/sh -c 'echo written by the container; exit 3'"),
     );
-    session.wait_for("exited 3", Duration::from_secs(60));
+    session.wait_for("exited 3", Duration::from_secs(60), |s| {
+        s.contains("exited 3")
+    });
     tmux(&["send-keys", "-t", &session.pane(), "q"]);
-    session.wait_exit(Duration::from_secs(60));
+    session.wait_exit();
     let output = common::run_tui_output(&id);
     let screen = session.screen();
     drop(session);
@@ -701,13 +629,17 @@ fn run_tui_keeps_the_output_in_a_directory_of_roots_alone() {
     }
     let _lock = probe_lock();
     let id = format!("security-tui-dir-{}", std::process::id());
-    let session = Session::start(
+    let session = TmuxSession::start_with(
         "security-tui-dir",
+        140,
+        40,
         &format!("run --tui --name {id} -- /bin/sh -c 'echo secret; exit 0'"),
     );
-    session.wait_for("exited 0", Duration::from_secs(60));
+    session.wait_for("exited 0", Duration::from_secs(60), |s| {
+        s.contains("exited 0")
+    });
     tmux(&["send-keys", "-t", &session.pane(), "q"]);
-    session.wait_exit(Duration::from_secs(60));
+    session.wait_exit();
     drop(session);
     let output = common::run_tui_output(&id).expect("no output directory");
     let dir = std::fs::symlink_metadata(output.parent().unwrap()).unwrap();

@@ -5,62 +5,17 @@
 
 mod common;
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::{
-    DOCKER, TempDir, assert_no_links_left, docker_ready, image, inspector_bin, probe_lock, require,
-    settled_inspector_links, tmux, tmux_ready,
+    DOCKER, TempDir, TmuxSession, assert_no_links_left, docker_ready, image, inspector_bin,
+    probe_lock, require, settled_inspector_links, tmux, tmux_ready,
 };
 
-/// A tmux session running `inspector tui`, killed on drop.
-struct Session {
-    name: String,
-}
-
-impl Session {
-    fn start(test: &str, width: u16, height: u16) -> Session {
+/// `inspector tui` and its filter, in a [`TmuxSession`].
+impl TmuxSession {
+    fn start(test: &str, width: u16, height: u16) -> TmuxSession {
         Self::start_with(test, width, height, "tui")
-    }
-
-    /// A session running `inspector ARGS` (a shell's words).
-    fn start_with(test: &str, width: u16, height: u16, args: &str) -> Session {
-        let name = format!("inspector-{test}-{}", std::process::id());
-        let _ = tmux(&["kill-session", "-t", &name]);
-        let command = format!(
-            "INSPECTOR_KEEP_PROBE={} exec {} {args}",
-            common::KEEP,
-            inspector_bin().display()
-        );
-        // The pane stays after inspector exits, to read its exit status and
-        // what it left on the screen.
-        let out = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name])
-            .args(["-x", &width.to_string(), "-y", &height.to_string()])
-            .arg(&command)
-            .args([";", "set-option", "-t", &name, "remain-on-exit", "on"])
-            .status()
-            .expect("start tmux");
-        assert!(out.success(), "tmux new-session failed");
-        Session { name }
-    }
-
-    fn pane(&self) -> String {
-        format!("{}:0.0", self.name)
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.pane()])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t"];
-        let pane = self.pane();
-        args.push(&pane);
-        args.extend_from_slice(keys);
-        tmux(&args);
     }
 
     /// Types the filter that shows container `short` only (`f`, then
@@ -89,104 +44,6 @@ impl Session {
             self.screen()
         );
     }
-
-    /// `Some(status)` once inspector has exited.
-    fn exited(&self) -> Option<i32> {
-        let s = tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            &self.pane(),
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let mut parts = s.split_whitespace();
-        match (parts.next(), parts.next()) {
-            (Some("1"), Some(code)) => code.parse().ok(),
-            _ => None,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        tmux(&["display-message", "-p", "-t", &self.pane(), "#{pane_pid}"])
-            .trim()
-            .parse()
-            .expect("pane pid")
-    }
-
-    /// Waits until `ok` holds for the screen; fails with the last screen.
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            if let Some(code) = self.exited() {
-                panic!("inspector tui exited ({code}) waiting for {what}; screen:\n{screen}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for inspector to exit, and returns its exit status. Read from
-    /// the kernel (a zombie's `/proc/PID/stat` has its wait status) rather
-    /// than only from tmux, which was seen to leave its pane's process
-    /// unreaped for minutes.
-    fn wait_exit(&self) -> i32 {
-        let pid = self.pid();
-        let start = Instant::now();
-        let mut told = false;
-        loop {
-            if let Some(code) = zombie_status(pid).or_else(|| self.exited()) {
-                return code;
-            }
-            if !told && start.elapsed() > Duration::from_secs(10) {
-                told = true;
-                eprintln!("inspector tui still exiting after 10 s; its threads:");
-                for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                {
-                    let stack =
-                        std::fs::read_to_string(task.path().join("stack")).unwrap_or_default();
-                    eprintln!("{}:\n{stack}", task.path().display());
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "inspector tui did not exit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// The exit status of process `pid` once it has exited but is not reaped
-/// yet: the last field of `/proc/PID/stat` is its wait status.
-fn zombie_status(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    if fields.first() != Some(&"Z") {
-        return None;
-    }
-    let status: i32 = fields.last()?.parse().ok()?;
-    Some(if status & 0x7f == 0 {
-        (status >> 8) & 0xff
-    } else {
-        128 + (status & 0x7f)
-    })
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.name]);
-    }
 }
 
 fn attached(screen: &str) -> bool {
@@ -207,7 +64,7 @@ fn tui_shows_a_docker_run_until_it_stops_with_exit_code_0() {
     }
     let _lock = probe_lock();
     let programs_before = settled_inspector_links();
-    let session = Session::start("tui-docker", 120, 40);
+    let session = TmuxSession::start("tui-docker", 120, 40);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
 
     // `docker run` in another window of the same session, as a user would.
@@ -288,7 +145,7 @@ fn tui_restores_the_terminal_and_detaches_on_sigterm() {
     }
     let _lock = probe_lock();
     let programs_before = settled_inspector_links();
-    let session = Session::start("tui-sigterm", 80, 24);
+    let session = TmuxSession::start("tui-sigterm", 80, 24);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
     // Usable at 80x24: every pane is there.
     let screen = session.screen();
@@ -336,7 +193,7 @@ fn run_tui_shows_its_container_live_and_exits_with_its_code() {
     let _lock = probe_lock();
     let links_before = settled_inspector_links();
     let id = format!("tui-run-{}", std::process::id());
-    let session = Session::start_with(
+    let session = TmuxSession::start_with(
         "run-tui",
         140,
         40,
@@ -385,7 +242,7 @@ fn closing_the_run_tui_stops_a_running_container() {
     }
     let _lock = probe_lock();
     let id = format!("tui-stop-{}", std::process::id());
-    let session = Session::start_with(
+    let session = TmuxSession::start_with(
         "run-tui-stop",
         140,
         40,

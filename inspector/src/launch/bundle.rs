@@ -259,15 +259,9 @@ pub fn view(config: &Value) -> View {
 /// container's environment), as a new file: never through a symlink or over
 /// a file someone else made.
 pub fn write(dir: &Path, config: &Value) -> Result<(), BundleError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let path = dir.join("config.json");
     let text = serde_json::to_vec_pretty(config).expect("a JSON value serializes");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
+    super::create_private(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &text))
         .map_err(|error| BundleError::Write {
             path: dir.display().to_string(),

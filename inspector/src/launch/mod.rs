@@ -41,6 +41,18 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Creates `path` as a new file readable by root only: never through a
+/// symlink, never over a file someone else made (`O_EXCL|O_NOFOLLOW`, 0600).
+pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// A directory removed, whole, when dropped: generated bundles and scratch
 /// space never outlive the run, however it ends short of SIGKILL.
 ///

@@ -31,6 +31,15 @@ use crate::{
     output,
 };
 
+/// A container id as Docker shows it: a 64-digit id's first 12 characters
+/// (cut on a character: ids in recordings come from traced processes).
+pub fn short_id(id: &str) -> &str {
+    match id.get(..12) {
+        Some(head) if id.len() == 64 => head,
+        _ => id,
+    }
+}
+
 /// Version of the JSON form of [`ContainerTimeline`] (docs/timeline.md).
 pub const TIMELINE_SCHEMA_VERSION: u32 = 1;
 

@@ -6,10 +6,6 @@ use serde_json::{Value, json};
 
 use super::{ContainerTimeline, Role};
 
-fn short(id: &str) -> &str {
-    if id.len() == 64 { &id[..12] } else { id }
-}
-
 /// Microseconds since `origin`, as Chrome traces count.
 fn us(t: u64, origin: u64) -> f64 {
     t.saturating_sub(origin) as f64 / 1000.0
@@ -23,7 +19,7 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
     // phases, then one per role.
     for (n, t) in timelines.iter().enumerate() {
         let base = (n as u64 + 1) * 100;
-        let label = short(&t.id);
+        let label = super::short_id(&t.id);
         let lifecycle = base;
         events.push(json!({"ph": "M", "name": "process_name", "pid": lifecycle,
             "args": {"name": format!("container {label} · lifecycle")}}));

@@ -4,20 +4,13 @@
 
 use std::fmt::Write as _;
 
-use super::{ContainerTimeline, Role};
+use super::{ContainerTimeline, Role, short_id};
 use crate::escape::bare;
 
 const BAR_WIDTH: usize = 40;
 
 fn ms(ns: u64) -> String {
     format!("{:.1} ms", ns as f64 / 1e6)
-}
-
-fn short(id: &str) -> &str {
-    match id.get(..12) {
-        Some(head) if id.len() == 64 => head,
-        _ => id,
-    }
 }
 
 /// At most `max` characters, `…` marking a cut.
@@ -36,7 +29,7 @@ fn compact_command(role: Role, argv: &[String]) -> Option<String> {
     match role {
         Role::Runtime => {
             let (verb, id) = super::role::runtime_command(argv)?;
-            Some(format!("{name} {verb} {}", short(&id)))
+            Some(format!("{name} {verb} {}", short_id(&id)))
         }
         Role::Shim | Role::ShimStart => {
             let id = super::role::shim_container(argv)?;
@@ -45,7 +38,7 @@ fn compact_command(role: Role, argv: &[String]) -> Option<String> {
                 .filter(|a| matches!(a.as_str(), "start" | "delete"));
             Some(format!(
                 "{name} -id {}{}",
-                short(&id),
+                short_id(&id),
                 last.map(|a| format!(" {a}")).unwrap_or_default()
             ))
         }
@@ -69,7 +62,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let _ = writeln!(
         out,
         "container {}{state}: {}{ending}, {} events, started {}",
-        bare(short(&t.id)),
+        bare(short_id(&t.id)),
         ms(t.duration_ns),
         t.events,
         bare(&t.start_time)

@@ -59,10 +59,7 @@ impl ContainerRow {
 /// Container ids as Docker shows them, escaped: an id is a traced
 /// process's argument.
 pub fn short_id(id: &str) -> std::borrow::Cow<'_, str> {
-    match id.get(..12) {
-        Some(head) if id.len() == 64 => bare(head),
-        _ => bare(id),
-    }
+    bare(crate::timeline::short_id(id))
 }
 
 /// `12.3s`, `4m05s`, `2h03m`: an age that fits five columns or so.
