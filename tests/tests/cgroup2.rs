@@ -174,14 +174,7 @@ fn run_on_pure_cgroup2(rt: &runtime_support::Runtime, b: &runtime_support::Bundl
 /// allowed to all as runc does) but not opened.
 #[test]
 fn on_pure_cgroup2_a_host_disk_made_with_mknod_cannot_be_opened() {
-    if !runtime_support::ready() {
-        return;
-    }
-    let Some(disk) = host_block_device() else {
-        common::require(
-            false,
-            "a block device root can open (/proc/partitions or /dev/loop0)",
-        );
+    let Some(disk) = disk_ready() else {
         return;
     };
     let rt = runtime_support::Runtime::new("cg2-devices");
@@ -196,18 +189,25 @@ fn on_pure_cgroup2_a_host_disk_made_with_mknod_cannot_be_opened() {
     rt.assert_nothing_left(&b);
 }
 
+/// The runtime is ready and the host has a block device root can open
+/// (the disk the device tests try to reach from a container), or skips.
+fn disk_ready() -> Option<(u32, u32)> {
+    if !runtime_support::ready() {
+        return None;
+    }
+    let disk = host_block_device();
+    common::require(
+        disk.is_some(),
+        "a block device root can open (/proc/partitions or /dev/loop0)",
+    );
+    disk
+}
+
 /// A device the rules allow works on pure cgroup2, with the access they give
 /// (read here, not write).
 #[test]
 fn on_pure_cgroup2_an_allowed_device_opens_with_the_allowed_access() {
-    if !runtime_support::ready() {
-        return;
-    }
-    let Some(disk) = host_block_device() else {
-        common::require(
-            false,
-            "a block device root can open (/proc/partitions or /dev/loop0)",
-        );
+    let Some(disk) = disk_ready() else {
         return;
     };
     let rt = runtime_support::Runtime::new("cg2-allowed");
@@ -226,14 +226,7 @@ fn on_pure_cgroup2_an_allowed_device_opens_with_the_allowed_access() {
 /// disk as before.
 #[test]
 fn on_the_hybrid_host_the_v1_devices_controller_still_refuses_the_disk() {
-    if !runtime_support::ready() {
-        return;
-    }
-    let Some(disk) = host_block_device() else {
-        common::require(
-            false,
-            "a block device root can open (/proc/partitions or /dev/loop0)",
-        );
+    let Some(disk) = disk_ready() else {
         return;
     };
     if !common::require(
