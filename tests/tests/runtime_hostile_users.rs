@@ -11,7 +11,6 @@ use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -23,8 +22,8 @@ const DEFAULT_ROOT: &str = "/run/inspector-runtime";
 
 /// Runs a command as `nobody`, with no supplementary groups.
 fn as_nobody(args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    Command::new(common::NOBODY[0])
+        .args(&common::NOBODY[1..])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -89,32 +88,6 @@ impl Drop for ForceDelete<'_> {
             Some(rt) => drop(rt.out(&["delete", "--force", &self.id])),
             None => drop(default_root(&["delete", "--force", &self.id])),
         }
-    }
-}
-
-static SYSCTL: Mutex<()> = Mutex::new(());
-
-/// `fs.protected_symlinks=0` (as on many hosts and in containers) while
-/// alive, restored when dropped; one test at a time changes it.
-struct UnprotectedSymlinks {
-    old: String,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl UnprotectedSymlinks {
-    const PATH: &str = "/proc/sys/fs/protected_symlinks";
-
-    fn new() -> Self {
-        let lock = SYSCTL.lock().unwrap_or_else(|e| e.into_inner());
-        let old = std::fs::read_to_string(Self::PATH).unwrap();
-        std::fs::write(Self::PATH, "0").unwrap();
-        UnprotectedSymlinks { old, _lock: lock }
-    }
-}
-
-impl Drop for UnprotectedSymlinks {
-    fn drop(&mut self) {
-        let _ = std::fs::write(Self::PATH, self.old.trim());
     }
 }
 
@@ -278,7 +251,7 @@ fn symlinks_planted_at_the_pid_file_s_names_are_not_written_through() {
     if !ready() {
         return;
     }
-    let _unprotected = UnprotectedSymlinks::new();
+    let _unprotected = common::SymlinksUnprotected::new();
     let shared = world_writable_dir("rt-pidfile-shared");
     let victims = common::TempDir::new("rt-pidfile-victims");
     let (victim_tmp, victim_pid) = (

@@ -17,21 +17,14 @@ use std::{
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use common::{
-    TempDir, TmuxSession, assert_no_links_left, can_trace, inspector_bin, probe_lock, require,
-    settled_inspector_links, spawn_attached_saying, tmux, tmux_ready,
+    NOBODY, SymlinksUnprotected, TempDir, TmuxSession, assert_no_links_left, can_trace,
+    inspector_bin, probe_lock, require, settled_inspector_links, spawn_attached_saying, tmux,
+    tmux_ready,
 };
-
-const NOBODY: &[&str] = &[
-    "setpriv",
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-];
 
 /// Runs the shell `script` as `nobody`.
 fn as_nobody(script: &str) -> Output {
@@ -40,35 +33,6 @@ fn as_nobody(script: &str) -> Output {
         .args(["sh", "-c", script])
         .output()
         .expect("run setpriv")
-}
-
-/// `fs.protected_symlinks` set to 0 while held, as on many hosts and in
-/// containers (root then follows links other users made in /tmp); the old
-/// value is put back on drop. One at a time in this binary.
-struct SymlinksUnprotected {
-    old: String,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-const PROTECTED_SYMLINKS: &str = "/proc/sys/fs/protected_symlinks";
-
-impl SymlinksUnprotected {
-    fn new() -> Self {
-        static SERIAL: Mutex<()> = Mutex::new(());
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let old = std::fs::read_to_string(PROTECTED_SYMLINKS).expect("read protected_symlinks");
-        std::fs::write(PROTECTED_SYMLINKS, "0").expect("set fs.protected_symlinks=0");
-        SymlinksUnprotected {
-            old,
-            _serial: serial,
-        }
-    }
-}
-
-impl Drop for SymlinksUnprotected {
-    fn drop(&mut self) {
-        let _ = std::fs::write(PROTECTED_SYMLINKS, self.old.trim());
-    }
 }
 
 fn tools_ready() -> bool {
