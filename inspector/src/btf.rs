@@ -35,11 +35,12 @@ const KIND_ENUM64: u32 = 19;
 #[derive(Debug, Error)]
 pub enum BtfError {
     #[error(
-        "cannot read kernel BTF at {path}: {source}; inspector needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        "cannot read kernel BTF at {path}: {error}; inspector needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
     Read {
         path: String,
-        source: std::io::Error,
+        // In the message, so not also a source (it would be said twice).
+        error: std::io::Error,
     },
     #[error("malformed BTF: {0}")]
     Malformed(String),
@@ -82,9 +83,9 @@ const TRACEPOINT_TYPEDEF: &str = "btf_trace_";
 impl Btf {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+        let data = std::fs::read(path).map_err(|error| BtfError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Self::parse(data)
     }

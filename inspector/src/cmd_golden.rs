@@ -11,7 +11,6 @@ use anyhow::{Context as _, bail};
 use inspector::{
     golden::{self, Golden, compare, format, junit, session},
     probe::{DEFAULT_BUFFER_SIZE, ProbeOptions},
-    timeline::reader,
 };
 
 #[derive(clap::Args)]
@@ -116,8 +115,20 @@ fn summary(g: &Golden) -> String {
         .iter()
         .filter(|s| s.name != golden::ENGINE)
         .count();
+    let once = g
+        .sections
+        .iter()
+        .flat_map(|s| &s.roles)
+        .flat_map(|r| r.lines())
+        .filter(|l| l.once)
+        .count();
+    let once = if once > 0 {
+        format!(", {once} of them one-time engine set-up")
+    } else {
+        String::new()
+    };
     format!(
-        "{containers} container(s), {roles} roles, {} events",
+        "{containers} container(s), {roles} roles, {} events{once}",
         g.len()
     )
 }
@@ -166,7 +177,11 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let differing = diffs.iter().filter(|d| d.differs()).count();
+    let this_run = format!("this run: {}", args.command.join(" "));
+    let golden_name = args.golden.display().to_string();
+    let note = compare::one_time_note(&diffs, &golden_name, "this run");
     if differing == 0 {
+        print!("{note}");
         eprintln!(
             "inspector: {} matches {} ({}; the command took {} ms)",
             args.command.join(" "),
@@ -177,13 +192,8 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print!(
-        "{}",
-        compare::unified(
-            &diffs,
-            &args.golden.display().to_string(),
-            &format!("this run: {}", args.command.join(" ")),
-            3
-        )
+        "{}{note}",
+        compare::unified(&diffs, &golden_name, &this_run, 3)
     );
     eprintln!(
         "inspector: {differing} of {} roles differ from {}; if the change is intended, \
@@ -200,13 +210,10 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     a.keep_roles(&args.roles);
     b.keep_roles(&args.roles);
     let diffs = compare::compare(&a, &b);
-    let text = compare::unified(
-        &diffs,
-        &args.a.display().to_string(),
-        &args.b.display().to_string(),
-        3,
-    );
-    print!("{text}");
+    let (a_name, b_name) = (args.a.display().to_string(), args.b.display().to_string());
+    let text = compare::unified(&diffs, &a_name, &b_name, 3);
+    // One-time engine set-up on one side only is said, and is no difference.
+    print!("{text}{}", compare::one_time_note(&diffs, &a_name, &b_name));
     Ok(if text.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -226,22 +233,32 @@ fn read_golden(path: &Path) -> anyhow::Result<Golden> {
     format::parse(&text).with_context(|| format!("{} is not a valid golden", path.display()))
 }
 
-/// A golden file, or a recording made into one.
+/// A golden file, or a recording made into one (read as a stream: a
+/// recording is never held whole as text).
 fn load_either(path: &Path) -> anyhow::Result<Golden> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if format::is_golden(&text) {
+    use std::io::{BufRead as _, Read as _};
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut input = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
+    if input
+        .fill_buf()
+        .with_context(cannot_read)?
+        .starts_with(format::MAGIC.as_bytes())
+    {
+        let mut text = String::new();
+        input.read_to_string(&mut text).with_context(cannot_read)?;
         return format::parse(&text)
             .with_context(|| format!("{} is not a valid golden", path.display()));
     }
-    let mut events = Vec::new();
-    reader::for_each_event(text.as_bytes(), |e| events.push(e)).with_context(|| {
+    let (golden, summary) = golden::from_recording(input).with_context(|| {
         format!(
             "{} is neither a golden nor a recording (`inspector trace --format jsonl`)",
             path.display()
         )
     })?;
-    Ok(golden::from_events(&events, None))
+    for warning in summary.warnings() {
+        eprintln!("inspector: {}: {warning}", path.display());
+    }
+    Ok(golden)
 }
 
 fn write_golden(path: &Path, g: &Golden) -> anyhow::Result<()> {

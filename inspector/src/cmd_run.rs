@@ -113,6 +113,15 @@ struct Prepared {
 }
 
 fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    // Written once the container has run: a path that can never be a file
+    // is refused before it runs.
+    for (flag, path) in [("--export", &args.export), ("--perfetto", &args.perfetto)] {
+        if let Some(path) = path
+            && path.is_dir()
+        {
+            bail!("{flag} {} is a directory: name a file", path.display());
+        }
+    }
     let dir = ScratchDir::new("inspector-run").context("cannot make the bundle directory")?;
     let mut settings = Settings {
         args: args.command.clone(),
@@ -123,7 +132,9 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         pids_limit: args.pids_limit,
     };
     let default_env = vec![format!("PATH={DEFAULT_PATH}")];
+    let mut origin = "the generated config.json".to_string();
     let (mut config, what) = if let Some(bundle_dir) = &args.bundle {
+        origin = bundle_dir.join("config.json").display().to_string();
         (bundle::load(bundle_dir)?, "bundle's config.json")
     } else if let Some(path) = &args.image {
         let cache = image::default_cache_dir();
@@ -154,7 +165,7 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         )
     };
     settings.env.extend(args.env.iter().cloned());
-    bundle::apply(&mut config, &settings)?;
+    bundle::apply(&mut config, &settings, &origin)?;
     let process = bundle::process(&config);
     let Some(argv0) = process.args.first() else {
         return Err(RootfsError::NoCommand(what).into());
@@ -207,6 +218,12 @@ const GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let id = args.name.clone().unwrap_or_else(runtime::fresh_id);
+    // Checked before the name becomes a path (`--name /` is the state root).
+    runtime::valid_id(&id)?;
+    // Before anything is made: the TUI cannot start without a terminal.
+    if args.tui {
+        inspector::tui::require_terminal()?;
+    }
     let runtime = Runtime {
         binary: runtime::locate()?,
         root: None,
@@ -299,8 +316,14 @@ fn run_in_tui(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
     let out_path = output_file(&id)?;
-    let output = launch::create_private(&out_path)
-        .with_context(|| format!("cannot create {}", out_path.display()))?;
+    let out_dir = out_path.parent().unwrap_or(&out_path).to_path_buf();
+    let output = match launch::create_private(&out_path) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&out_dir);
+            return Err(e).with_context(|| format!("cannot create {}", out_path.display()));
+        }
+    };
     let opts = TuiOptions {
         probe: ProbeOptions {
             buffer_size: args.buffer_size,
@@ -311,24 +334,36 @@ fn run_in_tui(
         container: Some(id.clone()),
     };
     let bundle = prepared.dir.path().to_path_buf();
-    let mut lifecycle = None;
+    // Dropped before `prepared`: whatever ends the TUI, even a panic, the
+    // container is stopped and deleted before its bundle is removed.
+    let mut lifecycle = Lifecycle {
+        stop: stop.clone(),
+        thread: None,
+    };
     let shown = inspector::tui::run_then(&opts, || {
         let (runtime, id, stop) = (runtime.clone(), id.clone(), stop.clone());
-        lifecycle = Some(std::thread::spawn(move || {
+        lifecycle.thread = Some(std::thread::spawn(move || {
             run_container(&runtime, &bundle, &id, Some(output), &stop, |_| {
                 std::thread::sleep(QUICK_POLL);
                 Ok(())
             })
         }));
     });
-    // Whatever became of the TUI, the container is stopped and deleted.
-    stop.store(true, Ordering::Relaxed);
-    let code = lifecycle.map(|t| t.join().expect("the container's thread panicked"));
-    shown?;
-    let code = match code {
-        Some(code) => code?,
-        None => bail!("the TUI ended before the container was started"),
+    let code = lifecycle.finish();
+    let Some(code) = code else {
+        // Never started: there is no output to keep.
+        let _ = std::fs::remove_dir_all(&out_dir);
+        shown?;
+        bail!("the TUI ended before the container was started");
     };
+    if shown.is_err() || code.is_err() {
+        eprintln!(
+            "inspector: the container's output is in {}",
+            out_path.display()
+        );
+    }
+    shown?;
+    let code = code?;
     eprintln!(
         "inspector: container {id} exited {code}; its output is in {}",
         out_path.display()
@@ -337,12 +372,41 @@ fn run_in_tui(
     Ok(ExitCode::from(code))
 }
 
+/// The thread running the container for `inspector run --tui`. Dropped or
+/// finished, it tells the container to stop and waits for it to be deleted.
+struct Lifecycle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<u8>>>,
+}
+
+impl Lifecycle {
+    /// Stops the container if it still runs and returns its exit code;
+    /// `None` when it was never started.
+    fn finish(&mut self) -> Option<anyhow::Result<u8>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.take()?;
+        Some(
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the container's thread panicked"))),
+        )
+    }
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 /// Where `inspector run --tui` puts the output of container `id`: `output`
 /// in a directory of its own under the temporary directory, made 0700 with
 /// an unpredictable name (`inspector-run-<id>-output-<pid>-<random>`). A fixed name in
 /// `/tmp` let any user plant a link there and have root write the
 /// container's output over any file. The directory is kept for the user.
 fn output_file(id: &str) -> anyhow::Result<PathBuf> {
+    // Short enough, with the suffixes, for a file name (ids are ASCII).
+    let id = &id[..id.len().min(200)];
     let dir = ScratchDir::new(&format!("inspector-run-{id}-output")).with_context(|| {
         format!(
             "cannot make a directory for the container's output in {}",

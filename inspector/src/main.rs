@@ -1,7 +1,14 @@
+//! `inspector`: the command line. Each subcommand's work is in the library
+//! (or in a `cmd_*` module of its own); this parses, dispatches, and prints
+//! errors.
+
 use std::{
     path::PathBuf,
     process::ExitCode,
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -162,8 +169,8 @@ struct TraceArgs {
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Stop after SECS seconds (default: until Ctrl-C).
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    duration: Option<Duration>,
     #[command(flatten)]
     following: Following,
     /// Report the return value of cgroup controller writes. This puts a program
@@ -179,12 +186,50 @@ struct TraceArgs {
     log_level: Option<log::LevelFilter>,
 }
 
+/// Whether standard output was closed when the process started. Rust's
+/// start-up opens /dev/null in place of a closed 0, 1 or 2 (so that no file
+/// opened later takes their number), which would make `inspector trace >&-`
+/// write every event to /dev/null; this is noted before that, from the
+/// program's constructors.
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_closed_stdout() {
+    // SAFETY: fcntl(F_GETFD) only asks whether fd 1 is open.
+    if unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } < 0 {
+        STDOUT_CLOSED_AT_START.store(true, Ordering::Relaxed);
+    }
+}
+
+// Run by the dynamic loader (or the static start-up code) before `main`,
+// and so before Rust's runtime fills in closed standard descriptors.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
+
+/// The error and its causes, each said once. A library error that says its
+/// cause in its message and also gives it as its source would otherwise
+/// print it twice (`Is a directory (os error 21): Is a directory (os error 21)`).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("inspector: error: {e:#}");
+            eprintln!("inspector: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -201,14 +246,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 logger.filter_module("inspector", level);
             }
             logger.init();
+            if STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
+                && (args.output.is_none() || args.timeline)
+            {
+                return Err(trace::TraceError::StdoutClosed.into());
+            }
 
-            let duration = match args.duration {
-                Some(s) if !(s.is_finite() && s > 0.0) => {
-                    anyhow::bail!("--duration must be a positive number of seconds, got {s}")
-                }
-                Some(s) => Some(Duration::from_secs_f64(s)),
-                None => None,
-            };
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, stop.clone())
@@ -220,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .probe(args.log_level, args.cgroup_write_results),
                 format: args.format,
                 output: args.output,
-                duration,
+                duration: args.duration,
                 timeline: args.timeline,
             };
             trace::run(&opts, stop)?;
@@ -241,11 +284,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => cmd_golden::record(args),
         // 1 means "differs": a check that could not run says so with 2.
         Command::Check(args) => cmd_golden::check(args).or_else(|e| {
-            eprintln!("inspector: error: {e:#}");
+            eprintln!("inspector: error: {}", error_chain(&e));
             Ok(ExitCode::from(2))
         }),
         Command::Diff(args) => cmd_golden::diff(args).or_else(|e| {
-            eprintln!("inspector: error: {e:#}");
+            eprintln!("inspector: error: {}", error_chain(&e));
             Ok(ExitCode::from(2))
         }),
         Command::Unload(args) => {
@@ -318,6 +361,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The longest `--duration`: a year. Longer is "until Ctrl-C" in practice,
+/// and far below what a `Duration` (or an `Instant` plus it) can hold.
+const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
+/// `--duration SECS`: a positive number of seconds, fractions allowed, at
+/// most [`MAX_SECONDS`].
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= MAX_SECONDS) {
+        return Err(format!(
+            "must be more than 0 and at most {MAX_SECONDS} seconds (a year), got {s}"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s}: {e}"))
+}
+
 fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write;
 
@@ -362,7 +424,7 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     };
     let mut builder = Builder::new();
     let mut write_error = None;
-    let summary = reader::for_each_event(input, |e| {
+    let summary = reader::for_each_timeline_event(input, |e| {
         builder.push(e);
         for t in builder.take_finished() {
             if let Err(err) = emit(t, &mut out) {
@@ -373,10 +435,8 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     if let Some(err) = write_error {
         return Err(err.into());
     }
-    if let Some(line) = summary.truncated_last_line {
-        eprintln!(
-            "inspector: line {line} is cut short (the recording was interrupted); skipped it"
-        );
+    for warning in summary.warnings() {
+        eprintln!("inspector: {warning}");
     }
     let stats = builder.stats();
     for t in builder.finish() {
@@ -406,4 +466,36 @@ fn timeline(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_positive_seconds_up_to_a_year() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_seconds("31622400"),
+            Ok(Duration::from_secs(31_622_400))
+        );
+        for bad in ["1e20", "31622401", "0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(libc::EISDIR);
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot write /tmp: {source}")]
+        struct Twice {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Twice { source: io }).context("tracing");
+        assert_eq!(
+            error_chain(&e),
+            "tracing: cannot write /tmp: Is a directory (os error 21)"
+        );
+    }
 }

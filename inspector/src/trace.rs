@@ -3,6 +3,7 @@
 use std::{
     fs::File,
     io::{self, BufWriter, Write},
+    os::fd::FromRawFd as _,
     path::PathBuf,
     sync::{
         Arc,
@@ -25,10 +26,45 @@ use crate::{
 pub enum TraceError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("cannot write {path}: {source}")]
-    Output { path: String, source: io::Error },
+    // `error` is said in the message, so it is not also a source: printed
+    // with its chain, it would be said twice.
+    #[error("cannot write {path}: {error}")]
+    Output { path: String, error: io::Error },
     #[error("waiting for events failed: {0}")]
     Poll(io::Error),
+    #[error(
+        "standard output is closed: the events would go nowhere (give --output FILE, or \
+         redirect standard output to where they should go)"
+    )]
+    StdoutClosed,
+}
+
+/// A descriptor of its own for standard output, which must be open: std's
+/// `Stdout` treats a closed descriptor (EBADF) as success, and would drop
+/// every event without a word.
+fn stdout_file() -> Result<File, TraceError> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on fd 1 only makes a new descriptor.
+    let fd = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(TraceError::StdoutClosed);
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Whether standard output's reader is gone (a pipe whose read end was
+/// closed: `inspector trace | head -1`) or its terminal hung up. Asked on
+/// every turn of the loop, so that a closed pipe is noticed within one
+/// turn even when no event comes to fail a write.
+fn stdout_gone() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: poll on one valid pollfd, without waiting.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    n > 0 && fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
 #[derive(Clone, Debug)]
@@ -64,17 +100,35 @@ fn print_finished(builder: &mut Builder) -> bool {
 
 /// Runs until `stop` is set, `duration` passes, or the output is closed.
 pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, TraceError> {
+    // Standard output carries the events, or the timelines with --timeline.
+    let uses_stdout = opts.output.is_none() || opts.timeline;
+    // Duplicated first, before anything else opens a descriptor.
+    let stdout = if opts.output.is_none() && !opts.timeline {
+        Some(stdout_file()?)
+    } else {
+        if uses_stdout {
+            drop(stdout_file()?);
+        }
+        None
+    };
     // A path that cannot be written fails before anything is loaded.
     if let Some(path) = &opts.output {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => std::path::Path::new("."),
         };
+        let refused = |error: io::Error| TraceError::Output {
+            path: path.display().to_string(),
+            error,
+        };
         if !dir.is_dir() {
-            return Err(TraceError::Output {
-                path: path.display().to_string(),
-                source: io::Error::new(io::ErrorKind::NotFound, "its directory does not exist"),
-            });
+            return Err(refused(io::Error::new(
+                io::ErrorKind::NotFound,
+                "its directory does not exist",
+            )));
+        }
+        if path.is_dir() {
+            return Err(refused(io::Error::from_raw_os_error(libc::EISDIR)));
         }
     }
     let mut probe = Probe::load(&opts.probe)?;
@@ -84,14 +138,16 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
     // With --timeline and no --output, events are not written at all.
     let (sink, path): (Option<Box<dyn Write>>, String) = match &opts.output {
         Some(path) => {
-            let file = File::create(path).map_err(|source| TraceError::Output {
+            let file = File::create(path).map_err(|error| TraceError::Output {
                 path: path.display().to_string(),
-                source,
+                error,
             })?;
             (Some(Box::new(file)), path.display().to_string())
         }
-        None if opts.timeline => (None, "nowhere".to_string()),
-        None => (Some(Box::new(io::stdout())), "standard output".to_string()),
+        None => match stdout {
+            Some(stdout) => (Some(Box::new(stdout)), "standard output".to_string()),
+            None => (None, "nowhere".to_string()),
+        },
     };
     let mut timelines = opts.timeline.then(Builder::new);
     let mut out = sink.map(|sink| BufWriter::with_capacity(256 << 10, sink));
@@ -124,9 +180,9 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
     let decoder = Decoder::for_host();
     let started = Instant::now();
     let mut summary = TraceSummary::default();
-    let write_err = |source: io::Error| TraceError::Output {
+    let write_err = |error: io::Error| TraceError::Output {
         path: path.clone(),
-        source,
+        error,
     };
 
     let output_closed;
@@ -144,8 +200,11 @@ pub fn run(opts: &TraceOptions, stop: Arc<AtomicBool>) -> Result<TraceSummary, T
             probe.wait(wait, None).map_err(TraceError::Poll)?;
         }
 
-        let mut closed = false;
+        let mut closed = uses_stdout && stdout_gone();
         while let Some(record) = probe.next_record() {
+            if closed {
+                break;
+            }
             match decoder.decode(&record) {
                 Ok(event) => {
                     summary.events += 1;

@@ -91,18 +91,27 @@ impl Creator {
     }
 }
 
+/// The longest container id: it names a directory (the state directory,
+/// and the cgroup when the config gives no cgroupsPath).
+pub const MAX_ID_LEN: usize = 255;
+
+/// runc's rule for container ids (`^[\w+-\.]+$`, not `.` or `..`), with the
+/// length a directory name can have.
 pub fn valid_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
-        && id.len() <= 1024
+        && id.len() <= MAX_ID_LEN
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(msg(format!("invalid container id {id:?}")))
+        Err(msg(format!(
+            "invalid container id {id:?}: an id is 1 to {MAX_ID_LEN} letters, digits, \
+             '_', '+', '-' and '.', and not \".\" or \"..\""
+        )))
     }
 }
 
@@ -314,6 +323,12 @@ mod tests {
         assert!(valid_id("").is_err());
         assert!(valid_id("..").is_err());
         assert!(valid_id("a/b").is_err());
+        assert!(valid_id(".").is_err());
+        assert!(valid_id("/").is_err());
+        assert!(valid_id(&"a".repeat(MAX_ID_LEN)).is_ok());
+        assert!(valid_id(&"a".repeat(MAX_ID_LEN + 1)).is_err());
+        let err = valid_id("a/b").unwrap_err().to_string();
+        assert!(err.contains("letters, digits"), "{err}");
     }
 
     #[test]

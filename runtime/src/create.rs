@@ -8,7 +8,7 @@ use std::{
 };
 
 use nix::{sys::stat::Mode, unistd::mkfifo};
-use oci_spec::runtime::LinuxNamespaceType;
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
 
 use crate::{
     Error, Result,
@@ -159,63 +159,69 @@ pub fn create(o: &Options) -> Result<Saved> {
     let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref())?;
     drop(theirs);
     guard.pids.push(stage1);
-    sync::send(ours.as_fd(), &Msg::Config(Box::new(cfg)))?;
 
-    let mut pid = 0;
-    let hooks_spec = spec.hooks().clone().unwrap_or_default();
-    // The first stage sends the pid and the container's process the rest, on
-    // the same socket: what needs the pid waits until it is here.
-    let mut deferred = std::collections::VecDeque::new();
-    loop {
-        let next = match deferred.pop_front() {
-            Some(m) if pid != 0 => Some(m),
-            Some(m) => {
-                deferred.push_front(m);
-                sync::recv(ours.as_fd())?
-            }
-            None => sync::recv(ours.as_fd())?,
-        };
-        match next {
-            Some(m @ (Msg::RunHooks | Msg::Ready)) if pid == 0 => deferred.push_back(m),
-            Some(Msg::UsernsReady) => {
-                namespaces::write_id_maps(
-                    stage1,
-                    linux.uid_mappings().as_deref().unwrap_or(&[]),
-                    linux.gid_mappings().as_deref().unwrap_or(&[]),
-                )?;
-                sync::send(ours.as_fd(), &Msg::MapsWritten)?;
-            }
-            Some(Msg::Pid { pid: p, joined }) => {
-                pid = p;
-                guard.pids.insert(0, p);
-                if !joined {
-                    cgroup.join_unified(p)?;
-                    sync::send(ours.as_fd(), &Msg::Joined)?;
+    // Everything the container's init says until it is ready; a failure is
+    // explained by the OOM killer when it struck (see `oom_cause`).
+    let handshake = || -> Result<i32> {
+        sync::send(ours.as_fd(), &Msg::Config(Box::new(cfg)))?;
+        let mut pid = 0;
+        let hooks_spec = spec.hooks().clone().unwrap_or_default();
+        // The first stage sends the pid and the container's process the rest, on
+        // the same socket: what needs the pid waits until it is here.
+        let mut deferred = std::collections::VecDeque::new();
+        loop {
+            let next = match deferred.pop_front() {
+                Some(m) if pid != 0 => Some(m),
+                Some(m) => {
+                    deferred.push_front(m);
+                    sync::recv(ours.as_fd())?
                 }
-                // The first stage exits once it has forked.
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
-                guard.pids.retain(|&x| x != stage1);
+                None => sync::recv(ours.as_fd())?,
+            };
+            match next {
+                Some(m @ (Msg::RunHooks | Msg::Ready)) if pid == 0 => deferred.push_back(m),
+                Some(Msg::UsernsReady) => {
+                    namespaces::write_id_maps(
+                        stage1,
+                        linux.uid_mappings().as_deref().unwrap_or(&[]),
+                        linux.gid_mappings().as_deref().unwrap_or(&[]),
+                    )?;
+                    sync::send(ours.as_fd(), &Msg::MapsWritten)?;
+                }
+                Some(Msg::Pid { pid: p, joined }) => {
+                    pid = p;
+                    guard.pids.insert(0, p);
+                    if !joined {
+                        cgroup.join_unified(p)?;
+                        sync::send(ours.as_fd(), &Msg::Joined)?;
+                    }
+                    // The first stage exits once it has forked.
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(stage1), None);
+                    guard.pids.retain(|&x| x != stage1);
+                }
+                Some(Msg::RunHooks) => {
+                    let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec, me);
+                    // Hooks may take long: `delete` must know the init by then.
+                    saved.save(&o.root)?;
+                    let state = saved.oci_state(Status::Creating);
+                    hooks::run_all("prestart", hooks_spec.prestart().as_ref(), &state)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        hooks_spec.create_runtime().as_ref(),
+                        &state,
+                    )?;
+                    let state = saved.oci_state(Status::Created).to_string();
+                    sync::send(ours.as_fd(), &Msg::HooksDone { state })?;
+                }
+                Some(Msg::Ready) => break,
+                Some(Msg::Error { msg: m }) => return Err(msg(m)),
+                Some(other) => return Err(msg(format!("unexpected message from init: {other:?}"))),
+                None => return Err(msg("container init exited during set-up")),
             }
-            Some(Msg::RunHooks) => {
-                let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec, me);
-                // Hooks may take long: `delete` must know the init by then.
-                saved.save(&o.root)?;
-                let state = saved.oci_state(Status::Creating);
-                hooks::run_all("prestart", hooks_spec.prestart().as_ref(), &state)?;
-                hooks::run_all(
-                    "createRuntime",
-                    hooks_spec.create_runtime().as_ref(),
-                    &state,
-                )?;
-                let state = saved.oci_state(Status::Created).to_string();
-                sync::send(ours.as_fd(), &Msg::HooksDone { state })?;
-            }
-            Some(Msg::Ready) => break,
-            Some(Msg::Error { msg: m }) => return Err(msg(m)),
-            Some(other) => return Err(msg(format!("unexpected message from init: {other:?}"))),
-            None => return Err(msg("container init exited during set-up")),
         }
-    }
+        Ok(pid)
+    };
+    let pid = handshake().map_err(|e| oom_cause(e, &cgroup, linux.resources().as_ref()))?;
     let saved = saved(o, &bundle, &rootfs, pid, &created, &cgroup, &spec, None);
     saved.save(&o.root)?;
     if let Some(pid_file) = &o.pid_file {
@@ -223,6 +229,30 @@ pub fn create(o: &Options) -> Result<Saved> {
     }
     guard.disarm();
     Ok(saved)
+}
+
+/// `err`, or, when the kernel's OOM killer killed a process of the
+/// container's cgroup during set-up (the set-up then fails in whatever way
+/// the killed process's end shows), that as the cause, with the limit.
+fn oom_cause(err: Error, cgroup: &Cgroup, resources: Option<&LinuxResources>) -> Error {
+    if cgroup.oom_kills() == 0 {
+        return err;
+    }
+    let limit = resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|l| *l > 0);
+    let cause = match limit {
+        Some(limit) => format!(
+            "the memory limit (linux.resources.memory.limit = {limit} byte{}) is too low to run \
+             it: raise the limit",
+            if limit == 1 { "" } else { "s" }
+        ),
+        None => "the container's cgroup ran out of memory".to_string(),
+    };
+    msg(format!(
+        "container init was killed by the kernel's OOM killer during set-up: {cause}"
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

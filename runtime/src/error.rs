@@ -8,17 +8,15 @@ pub enum Error {
     #[error("{0}")]
     Msg(String),
     /// A system call or file operation that failed, with what was being done.
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{context}: {source}")]
+    /// The cause is part of the message (the log the shim reads holds the
+    /// message alone), so it is not also given as a source: printed with
+    /// its chain, it would be said twice.
+    #[error("{context}: {error}")]
+    Io { context: String, error: io::Error },
+    #[error("{context}: {error}")]
     Sys {
         context: String,
-        #[source]
-        source: nix::errno::Errno,
+        error: nix::errno::Errno,
     },
     #[error("config.json: {0}")]
     Config(String),
@@ -45,18 +43,18 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, io::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|error| Error::Io {
             context: what(),
-            source,
+            error,
         })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, nix::errno::Errno> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sys {
+        self.map_err(|error| Error::Sys {
             context: what(),
-            source,
+            error,
         })
     }
 }

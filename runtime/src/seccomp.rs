@@ -110,6 +110,19 @@ pub fn syscall_number(name: &str) -> Option<u32> {
     Abi::X86_64.number(name)
 }
 
+/// The number a filtered ABI sees for a system call (x32's with its bit set);
+/// `None` for an architecture the filter does not know or a name its table
+/// lacks. Public for the fuzz target's reference model (fuzz/), nothing else.
+#[doc(hidden)]
+pub fn abi_number(arch: Arch, name: &str) -> Option<u32> {
+    match arch {
+        Arch::ScmpArchX86_64 => Abi::X86_64.number(name),
+        Arch::ScmpArchX32 => Abi::X32.number(name),
+        Arch::ScmpArchX86 => Abi::I386.number(name),
+        _ => None,
+    }
+}
+
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<u32> {
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,

@@ -568,3 +568,29 @@ fn ctrl_c_stops_the_container_and_still_shows_what_was_recorded() {
     assert!(std::fs::metadata(&recording).unwrap().len() > 0);
     assert_clean(&id, pid, before);
 }
+
+#[test]
+fn a_one_byte_memory_limit_is_named_as_the_cause_of_the_failed_run() {
+    if !runtime_built() {
+        return;
+    }
+    let _lock = probe_lock();
+    let before = common::settled_inspector_links();
+    let dir = TempDir::new("run-one-byte");
+    let id = unique("one-byte");
+    let (out, pid) = run(&["--name", &id, "--memory", "1", "--", "true"], dir.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("inspector: error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains("OOM killer")
+            && error[0].contains("linux.resources.memory.limit = 1 byte"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("exited during set-up"), "{stderr}");
+    assert_clean(&id, pid, before);
+}

@@ -220,3 +220,136 @@ fn timed_out_hook() {
     create_fails("timeout", &b, "timed out");
     assert!(started.elapsed().as_secs() < 10);
 }
+
+#[test]
+fn invalid_container_ids_are_refused_naming_the_rule() {
+    if !ready() {
+        return;
+    }
+    let rt = Runtime::new("badid");
+    let b = Bundle::new("badid", &["true"]);
+    let bundle = b.path().to_str().unwrap();
+    let long = "a".repeat(256);
+    for id in ["/", "", ".", "..", "a/b", "../etc", long.as_str()] {
+        for verb in ["create", "run"] {
+            let out = rt.out(&[verb, "--bundle", bundle, id]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{verb} {id:?}: {err}");
+            assert!(
+                err.contains(&format!("invalid container id {id:?}"))
+                    && err.contains("letters, digits, '_', '+', '-' and '.'"),
+                "{verb} {id:?}: {err}"
+            );
+            assert!(!err.contains("already exists"), "{verb} {id:?}: {err}");
+        }
+    }
+    // Nothing was made in the state root.
+    let left: Vec<_> = std::fs::read_dir(rt.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            !n.to_string_lossy().starts_with(".out-") && !n.to_string_lossy().starts_with(".err-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    rt.assert_nothing_left(&b);
+}
+
+#[test]
+fn an_unusable_state_root_says_its_cause_once() {
+    if !ready() {
+        return;
+    }
+    let b = Bundle::new("rootonce", &["true"]);
+    for root in ["/proc/sys", "/proc/sys/inspector-runtime-test"] {
+        let out = std::process::Command::new(runtime_support::runtime_bin())
+            .args(["--root", root, "create", "--bundle"])
+            .arg(b.path())
+            .arg(&b.id)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{root}: {err}");
+        assert!(err.contains(&format!("state root {root}")), "{err}");
+        assert_eq!(err.matches("os error").count(), 1, "{root}: {err}");
+        assert_eq!(err.lines().count(), 1, "{root}: {err}");
+    }
+    Runtime::new("rootonce").assert_nothing_left(&b);
+}
+
+/// A bundle whose memory limit is 1 byte: runc names the limit (it writes it
+/// once init is in the cgroup, and the kernel refuses it); ours writes it
+/// first, and the kernel's OOM killer ends init during set-up. Either way
+/// the message names the limit, in the log the shim reads.
+#[test]
+fn a_one_byte_memory_limit_is_named_as_the_cause() {
+    if !ready() {
+        return;
+    }
+    let one_byte = |name: &str| {
+        let mut b = Bundle::new(name, &["true"]);
+        b.config["linux"]["resources"]["memory"] = json!({"limit": 1});
+        b.save();
+        b
+    };
+    let b = one_byte("onebyte");
+    let rt = Runtime::new("onebyte");
+    let log = rt.root.path().join("log.json");
+    let out = rt.out(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error", "{text}");
+    let msg = last["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("OOM killer") && msg.contains("linux.resources.memory.limit = 1 byte"),
+        "{msg}"
+    );
+    assert!(!msg.contains("exited during set-up"), "{msg}");
+    rt.assert_nothing_left(&b);
+
+    // Without --log, the same on stderr.
+    let b = one_byte("onebyte-stderr");
+    create_fails(
+        "onebyte-stderr",
+        &b,
+        "linux.resources.memory.limit = 1 byte",
+    );
+
+    // runc refuses the same bundle too, naming the limit.
+    if std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let b = one_byte("onebyte-runc");
+        let root = common::TempDir::new("onebyte-runc-root");
+        let out = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(root.path())
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg(&b.id)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "runc took a 1-byte limit");
+        assert!(err.contains("memory limit"), "runc: {err}");
+        let _ = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(root.path())
+            .args(["delete", "--force", &b.id])
+            .output();
+    }
+}

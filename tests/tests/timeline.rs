@@ -10,7 +10,8 @@ use std::{
 };
 
 use common::{
-    DOCKER, TempDir, Tracer, docker_ready, image, inspector_bin, probe_lock, spawn_attached,
+    DOCKER, TempDir, TmuxSession, Tracer, docker_ready, image, inspector_bin, probe_lock, require,
+    spawn_attached, tmux, tmux_ready, workspace,
 };
 use inspector::{
     event::Event,
@@ -302,4 +303,294 @@ fn a_container_running_before_the_trace_is_shown_with_what_can_be_known() {
         stdout.contains(&format!("runc delete {}", &id[..12])),
         "{stdout}"
     );
+}
+
+/// A real recording: `docker run --rm busybox true`, every event of it.
+fn docker_run_fixture() -> String {
+    std::fs::read_to_string(workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl"))
+        .unwrap()
+}
+
+fn built() -> bool {
+    require(
+        inspector_bin().exists(),
+        "a built inspector (cargo xtask build)",
+    )
+}
+
+/// `inspector ARGS`: (exit status, stdout, stderr, its peak RSS in KiB). A
+/// crash is never an answer: no panic (101), no abort (134), no signal.
+// Reaped by wait4, not `Child::wait`: wait4 also gives its own peak RSS.
+#[allow(clippy::zombie_processes)]
+fn inspector(args: &[&std::ffi::OsStr]) -> (i32, String, String, u64) {
+    let dir =
+        TempDir::new(&format!("tl-out-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let child = Command::new(inspector_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 on our own child, once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as i32);
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        libc::WIFEXITED(status) && ![101, 134].contains(&libc::WEXITSTATUS(status)),
+        "inspector {args:?} crashed (wait status {status:#x}): {stderr}"
+    );
+    (
+        libc::WEXITSTATUS(status),
+        std::fs::read_to_string(&out).unwrap(),
+        stderr,
+        usage.ru_maxrss as u64,
+    )
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+/// The fixture with its first event dated `time` and moved `shift_ns`: the
+/// events after it are dated from it.
+fn dated_first(time: &str, shift_ns: i64) -> String {
+    let fixture = docker_run_fixture();
+    let mut lines: Vec<String> = fixture.lines().map(String::from).collect();
+    let mut first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    first["time"] = time.into();
+    first["ktime_ns"] = (first["ktime_ns"].as_u64().unwrap() as i64 + shift_ns).into();
+    lines[0] = serde_json::to_string(&first).unwrap();
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_recording_dated_before_1970_or_after_9999_is_read_by_timeline_diff_and_replay() {
+    if !built() {
+        return;
+    }
+    let dir = TempDir::new("tl-epoch");
+    // The first event dated 1 s after the epoch and the next ones 5 s
+    // earlier (panicked: "all times should be after the epoch"), or near
+    // the end of year 9999 and the next ones 5 s later.
+    let early = dir.path().join("early.jsonl");
+    let late = dir.path().join("late.jsonl");
+    std::fs::write(&early, dated_first("1970-01-01T00:00:01Z", 5_000_000_000)).unwrap();
+    std::fs::write(
+        &late,
+        dated_first("9999-12-31T23:59:59.999Z", -5_000_000_000),
+    )
+    .unwrap();
+    for path in [&early, &late] {
+        let (code, stdout, stderr, _) = inspector(&[os("timeline"), path.as_os_str()]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.starts_with("container "), "{stdout}");
+        let (code, stdout, stderr, _) =
+            inspector(&[os("timeline"), os("--format"), os("json"), path.as_os_str()]);
+        assert_eq!(code, 0, "{stderr}");
+        let t: ContainerTimeline = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        assert!(t.complete, "{stderr}");
+    }
+    let (_, stdout, _, _) = inspector(&[os("timeline"), early.as_os_str()]);
+    assert!(stdout.contains("started at an unknown time"), "{stdout}");
+    let (code, stdout, stderr, _) = inspector(&[os("diff"), early.as_os_str(), early.as_os_str()]);
+    assert_eq!(
+        code, 0,
+        "a recording is the same as itself: {stdout}{stderr}"
+    );
+    // Moved by 10 s, the first event takes part of the engine's work out of
+    // the containers' span: a difference, said as one.
+    let (code, stdout, stderr, _) = inspector(&[os("diff"), early.as_os_str(), late.as_os_str()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.starts_with("--- "), "{stdout}");
+    if !tmux_ready() {
+        return;
+    }
+    for (name, path) in [("epoch", &early), ("year-9999", &late)] {
+        let session =
+            TmuxSession::start_with(name, 160, 40, &format!("tui --replay {}", path.display()));
+        session.wait_for("the replay", Duration::from_secs(10), |s| {
+            s.contains("Containers") && s.contains("REPLAY")
+        });
+        session.keys(&["q"]);
+        assert_eq!(session.wait_exit(), 0, "{}", session.screen());
+    }
+}
+
+#[test]
+fn timeline_diff_and_replay_of_dev_zero_stop_at_the_line_limit_in_bounded_memory() {
+    if !built() {
+        return;
+    }
+    let fixture = workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl");
+    for args in [
+        vec![os("timeline"), os("/dev/zero")],
+        vec![os("diff"), os("/dev/zero"), fixture.as_os_str()],
+        vec![os("diff"), fixture.as_os_str(), os("/dev/zero")],
+    ] {
+        let (code, _, stderr, rss_kib) = inspector(&args);
+        assert_eq!(
+            code,
+            if args[0] == "diff" { 2 } else { 1 },
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("line 1: longer than 1048576 bytes without a newline"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+        // A few MiB, not the gigabytes an endless line grew to.
+        assert!(rss_kib < 64 * 1024, "{args:?}: peak RSS {rss_kib} KiB");
+    }
+    if !tmux_ready() {
+        return;
+    }
+    let session = TmuxSession::start_with("dev-zero", 160, 40, "tui --replay /dev/zero");
+    assert_eq!(session.wait_exit(), 1, "{}", session.screen());
+    // What it printed, wrapped lines joined, once tmux has drawn it all.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let said = |s: &str| s.contains("line 1: longer than 1048576 bytes without a newline");
+    let mut screen = String::new();
+    while !said(&screen) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        screen = tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", &session.pane()]);
+    }
+    assert!(said(&screen), "{screen}");
+}
+
+#[test]
+fn a_replayed_docker_run_shows_thread_creations_with_their_tids_and_flags() {
+    if !tmux_ready() || !built() {
+        return;
+    }
+    let fixture = workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl");
+    // What the recording holds for its thread creations: the new thread's
+    // id and the clone flags.
+    let tids: Vec<u64> = docker_run_fixture()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "fork" && e["thread"] == true)
+        .inspect(|e| assert!(e["flags"].as_str().unwrap().starts_with("CLONE_VM|")))
+        .map(|e| e["child_tid"].as_u64().unwrap())
+        .collect();
+    assert!(tids.len() > 10 && !tids.contains(&0));
+    let session = TmuxSession::start_with(
+        "replay-threads",
+        220,
+        60,
+        &format!("tui --replay {}", fixture.display()),
+    );
+    session.wait_for("the replay", Duration::from_secs(10), |s| {
+        s.contains("Containers")
+    });
+    session.keys(&["f"]);
+    session.keys(&["-l", "kind:fork"]);
+    session.keys(&["Enter"]);
+    let screen = session.wait_for("thread creations", Duration::from_secs(10), |s| {
+        s.contains("filter: kind:fork") && s.contains("fork thread ")
+    });
+    let shown: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.split_once("fork thread ").map(|(_, rest)| rest))
+        .collect();
+    assert!(!shown.is_empty(), "{screen}");
+    for rest in shown {
+        let tid: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+        assert!(
+            tids.contains(&tid),
+            "thread {tid} is not the recording's: {screen}"
+        );
+        assert!(rest.contains(" (CLONE_VM|"), "no flags: {rest}");
+    }
+    assert!(!screen.contains("fork thread 0"), "{screen}");
+    session.keys(&["q"]);
+    assert_eq!(session.wait_exit(), 0);
+}
+
+#[test]
+fn concatenated_or_shuffled_recordings_are_warned_with_counts() {
+    if !built() {
+        return;
+    }
+    let dir = TempDir::new("tl-order");
+    let fixture = docker_run_fixture();
+    let n = fixture.lines().count();
+    let twice = dir.path().join("twice.jsonl");
+    std::fs::write(&twice, format!("{fixture}{fixture}")).unwrap();
+    let expected = format!(
+        "events out of time order (largest step back 613.6 ms at line {}), {n} events \
+         recorded twice: is this two recordings concatenated",
+        n + 1
+    );
+    let (code, _, stderr, _) = inspector(&[os("timeline"), os("--brief"), twice.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    // diff says it the same way, naming the file.
+    let (_, _, stderr, _) = inspector(&[os("diff"), twice.as_os_str(), twice.as_os_str()]);
+    assert!(
+        stderr.contains(&format!("{}: warning: ", twice.display())) && stderr.contains(&expected),
+        "{stderr}"
+    );
+    // A shuffled recording: every other line moved to the end.
+    let lines: Vec<&str> = fixture.lines().collect();
+    let shuffled: Vec<&str> = lines
+        .iter()
+        .step_by(2)
+        .chain(lines.iter().skip(1).step_by(2))
+        .copied()
+        .collect();
+    let path = dir.path().join("shuffled.jsonl");
+    std::fs::write(&path, shuffled.join("\n") + "\n").unwrap();
+    let (code, _, stderr, _) = inspector(&[os("timeline"), path.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("events out of time order (largest step back "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("recorded twice"), "{stderr}");
+    // The recording as it was has nothing to warn of.
+    let original = dir.path().join("original.jsonl");
+    std::fs::write(&original, &fixture).unwrap();
+    let (_, _, stderr, _) = inspector(&[os("timeline"), original.as_os_str()]);
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
+fn diff_of_a_cut_recording_warns_as_timeline_does_and_lost_counts_saturate() {
+    if !built() {
+        return;
+    }
+    let dir = TempDir::new("tl-cut");
+    let fixture = docker_run_fixture();
+    let cut = dir.path().join("cut.jsonl");
+    let n = fixture.lines().count();
+    // The recorder killed in the middle of its last line.
+    std::fs::write(&cut, &fixture[..fixture.len() - 40]).unwrap();
+    let said = format!("line {n} is cut short (the recording was interrupted); skipped it");
+    let (code, _, stderr, _) = inspector(&[os("timeline"), os("--brief"), cut.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(&format!("inspector: {said}")), "{stderr}");
+    let full = dir.path().join("full.jsonl");
+    std::fs::write(&full, &fixture).unwrap();
+    let (_, _, stderr, _) = inspector(&[os("diff"), full.as_os_str(), cut.as_os_str()]);
+    assert!(
+        stderr.contains(&format!("inspector: {}: {said}", cut.display())),
+        "{stderr}"
+    );
+    // Two `lost` records whose counts add up past u64::MAX.
+    let lost = |count: u64| {
+        format!(r#"{{"v":1,"ktime_ns":1,"time":"","kind":"lost","count":{count},"total":{count}}}"#)
+    };
+    let path = dir.path().join("lost.jsonl");
+    std::fs::write(&path, format!("{fixture}{}\n{}\n", lost(u64::MAX), lost(1))).unwrap();
+    let (code, stdout, stderr, _) = inspector(&[os("timeline"), os("--brief"), path.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the recording lost {} events", u64::MAX)),
+        "{stderr}"
+    );
+    assert!(stdout.contains("(incomplete)"), "{stdout}");
 }

@@ -4,6 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    os::unix::process::CommandExt as _,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -50,14 +51,23 @@ fn start_dockerd() -> Result<()> {
     util::step(&format!("starting dockerd (log: {DOCKERD_LOG})"));
     let log = std::fs::File::create(DOCKERD_LOG)?;
     // setsid: dockerd outlives this command, as a service would.
-    Command::new("setsid")
-        .arg("dockerd")
+    let mut cmd = Command::new("setsid");
+    cmd.arg("dockerd")
         .arg("--add-runtime")
         .arg(format!("{RUNTIME_NAME}={}", runtime_binary().display()))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
+        .stderr(log);
+    // Nothing inherited beyond stdio: run under `flock FILE cargo xtask ...`,
+    // dockerd would otherwise hold that lock for as long as it runs.
+    // SAFETY: close_range is async-signal-safe; it only closes descriptors.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close_range(3, libc::c_uint::MAX, 0);
+            Ok(())
+        });
+    }
+    cmd.spawn()
         .context("cannot start dockerd (is docker.io installed? run `cargo xtask setup`)")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

@@ -7,16 +7,20 @@
 //! - `docker`: start the Docker engine if it is not running and make the test image.
 //! - `run`: the main job: launch a container with `inspector run` and show
 //!   what the kernel saw, from its first syscall to its deletion.
-//! - `test`: set-up, build, Docker, then every test.
+//! - `test`: set-up, build, Docker, then every test, then every fuzz target
+//!   for a short, fixed time.
 //! - `vm-test`: set-up, build, then only the test that boots Debian 12's
 //!   kernel under qemu and runs inspector there, on pure cgroup2.
 //! - `bench`: the benchmarks, as ratios against baselines measured in the same run.
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/` (nightly), each for a fixed time;
+//!   a crash names its reproducer and the command that runs it again.
 
 mod bench;
 mod bench_run;
 mod bench_runtime;
 mod bench_tui;
 mod docker;
+mod fuzz;
 mod setup;
 mod util;
 mod vm;
@@ -50,7 +54,8 @@ enum Command {
         #[arg(long)]
         docker: bool,
     },
-    /// Set up, build, start Docker, then run all tests.
+    /// Set up, build, start Docker, then run all tests and every fuzz
+    /// target for a short, fixed time.
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
@@ -68,6 +73,16 @@ enum Command {
         /// Which benchmarks (default: all).
         #[arg(value_enum)]
         which: Vec<bench::Which>,
+    },
+    /// Run the fuzz targets (cargo-fuzz on nightly, installed if missing),
+    /// each for a fixed time; a crash names its reproducer.
+    Fuzz {
+        /// Which target (default: all).
+        #[arg(value_enum)]
+        target: Option<fuzz::Target>,
+        /// How long to run each target.
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        seconds: u64,
     },
 }
 
@@ -108,6 +123,12 @@ fn main() -> Result<()> {
             build()?;
             docker::ensure()?;
             bench::run(&which)
+        }
+        Command::Fuzz { target, seconds } => {
+            // The fuzz crate builds inspector, whose build script builds the
+            // probe with nightly and bpf-linker.
+            setup::run()?;
+            fuzz::run(target, seconds)
         }
     }
 }
@@ -198,9 +219,40 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("all tests: {passed} passed, {failed} failed");
+
+    // Then each fuzz target, one entry of the total each. A run for a few
+    // named tests (extra arguments) is not the whole suite: no fuzzing then.
+    let mut fuzz_note = String::new();
+    let mut fuzz_failed = Vec::new();
+    if extra.is_empty() {
+        let seconds = fuzz::SECONDS_IN_TEST;
+        let targets = fuzz::Target::ALL;
+        match fuzz::run_all(&targets, seconds) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o.failure {
+                        None => passed += 1,
+                        Some(_) => {
+                            failed += 1;
+                            fuzz_failed.push(o.target.name());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("fuzz targets: {e:#}");
+                failed += targets.len() as u64;
+                fuzz_failed.extend(targets.iter().map(|t| t.name()));
+            }
+        }
+        fuzz_note = format!(" (with {} fuzz targets, {seconds} s each)", targets.len());
+    }
+    println!("all tests: {passed} passed, {failed} failed{fuzz_note}");
     if !status.success() {
         bail!("tests failed ({status})");
+    }
+    if !fuzz_failed.is_empty() {
+        bail!("fuzz targets failed: {}", fuzz_failed.join(", "));
     }
     Ok(())
 }

@@ -200,6 +200,17 @@ fn bpf_linker() -> Result<()> {
     )
 }
 
+/// cargo-fuzz, which `cargo xtask fuzz` and `test` drive on the nightly
+/// toolchain. Not part of [`run`]: only fuzzing needs it.
+pub fn cargo_fuzz() -> Result<()> {
+    if util::succeeds(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        return Ok(());
+    }
+    nightly_sysroot()?;
+    util::step("installing cargo-fuzz (about two minutes)");
+    util::run(util::cargo().args(["install", "cargo-fuzz", "--locked"]))
+}
+
 fn find_libllvm(dir: &Path) -> Result<PathBuf> {
     std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())

@@ -6,7 +6,10 @@
 //! Each role's events are aligned with the golden's by the smallest number of
 //! events added or missing (an edit distance), where an optional event costs
 //! nothing either way and an unordered group matches the events of a window
-//! of the run as a multiset.
+//! of the run as a multiset. One-time engine set-up ([`super::Line::once`]),
+//! on either side, costs nothing either: it is listed apart from the diff
+//! ([`one_time_note`]), so that a golden recorded on a warm engine matches the
+//! first run on a fresh one, and the other way round.
 
 use std::fmt::Write as _;
 
@@ -21,6 +24,24 @@ pub enum Op {
     Missing(String),
     /// Seen and not expected.
     Extra(String),
+    /// One-time engine set-up on one side only: not a difference.
+    OneTime(Side, String),
+}
+
+/// Which side of a comparison a line was on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The golden (or the first of `diff`'s two).
+    Expected,
+    /// The run (or the second).
+    Actual,
+}
+
+impl Op {
+    /// A difference: expected and not seen, or seen and not expected.
+    pub fn is_change(&self) -> bool {
+        matches!(self, Op::Missing(_) | Op::Extra(_))
+    }
 }
 
 /// The alignment of one role (in one section).
@@ -33,7 +54,15 @@ pub struct RoleDiff {
 
 impl RoleDiff {
     pub fn differs(&self) -> bool {
-        self.ops.iter().any(|op| !matches!(op, Op::Same(_)))
+        self.ops.iter().any(Op::is_change)
+    }
+
+    /// One-time engine set-up that only one side had, with its side.
+    pub fn one_time(&self) -> impl Iterator<Item = (Side, &str)> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::OneTime(side, text) => Some((*side, text.as_str())),
+            _ => None,
+        })
     }
 }
 
@@ -68,8 +97,8 @@ pub fn compare(expected: &Golden, actual: &Golden) -> Vec<RoleDiff> {
                 s.and_then(|s| s.roles.iter().find(|r| r.role == role))
             }
             let e = find(exp, role).unwrap_or(&empty);
-            let a: Vec<&str> = find(act, role)
-                .map(|r| r.lines().map(|l| l.text.as_str()).collect())
+            let a: Vec<&Line> = find(act, role)
+                .map(|r| r.lines().collect())
                 .unwrap_or_default();
             out.push(RoleDiff {
                 section: name.to_string(),
@@ -82,7 +111,7 @@ pub fn compare(expected: &Golden, actual: &Golden) -> Vec<RoleDiff> {
 }
 
 /// The cheapest alignment of `items` (expected) with `actual`.
-pub fn align(items: &[Item], actual: &[&str]) -> Vec<Op> {
+pub fn align(items: &[Item], actual: &[&Line]) -> Vec<Op> {
     let (p, a) = (items.len(), actual.len());
     const INF: u32 = u32::MAX / 2;
     // cost[i][j]: cheapest alignment of items[i..] with actual[j..].
@@ -98,18 +127,25 @@ pub fn align(items: &[Item], actual: &[&str]) -> Vec<Op> {
             }
             let mut best = (INF, (0u8, 0usize));
             if j < a {
-                best = (cost[i][j + 1] + 1, (0, 0));
+                best = (cost[i][j + 1] + u32::from(!actual[j].once), (0, 0));
             }
             if i < p {
                 match &items[i] {
                     Item::Line(l) => {
-                        if j < a && actual[j] == l.text && cost[i + 1][j + 1] < best.0 {
-                            best = (cost[i + 1][j + 1], (1, 1));
+                        // One-time set-up on both sides is the same set-up:
+                        // on a tie it is matched, not listed twice.
+                        let mut prefer_match = false;
+                        if j < a && actual[j].text == l.text {
+                            let matched = cost[i + 1][j + 1];
+                            prefer_match = l.once || actual[j].once;
+                            if matched < best.0 || prefer_match && matched == best.0 {
+                                best = (matched, (1, 1));
+                            }
                         }
                         // On a tie, what is missing comes before what is new,
                         // as diffs show a changed line.
-                        let skip = cost[i + 1][j] + u32::from(!l.optional);
-                        if skip <= best.0 {
+                        let skip = cost[i + 1][j] + u32::from(!l.optional && !l.once);
+                        if skip < best.0 || skip == best.0 && !(prefer_match && best.1 == (1, 1)) {
                             best = (skip, (2, 0));
                         }
                     }
@@ -133,7 +169,7 @@ pub fn align(items: &[Item], actual: &[&str]) -> Vec<Op> {
     while i < p || j < a {
         match how[i][j] {
             (0, _) => {
-                ops.push(Op::Extra(actual[j].to_string()));
+                ops.push(extra(actual[j]));
                 j += 1;
             }
             (1, m) => {
@@ -145,10 +181,8 @@ pub fn align(items: &[Item], actual: &[&str]) -> Vec<Op> {
                 j += m;
             }
             _ => {
-                if let Item::Line(l) = &items[i]
-                    && !l.optional
-                {
-                    ops.push(Op::Missing(l.text.clone()));
+                if let Item::Line(l) = &items[i] {
+                    ops.extend(missing(l));
                 }
                 i += 1;
             }
@@ -157,30 +191,48 @@ pub fn align(items: &[Item], actual: &[&str]) -> Vec<Op> {
     ops
 }
 
-/// Events of the group not in the window (optional ones free) plus events
-/// of the window not in the group.
-fn group_cost(group: &[Line], window: &[&str]) -> u32 {
+/// A seen line that nothing expected matched.
+fn extra(l: &Line) -> Op {
+    if l.once {
+        Op::OneTime(Side::Actual, l.text.clone())
+    } else {
+        Op::Extra(l.text.clone())
+    }
+}
+
+/// An expected line that nothing seen matched: nothing when it is optional.
+fn missing(l: &Line) -> Option<Op> {
+    if l.once {
+        Some(Op::OneTime(Side::Expected, l.text.clone()))
+    } else {
+        (!l.optional).then(|| Op::Missing(l.text.clone()))
+    }
+}
+
+/// Events of the group not in the window (optional and one-time ones free)
+/// plus events of the window not in the group (one-time ones free).
+fn group_cost(group: &[Line], window: &[&Line]) -> u32 {
     group_ops(group, window)
         .iter()
-        .filter(|op| !matches!(op, Op::Same(_)))
+        .filter(|op| op.is_change())
         .count() as u32
 }
 
-fn group_ops(group: &[Line], window: &[&str]) -> Vec<Op> {
+fn group_ops(group: &[Line], window: &[&Line]) -> Vec<Op> {
     let mut used = vec![false; group.len()];
     let mut ops = Vec::new();
     for w in window {
-        match (0..group.len()).find(|&k| !used[k] && group[k].text == *w) {
+        match (0..group.len()).find(|&k| !used[k] && group[k].text == w.text) {
             Some(k) => {
                 used[k] = true;
-                ops.push(Op::Same(w.to_string()));
+                ops.push(Op::Same(w.text.clone()));
             }
-            None => ops.push(Op::Extra(w.to_string())),
+            None => ops.push(extra(w)),
         }
     }
     for (k, l) in group.iter().enumerate() {
-        if !used[k] && !l.optional {
-            ops.push(Op::Missing(l.text.clone()));
+        if !used[k] {
+            ops.extend(missing(l));
         }
     }
     ops
@@ -196,8 +248,14 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
     let _ = writeln!(out, "--- {}", bare(from));
     let _ = writeln!(out, "+++ {}", bare(to));
     for d in diffs.iter().filter(|d| d.differs()) {
-        let all_missing = d.ops.iter().all(|op| matches!(op, Op::Missing(_)));
-        let all_extra = d.ops.iter().all(|op| matches!(op, Op::Extra(_)));
+        // One-time set-up is listed apart ([`one_time_note`]).
+        let ops: Vec<&Op> = d
+            .ops
+            .iter()
+            .filter(|op| !matches!(op, Op::OneTime(..)))
+            .collect();
+        let all_missing = ops.iter().all(|op| matches!(op, Op::Missing(_)));
+        let all_extra = ops.iter().all(|op| matches!(op, Op::Extra(_)));
         let note = if all_missing {
             " (missing)"
         } else if all_extra {
@@ -207,14 +265,14 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
         };
         let _ = writeln!(out, "@@ {} · {}{note} @@", bare(&d.section), bare(&d.role));
         // Which lines to show: changes and their context.
-        let changed: Vec<bool> = d.ops.iter().map(|op| !matches!(op, Op::Same(_))).collect();
+        let changed: Vec<bool> = ops.iter().map(|op| op.is_change()).collect();
         let show = |k: usize| {
             let lo = k.saturating_sub(context);
             let hi = (k + context).min(changed.len() - 1);
             changed[lo..=hi].iter().any(|&c| c)
         };
         let mut skipped = false;
-        for (k, op) in d.ops.iter().enumerate() {
+        for (k, op) in ops.iter().enumerate() {
             if !show(k) {
                 skipped = true;
                 continue;
@@ -227,7 +285,45 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
                 Op::Same(t) => writeln!(out, "  {}", bare(t)),
                 Op::Missing(t) => writeln!(out, "- {}", bare(t)),
                 Op::Extra(t) => writeln!(out, "+ {}", bare(t)),
+                Op::OneTime(..) => Ok(()),
             };
+        }
+    }
+    out
+}
+
+/// The one-time engine set-up that only one side had, role by role: not a
+/// difference, but said, so that a reader sees why the first run on a fresh
+/// engine did more. Empty when there is none.
+pub fn one_time_note(diffs: &[RoleDiff], from: &str, to: &str) -> String {
+    let mut out = String::new();
+    for d in diffs {
+        for side in [Side::Expected, Side::Actual] {
+            let lines: Vec<&str> = d
+                .one_time()
+                .filter(|(s, _)| *s == side)
+                .map(|(_, t)| t)
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            if out.is_empty() {
+                out.push_str("one-time engine set-up (not compared):\n");
+            }
+            let only_in = match side {
+                Side::Expected => from,
+                Side::Actual => to,
+            };
+            let _ = writeln!(
+                out,
+                "  {} · {}, only in {}:",
+                bare(&d.section),
+                bare(&d.role),
+                bare(only_in)
+            );
+            for t in lines {
+                let _ = writeln!(out, "    {}", bare(t));
+            }
         }
     }
     out
@@ -237,17 +333,29 @@ pub fn unified(diffs: &[RoleDiff], from: &str, to: &str, context: usize) -> Stri
 mod tests {
     use super::*;
 
+    /// A line as the golden format writes it: `? ` optional, `once ` one-time set-up.
+    fn line(t: &str) -> Line {
+        match (t.strip_prefix("? "), t.strip_prefix("once ")) {
+            (Some(t), _) => Line {
+                optional: true,
+                ..Line::new(t)
+            },
+            (_, Some(t)) => Line {
+                once: true,
+                ..Line::new(t)
+            },
+            _ => Line::new(t),
+        }
+    }
+
     fn lines(items: &[&str]) -> Vec<Item> {
-        items
-            .iter()
-            .map(|t| match t.strip_prefix("? ") {
-                Some(t) => Item::Line(Line {
-                    text: t.to_string(),
-                    optional: true,
-                }),
-                None => Item::Line(Line::new(*t)),
-            })
-            .collect()
+        items.iter().map(|t| Item::Line(line(t))).collect()
+    }
+
+    /// [`align`] with a run written as [`line`] reads it.
+    fn align_run(items: &[Item], run: &[&str]) -> Vec<Op> {
+        let run: Vec<Line> = run.iter().map(|t| line(t)).collect();
+        align(items, &run.iter().collect::<Vec<_>>())
     }
 
     fn changes(ops: &[Op]) -> Vec<Op> {
@@ -259,23 +367,23 @@ mod tests {
 
     #[test]
     fn equal_sequences_align_with_no_change() {
-        let ops = align(&lines(&["a", "b", "c"]), &["a", "b", "c"]);
+        let ops = align_run(&lines(&["a", "b", "c"]), &["a", "b", "c"]);
         assert_eq!(changes(&ops), []);
     }
 
     #[test]
     fn one_write_more_is_one_line_of_diff() {
-        let ops = align(&lines(&["a", "b", "c"]), &["a", "b", "pids.max", "c"]);
+        let ops = align_run(&lines(&["a", "b", "c"]), &["a", "b", "pids.max", "c"]);
         assert_eq!(changes(&ops), [Op::Extra("pids.max".into())]);
-        let ops = align(&lines(&["a", "b", "pids.max", "c"]), &["a", "b", "c"]);
+        let ops = align_run(&lines(&["a", "b", "pids.max", "c"]), &["a", "b", "c"]);
         assert_eq!(changes(&ops), [Op::Missing("pids.max".into())]);
     }
 
     #[test]
     fn optional_events_may_be_there_or_not() {
         let items = lines(&["a", "? b", "c"]);
-        assert_eq!(changes(&align(&items, &["a", "c"])), []);
-        assert_eq!(changes(&align(&items, &["a", "b", "c"])), []);
+        assert_eq!(changes(&align_run(&items, &["a", "c"])), []);
+        assert_eq!(changes(&align_run(&items, &["a", "b", "c"])), []);
     }
 
     #[test]
@@ -286,16 +394,135 @@ mod tests {
             Item::Line(Line::new("end")),
         ];
         assert_eq!(
-            changes(&align(&items, &["start", "z", "x", "y", "end"])),
+            changes(&align_run(&items, &["start", "z", "x", "y", "end"])),
             []
         );
         assert_eq!(
-            changes(&align(&items, &["start", "z", "y", "end"])),
+            changes(&align_run(&items, &["start", "z", "y", "end"])),
             [Op::Missing("x".into())]
         );
         assert_eq!(
-            changes(&align(&items, &["start", "z", "x", "w", "y", "end"])),
+            changes(&align_run(&items, &["start", "z", "x", "w", "y", "end"])),
             [Op::Extra("w".into())]
+        );
+    }
+
+    #[test]
+    fn one_time_set_up_on_either_side_is_no_difference_but_is_listed() {
+        let warm = lines(&[
+            "exec",
+            "mkdir /docker/<id>",
+            "write /docker/<id>/cpuset.cpus",
+        ]);
+        let fresh = [
+            "exec",
+            "once mkdir /docker",
+            "once write /docker/cpuset.cpus",
+            "mkdir /docker/<id>",
+            "write /docker/<id>/cpuset.cpus",
+        ];
+        let ops = align_run(&warm, &fresh);
+        assert_eq!(
+            changes(&ops),
+            [
+                Op::OneTime(Side::Actual, "mkdir /docker".into()),
+                Op::OneTime(Side::Actual, "write /docker/cpuset.cpus".into()),
+            ]
+        );
+        // And the other way round: a golden recorded on a fresh engine.
+        let warm_run = [
+            "exec",
+            "mkdir /docker/<id>",
+            "write /docker/<id>/cpuset.cpus",
+        ];
+        let ops = align_run(&lines(&fresh), &warm_run);
+        assert!(!ops.iter().any(Op::is_change), "{ops:?}");
+        assert_eq!(
+            ops.iter()
+                .filter(|op| matches!(op, Op::OneTime(Side::Expected, _)))
+                .count(),
+            2
+        );
+        // Both fresh: the same set-up, matched.
+        let ops = align_run(&lines(&fresh), &fresh);
+        assert_eq!(changes(&ops), []);
+    }
+
+    #[test]
+    fn one_time_set_up_that_the_other_side_does_every_time_is_matched() {
+        // cgroup2: runc writes the parent's subtree_control on every run; on a
+        // fresh engine the parent is new, so the write is marked one-time.
+        let warm = lines(&["write /docker/cgroup.subtree_control", "mkdir /docker/<id>"]);
+        let fresh = [
+            "once mkdir /docker",
+            "once write /docker/cgroup.subtree_control",
+            "mkdir /docker/<id>",
+        ];
+        let ops = align_run(&warm, &fresh);
+        assert_eq!(
+            changes(&ops),
+            [Op::OneTime(Side::Actual, "mkdir /docker".into())]
+        );
+        let ops = align_run(
+            &lines(&fresh),
+            &["write /docker/cgroup.subtree_control", "mkdir /docker/<id>"],
+        );
+        assert_eq!(
+            changes(&ops),
+            [Op::OneTime(Side::Expected, "mkdir /docker".into())]
+        );
+    }
+
+    #[test]
+    fn a_real_difference_beside_one_time_set_up_is_still_one() {
+        let warm = lines(&["exec", "mkdir /docker/<id>", "exit"]);
+        let fresh = [
+            "exec",
+            "once mkdir /docker",
+            "mkdir /docker/<id>",
+            "write pids.max",
+            "exit",
+        ];
+        let ops = align_run(&warm, &fresh);
+        assert!(ops.contains(&Op::Extra("write pids.max".into())), "{ops:?}");
+        let d = RoleDiff {
+            section: "container 1".into(),
+            role: "runtime create".into(),
+            ops,
+        };
+        assert!(d.differs());
+        let diffs = [d];
+        let text = unified(&diffs, "golden", "run", 3);
+        assert!(text.contains("+ write pids.max"), "{text}");
+        assert!(!text.contains("/docker\n"), "{text}");
+        assert_eq!(
+            one_time_note(&diffs, "golden", "this run"),
+            "one-time engine set-up (not compared):\n  container 1 · runtime create, only in this run:\n    mkdir /docker\n"
+        );
+        // Set-up alone: the role does not differ and there is no diff.
+        let d = RoleDiff {
+            section: "container 1".into(),
+            role: "runtime create".into(),
+            ops: align_run(
+                &warm,
+                &["exec", "once mkdir /docker", "mkdir /docker/<id>", "exit"],
+            ),
+        };
+        assert!(!d.differs());
+        assert_eq!(unified(&[d], "golden", "run", 3), "");
+    }
+
+    #[test]
+    fn unordered_groups_leave_one_time_set_up_out() {
+        let items = vec![Item::Unordered(vec![Line::new("x"), line("once y")])];
+        assert_eq!(
+            changes(&align_run(&items, &["x"])),
+            [Op::OneTime(Side::Expected, "y".into())]
+        );
+        let items = vec![Item::Unordered(vec![Line::new("x")])];
+        assert_eq!(
+            changes(&align_run(&items, &["once z", "x"])),
+            [Op::OneTime(Side::Actual, "z".into())]
         );
     }
 

@@ -13,7 +13,8 @@
 //!     }
 //! ```
 //! Sections start at column 0, roles at 2, events at 4 (6 inside a group).
-//! `? ` marks an event as optional; `#` starts a comment.
+//! `? ` marks an event as optional, `once ` as one-time engine set-up (see
+//! [`super::one_time_set_up`]); `#` starts a comment.
 //!
 //! Reviewers read goldens in pull requests and `cat` them in terminals: every
 //! line is written through [`crate::escape::bare`], so that a control
@@ -46,6 +47,16 @@ pub fn render(g: &Golden) -> String {
          # normalized away. \"? \" marks an event as optional; the events of an\n\
          # \"unordered { }\" group may come in any order. Regenerate with --update.\n",
     );
+    if g.sections
+        .iter()
+        .flat_map(|s| &s.roles)
+        .any(|r| r.lines().any(|l| l.once))
+    {
+        out.push_str(
+            "# \"once \" marks one-time engine set-up (this run was the engine's first\n\
+             # container): not compared, present or not.\n",
+        );
+    }
     for s in &g.sections {
         out.push_str(&bare(&s.name));
         out.push('\n');
@@ -74,6 +85,9 @@ fn line(out: &mut String, indent: usize, l: &Line) {
     out.extend(std::iter::repeat_n(' ', indent));
     if l.optional {
         out.push_str("? ");
+    }
+    if l.once {
+        out.push_str("once ");
     }
     out.push_str(&bare(&l.text));
     out.push('\n');
@@ -156,12 +170,16 @@ pub fn parse(text: &str) -> Result<Golden, ParseError> {
 }
 
 fn parse_line(body: &str) -> Line {
-    match body.strip_prefix("? ") {
-        Some(text) => Line {
-            text: text.to_string(),
+    match (body.strip_prefix("? "), body.strip_prefix("once ")) {
+        (Some(text), _) => Line {
             optional: true,
+            ..Line::new(text)
         },
-        None => Line::new(body),
+        (_, Some(text)) => Line {
+            once: true,
+            ..Line::new(text)
+        },
+        _ => Line::new(body),
     }
 }
 
@@ -180,8 +198,12 @@ mod tests {
                     items: vec![
                         Item::Line(Line::new("unshare(CLONE_NEWNS) = 0")),
                         Item::Line(Line {
-                            text: "mount(\"/dev/null\", \"/proc/kcore\") = -1 ENOENT".into(),
                             optional: true,
+                            ..Line::new("mount(\"/dev/null\", \"/proc/kcore\") = -1 ENOENT")
+                        }),
+                        Item::Line(Line {
+                            once: true,
+                            ..Line::new("cgroup mkdir cpuset:/docker")
                         }),
                         Item::Unordered(vec![Line::new("a"), Line::new("b")]),
                     ],

@@ -1,9 +1,10 @@
 //! A JUnit XML report of a check, which CI systems show per test: one test
-//! case per role, failed with its diff when it differs.
+//! case per role, failed with its diff when it differs, and with the
+//! one-time engine set-up only one side had as its output (not a failure).
 
 use std::fmt::Write as _;
 
-use super::compare::{RoleDiff, unified};
+use super::compare::{RoleDiff, one_time_note, unified};
 
 pub fn report(suite: &str, diffs: &[RoleDiff], seconds: f64) -> String {
     let failures = diffs.iter().filter(|d| d.differs()).count();
@@ -21,17 +22,25 @@ pub fn report(suite: &str, diffs: &[RoleDiff], seconds: f64) -> String {
             escape(&d.section),
             escape(&d.role)
         );
+        let once = one_time_note(std::slice::from_ref(d), "the golden", "this run");
+        if !d.differs() && once.is_empty() {
+            out.push_str("/>\n");
+            continue;
+        }
+        out.push('>');
         if d.differs() {
             let text = unified(std::slice::from_ref(d), "golden", "this run", 3);
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "><failure message=\"the syscall sequence of {} differs from the golden\">{}</failure></testcase>",
+                "<failure message=\"the syscall sequence of {} differs from the golden\">{}</failure>",
                 escape(&d.role),
                 escape(&text)
             );
-        } else {
-            out.push_str("/>\n");
         }
+        if !once.is_empty() {
+            let _ = write!(out, "<system-out>{}</system-out>", escape(&once));
+        }
+        out.push_str("</testcase>\n");
     }
     out.push_str("</testsuite></testsuites>\n");
     out
@@ -57,7 +66,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::golden::compare::Op;
+    use crate::golden::compare::{Op, Side};
 
     #[test]
     fn one_case_per_role_and_the_diff_escaped() {
@@ -78,7 +87,30 @@ mod tests {
         ];
         let xml = report("docker-run", &diffs, 1.5);
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert!(!xml.contains("system-out"), "{xml}");
         assert!(xml.contains("&quot;&lt;10&gt;&quot; &amp; more"), "{xml}");
         assert!(xml.contains("name=\"entrypoint\"/>"), "{xml}");
+    }
+
+    #[test]
+    fn one_time_set_up_is_output_not_a_failure() {
+        let diffs = vec![RoleDiff {
+            section: "container 1".into(),
+            role: "runtime create".into(),
+            ops: vec![
+                Op::Same("a".into()),
+                Op::OneTime(Side::Actual, "cgroup mkdir cpuset:/docker".into()),
+            ],
+        }];
+        let xml = report("docker-run", &diffs, 1.5);
+        assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
+        assert!(
+            xml.contains("<system-out>one-time engine set-up (not compared):"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("cgroup mkdir cpuset:/docker\n</system-out></testcase>"),
+            "{xml}"
+        );
     }
 }

@@ -13,11 +13,15 @@ pub mod junit;
 pub mod normalize;
 pub mod session;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::{
     event::{Body, Event},
-    timeline::{Builder, ChainLink, Role, role},
+    timeline::{
+        Builder, ChainLink, Role,
+        reader::{self, ReadError, ReadSummary},
+        role,
+    },
 };
 
 /// One expected event, or a group of them whose order may vary.
@@ -34,6 +38,10 @@ pub struct Line {
     pub text: String,
     /// Present in some runs and not in others: not a difference either way.
     pub optional: bool,
+    /// One-time engine set-up (see [`one_time_set_up`]): done on the first
+    /// container after the engine started, never on the next. Not compared,
+    /// on either side, but shown as such.
+    pub once: bool,
 }
 
 impl Line {
@@ -41,6 +49,7 @@ impl Line {
         Line {
             text: text.into(),
             optional: false,
+            once: false,
         }
     }
 }
@@ -106,6 +115,15 @@ impl Golden {
     }
 }
 
+/// Builds the golden of a recording read from `input` (what `inspector diff`
+/// compares when given one), with what reading it found: its warnings are
+/// the caller's to show, as `inspector timeline` shows them.
+pub fn from_recording(input: impl std::io::Read) -> Result<(Golden, ReadSummary), ReadError> {
+    let mut events = Vec::new();
+    let summary = reader::for_each_event(input, |e| events.push(e))?;
+    Ok((from_events(&events, None), summary))
+}
+
 /// Builds the golden of a recording: the containers' timelines, normalized,
 /// and the engine's unattributed work while they lived.
 pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
@@ -120,6 +138,8 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
         command,
         sections: Vec::new(),
     };
+    let ids: Vec<&str> = timelines.iter().map(|t| t.id.as_str()).collect();
+    let once = one_time_set_up(events, &ids);
     let mut attributed = HashSet::new();
     let (mut first, mut last) = (u64::MAX, 0);
     for (n, t) in timelines.iter().enumerate() {
@@ -141,6 +161,7 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
                 step.role,
                 role_label(step.role, link),
                 normalize::line(&step.detail(), &t.id),
+                once.contains(&(step.ktime_ns, step.tid)),
             );
         }
         first = first.min(t.start_ns);
@@ -177,6 +198,7 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
             role,
             role.name().to_string(),
             normalize::line(&text, ""),
+            once.contains(&(e.ktime_ns, task.tid)),
         );
     }
     for r in &mut engine.roles {
@@ -199,6 +221,86 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
         }
     }
     golden
+}
+
+/// The engine's one-time set-up in a recording, as (ktime, tid) of its
+/// events: the parent cgroups a runtime makes for the first container after
+/// the engine started (`/docker` in every hierarchy, for dockerd's cgroupfs
+/// driver), and what it writes into them right after (on cgroup v1, runc
+/// copies `cpuset.cpus` and `cpuset.mems` into a new parent). A warm engine
+/// finds the parents there and does neither, so a golden recorded on one
+/// engine must not fail on the other.
+///
+/// A parent is a cgroup made in the recording inside which a later cgroup of
+/// the same hierarchy is made, and whose path names no container: a
+/// container's own cgroup is never one, even with sub-cgroups of its own.
+/// The kernel reports a mkdir only when it made the directory (not on
+/// EEXIST), so a parent found was made by this run. Writes count only into a
+/// parent made earlier in the recording: a write into a parent that already
+/// existed (cgroup2's `cgroup.subtree_control`, written on every run) is
+/// compared as usual.
+pub fn one_time_set_up(events: &[Event], container_ids: &[&str]) -> HashSet<(u64, u32)> {
+    let mkdirs = || {
+        events.iter().filter_map(|e| match (&e.task, &e.body) {
+            (Some(task), Body::CgroupMkdir(c)) => {
+                Some((c.hierarchy.as_str(), c.path.as_str(), e.ktime_ns, task.tid))
+            }
+            _ => None,
+        })
+    };
+    // (hierarchy, cgroup) → when the last cgroup inside it was made.
+    let mut last_inside: HashMap<(&str, &str), u64> = HashMap::new();
+    for (hierarchy, path, ktime_ns, _) in mkdirs() {
+        let mut p = path.trim_end_matches('/');
+        while let Some((up, _)) = p.rsplit_once('/') {
+            let at = last_inside.entry((hierarchy, up)).or_default();
+            *at = (*at).max(ktime_ns);
+            p = up;
+        }
+    }
+    let names_a_container = |path: &str| {
+        container_ids
+            .iter()
+            .any(|id| !id.is_empty() && path.contains(id))
+    };
+    let mut once = HashSet::new();
+    // (hierarchy, parent) → when it was made.
+    let mut parents: HashMap<(&str, &str), u64> = HashMap::new();
+    for (hierarchy, path, ktime_ns, tid) in mkdirs() {
+        let path = path.trim_end_matches('/');
+        if !names_a_container(path)
+            && last_inside
+                .get(&(hierarchy, path))
+                .is_some_and(|&t| t > ktime_ns)
+        {
+            once.insert((ktime_ns, tid));
+            parents.entry((hierarchy, path)).or_insert(ktime_ns);
+        }
+    }
+    if parents.is_empty() {
+        return once;
+    }
+    for e in events {
+        let (
+            Some(task),
+            Body::CgroupWrite {
+                file, hierarchy, ..
+            },
+        ) = (&e.task, &e.body)
+        else {
+            continue;
+        };
+        let Some((dir, _)) = file.rsplit_once('/') else {
+            continue;
+        };
+        if parents
+            .get(&(hierarchy.as_str(), dir))
+            .is_some_and(|&made| made < e.ktime_ns)
+        {
+            once.insert((e.ktime_ns, task.tid));
+        }
+    }
+    once
 }
 
 /// The name of a role's sequence. Each invocation of the runtime and of the
@@ -234,7 +336,7 @@ fn interrupted(text: &str) -> bool {
     crate::names::is_interrupted(errno)
 }
 
-fn push_line(section: &mut Section, role: Role, label: String, text: String) {
+fn push_line(section: &mut Section, role: Role, label: String, text: String, once: bool) {
     let seq = match section.roles.iter().position(|r| r.role == label) {
         Some(i) => &mut section.roles[i],
         None => {
@@ -253,7 +355,10 @@ fn push_line(section: &mut Section, role: Role, label: String, text: String) {
             &mut section.roles[at]
         }
     };
-    seq.items.push(Item::Line(Line::new(text)));
+    seq.items.push(Item::Line(Line {
+        once,
+        ..Line::new(text)
+    }));
 }
 
 /// The role a sequence's label names (its first words).
@@ -298,6 +403,12 @@ mod tests {
 
     const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
     const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
+    /// The first `docker run --rm IMAGE true` after dockerd started with no
+    /// /docker cgroups (hybrid cgroup v1): runc made the parents.
+    const FRESH_DOCKER_RUN: &str =
+        include_str!("../../tests/fixtures/docker-run-rm-true-fresh-engine.jsonl");
+    /// The repository's golden, recorded on a warm engine.
+    const WARM_GOLDEN: &str = include_str!("../../../tests/goldens/docker-run-rm-true.golden");
 
     fn events(jsonl: &str) -> Vec<Event> {
         let mut v = Vec::new();
@@ -365,6 +476,173 @@ mod tests {
         assert!(!interrupted("execve(\"/bin/true\", [\"true\"]) = 0"));
     }
 
+    /// Every one-time line of a golden, as `role: text`.
+    fn one_time_lines(g: &Golden) -> Vec<String> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.roles)
+            .flat_map(|r| {
+                r.lines()
+                    .filter(|l| l.once)
+                    .map(|l| format!("{}: {}", r.role, l.text))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_engines_parent_cgroups_made_on_its_first_container_are_one_time_set_up() {
+        let fresh = from_events(&events(FRESH_DOCKER_RUN), None);
+        let once = one_time_lines(&fresh);
+        let mut want = vec![
+            "runtime create: cgroup mkdir cpuset:/docker".to_string(),
+            "runtime create: cgroup write cpuset:/docker/cpuset.cpus \"0-1\"".to_string(),
+            "runtime create: cgroup write cpuset:/docker/cpuset.mems \"0\"".to_string(),
+        ];
+        for h in [
+            "devices",
+            "memory",
+            "cpu",
+            "cpuacct",
+            "pids",
+            "blkio",
+            "freezer",
+            "name=systemd",
+            "cgroup2",
+        ] {
+            want.push(format!("runtime create: cgroup mkdir {h}:/docker"));
+        }
+        assert_eq!(once, want);
+        // The container's own cgroups, and what is written into them, are
+        // compared as ever.
+        let text = format::render(&fresh);
+        assert!(
+            text.contains("\n    cgroup mkdir cpuset:/docker/<id>\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n    cgroup write cpuset:/docker/<id>/cpuset.cpus \"0-1\"\n"),
+            "{text}"
+        );
+        // A warm run made nothing once.
+        assert_eq!(
+            one_time_lines(&from_events(&events(DOCKER_RUN), None)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_golden_from_a_warm_engine_matches_the_first_run_on_a_fresh_one_and_back() {
+        let warm = format::parse(WARM_GOLDEN).unwrap();
+        let fresh = from_events(&events(FRESH_DOCKER_RUN), None);
+        for (diffs, seen) in [
+            (compare::compare(&warm, &fresh), compare::Side::Actual),
+            (compare::compare(&fresh, &warm), compare::Side::Expected),
+        ] {
+            let text = compare::unified(&diffs, "a", "b", 3);
+            assert_eq!(text, "", "{text}");
+            let once: Vec<_> = diffs.iter().flat_map(|d| d.one_time()).collect();
+            assert_eq!(once.len(), 12, "{once:?}");
+            assert!(once.iter().all(|(side, _)| *side == seen), "{once:?}");
+        }
+        // A golden recorded on the fresh engine says so, and reads back the same.
+        let text = format::render(&fresh);
+        assert!(
+            text.contains("\n    once cgroup mkdir cpuset:/docker\n"),
+            "{text}"
+        );
+        assert_eq!(format::parse(&text).unwrap(), fresh);
+    }
+
+    #[test]
+    fn a_change_on_the_first_run_of_a_fresh_engine_is_still_a_difference() {
+        let mut warm = format::parse(WARM_GOLDEN).unwrap();
+        let fresh = from_events(&events(FRESH_DOCKER_RUN), None);
+        // The golden expects a pids limit this run did not set.
+        let create = warm.sections[0]
+            .roles
+            .iter_mut()
+            .find(|r| r.role == "runtime create")
+            .unwrap();
+        create.items.insert(
+            5,
+            Item::Line(Line::new("cgroup write pids:/docker/<id>/pids.max \"10\"")),
+        );
+        let diffs = compare::compare(&warm, &fresh);
+        let text = compare::unified(&diffs, "golden", "run", 3);
+        let changed: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("- ") || l.starts_with("+ "))
+            .collect();
+        assert_eq!(
+            changed,
+            ["- cgroup write pids:/docker/<id>/pids.max \"10\""],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_parent_cgroup_that_names_the_container_or_holds_nothing_new_is_compared() {
+        use crate::event::{CgroupChange, Task};
+        let event = |ktime_ns: u64, body: Body| Event {
+            v: 1,
+            ktime_ns,
+            time: String::new(),
+            task: Some(Task {
+                tgid: 7,
+                tid: 7,
+                ptgid: 1,
+                nspid: 7,
+                comm: "runc".into(),
+                start_ns: 0,
+                cgroup_id: 1,
+                pidns: 1,
+                mntns: 1,
+            }),
+            body,
+        };
+        let mkdir = |ktime_ns, path: &str| {
+            event(
+                ktime_ns,
+                Body::CgroupMkdir(CgroupChange {
+                    hierarchy_id: 1,
+                    hierarchy: "cgroup2".into(),
+                    path: path.into(),
+                    level: 1,
+                    id: 1,
+                }),
+            )
+        };
+        let write = |ktime_ns, file: &str| {
+            event(
+                ktime_ns,
+                Body::CgroupWrite {
+                    file: file.into(),
+                    hierarchy: "cgroup2".into(),
+                    path: None,
+                    cgroup_version: 2,
+                    value: "+pids".into(),
+                    value_truncated: false,
+                    fd: 3,
+                    result: None,
+                },
+            )
+        };
+        let events = [
+            write(1, "/cgroup.subtree_control"),
+            mkdir(2, "/docker"),
+            write(3, "/docker/cgroup.subtree_control"),
+            mkdir(4, "/docker/abc"),
+            mkdir(5, "/docker/abc/init"),
+            mkdir(6, "/lonely"),
+        ];
+        let once = one_time_set_up(&events, &["abc"]);
+        let mut once: Vec<u64> = once.iter().map(|(k, _)| *k).collect();
+        once.sort();
+        // The root was there before; the container's own cgroup holds its
+        // own sub-cgroup; /lonely holds nothing made later.
+        assert_eq!(once, [2, 3]);
+    }
+
     #[test]
     fn roles_can_be_kept_alone() {
         let mut g = from_events(&events(DOCKER_RUN), None);
@@ -372,5 +650,25 @@ mod tests {
         assert_eq!(g.sections.len(), 1);
         assert_eq!(g.sections[0].roles.len(), 1);
         assert_eq!(g.sections[0].roles[0].role, "entrypoint");
+    }
+
+    #[test]
+    fn a_cut_recording_compares_as_what_it_holds_and_says_it_was_cut() {
+        let cut = &RUNC_RUN[..RUNC_RUN.len() - 40];
+        let (golden, summary) = from_recording(cut.as_bytes()).unwrap();
+        assert!(!golden.is_empty());
+        assert_eq!(summary.truncated_last_line, Some(RUNC_RUN.lines().count()));
+        assert_eq!(summary.warnings().len(), 1);
+        // The first event dated 1 s after the epoch and 5 s after the rest:
+        // the rest would be dated before 1970. A golden, not a panic.
+        let early = RUNC_RUN.replacen(
+            r#""ktime_ns":3509055519099,"time":"2026-11-29T14:07:30.597553243Z""#,
+            r#""ktime_ns":3514055519099,"time":"1970-01-01T00:00:01Z""#,
+            1,
+        );
+        assert_ne!(early, RUNC_RUN);
+        let (golden, summary) = from_recording(early.as_bytes()).unwrap();
+        assert!(!golden.is_empty());
+        assert!(summary.out_of_order > 0);
     }
 }

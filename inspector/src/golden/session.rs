@@ -21,15 +21,17 @@ use crate::{
 pub enum SessionError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    #[error("cannot run `{command}`: {source}")]
+    // The cause is in the message and not also a source: printed with its
+    // chain, it would be said twice.
+    #[error("cannot run `{command}`: {error}")]
     Spawn {
         command: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("waiting for `{command}` failed: {source}")]
+    #[error("waiting for `{command}` failed: {error}")]
     Wait {
         command: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -67,7 +69,7 @@ pub fn capture(argv: &[String], probe_opts: &ProbeOptions) -> Result<Capture, Se
         .spawn()
         .map_err(|source| SessionError::Spawn {
             command: command.clone(),
-            source,
+            error: source,
         })?;
     // Its exit wakes the poll (a pidfd is readable once its process has
     // exited), so that nothing waits for the next period.
@@ -76,7 +78,7 @@ pub fn capture(argv: &[String], probe_opts: &ProbeOptions) -> Result<Capture, Se
         recorder.poll_or(POLL, exited.as_ref().map(|fd| fd.as_fd()))?;
         let waited = child.try_wait().map_err(|source| SessionError::Wait {
             command: command.clone(),
-            source,
+            error: source,
         })?;
         if let Some(status) = waited {
             break (status, Instant::now());

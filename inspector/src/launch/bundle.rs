@@ -20,6 +20,46 @@ pub enum BundleError {
     Write { path: String, error: std::io::Error },
     #[error("environment variable {0:?} is not KEY=VALUE")]
     Env(String),
+    #[error("{path}: {field} is {found}, not {wanted}: fix or remove it")]
+    Field {
+        path: String,
+        field: &'static str,
+        found: &'static str,
+        wanted: &'static str,
+    },
+}
+
+/// What a JSON value is, in words, for an error.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `parent[key]` as an object, made empty when it is missing or null; an
+/// error naming `field` and the configuration `path` when it is anything else.
+fn object_at<'a>(
+    parent: &'a mut serde_json::Map<String, Value>,
+    key: &str,
+    field: &'static str,
+    path: &str,
+) -> Result<&'a mut serde_json::Map<String, Value>, BundleError> {
+    let slot = parent.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = json!({});
+    }
+    let found = kind(slot);
+    slot.as_object_mut().ok_or_else(|| BundleError::Field {
+        path: path.to_string(),
+        field,
+        found,
+        wanted: "an object",
+    })
 }
 
 /// What the command line sets on the container; `None` and empty keep what
@@ -164,43 +204,57 @@ pub fn load(dir: &Path) -> Result<Value, BundleError> {
     Ok(config)
 }
 
-/// Applies the command line's settings to a configuration.
-pub fn apply(config: &mut Value, s: &Settings) -> Result<(), BundleError> {
-    let process = &mut config["process"];
+/// Applies the command line's settings to a configuration read from `path`
+/// (named in errors). A field they go into that is not what the OCI
+/// specification says (`linux.resources.memory` a number) is an error.
+pub fn apply(config: &mut Value, s: &Settings, path: &str) -> Result<(), BundleError> {
+    let not_an_object = |found| BundleError::Field {
+        path: path.to_string(),
+        field: "the configuration",
+        found,
+        wanted: "an object",
+    };
+    let found = kind(config);
+    let config = config.as_object_mut().ok_or_else(|| not_an_object(found))?;
+    let process = object_at(config, "process", "process", path)?;
     if !s.args.is_empty() {
-        process["args"] = json!(s.args);
+        process.insert("args".into(), json!(s.args));
     }
-    let env: Vec<String> = process["env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    process["env"] = json!(merge_env(&env, &s.env)?);
+    let env = match process.get("env") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        Some(other) => {
+            return Err(BundleError::Field {
+                path: path.to_string(),
+                field: "process.env",
+                found: kind(other),
+                wanted: "an array of KEY=VALUE strings",
+            });
+        }
+    };
+    process.insert("env".into(), json!(merge_env(&env, &s.env)?));
     if let Some(cwd) = &s.cwd {
-        process["cwd"] = json!(cwd);
+        process.insert("cwd".into(), json!(cwd));
     }
     // The container's stdio is the user's terminal only through the
     // runtime's own stdio: a console socket is not set up here.
-    process["terminal"] = json!(false);
+    process.insert("terminal".into(), json!(false));
     if let Some(hostname) = &s.hostname {
-        config["hostname"] = json!(hostname);
+        config.insert("hostname".into(), json!(hostname));
     }
     if s.memory.is_some() || s.pids_limit.is_some() {
-        if !config["linux"].is_object() {
-            config["linux"] = json!({});
-        }
-        let resources = &mut config["linux"]["resources"];
-        if !resources.is_object() {
-            *resources = json!({});
-        }
+        let linux = object_at(config, "linux", "linux", path)?;
+        let resources = object_at(linux, "resources", "linux.resources", path)?;
         if let Some(limit) = s.memory {
-            resources["memory"]["limit"] = json!(limit);
+            object_at(resources, "memory", "linux.resources.memory", path)?
+                .insert("limit".into(), json!(limit));
         }
         if let Some(limit) = s.pids_limit {
-            resources["pids"]["limit"] = json!(limit);
+            object_at(resources, "pids", "linux.resources.pids", path)?
+                .insert("limit".into(), json!(limit));
         }
     }
     Ok(())
@@ -300,6 +354,7 @@ mod tests {
                 memory: Some(64 << 20),
                 pids_limit: Some(32),
             },
+            "config.json",
         )
         .unwrap();
         assert_eq!(
@@ -344,7 +399,7 @@ mod tests {
         write(dir.path(), &config).unwrap();
         let mut loaded = load(dir.path()).unwrap();
         assert_eq!(loaded["root"]["path"], json!(dir.path().join("rootfs")));
-        apply(&mut loaded, &Settings::default()).unwrap();
+        apply(&mut loaded, &Settings::default(), "config.json").unwrap();
         assert_eq!(loaded["process"]["args"], json!(["/bin/app", "--serve"]));
         assert_eq!(loaded["hostname"], "inspector");
 
@@ -353,5 +408,41 @@ mod tests {
         assert!(err.contains("no root.path"), "{err}");
         std::fs::remove_file(dir.path().join("config.json")).unwrap();
         assert!(matches!(load(dir.path()), Err(BundleError::Read { .. })));
+    }
+
+    #[test]
+    fn a_limit_on_a_field_that_is_not_an_object_is_named_not_a_panic() {
+        let limits = Settings {
+            memory: Some(64 << 20),
+            pids_limit: Some(32),
+            ..Settings::default()
+        };
+        for (field, bad) in [
+            ("linux", json!("x")),
+            ("linux.resources", json!([1])),
+            ("linux.resources.memory", json!(5)),
+            ("linux.resources.pids", json!(true)),
+        ] {
+            let mut config = generate(Path::new("/r"), false, &[]);
+            config["linux"]["resources"] = json!({"memory": {}, "pids": {}});
+            let pointer = format!("/{}", field.replace('.', "/"));
+            *config.pointer_mut(&pointer).unwrap() = bad;
+            let err = apply(&mut config, &limits, "/b/config.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("/b/config.json: {field} is ")),
+                "{err}"
+            );
+        }
+        let mut config = generate(Path::new("/r"), false, &[]);
+        config["process"]["env"] = json!("PATH=/bin");
+        let err = apply(&mut config, &Settings::default(), "c").unwrap_err();
+        assert!(err.to_string().contains("process.env is a string"), "{err}");
+        // Missing or null is filled in.
+        let mut config = generate(Path::new("/r"), false, &[]);
+        config["linux"]["resources"] = Value::Null;
+        apply(&mut config, &limits, "c").unwrap();
+        assert_eq!(config["linux"]["resources"]["pids"]["limit"], 32);
     }
 }

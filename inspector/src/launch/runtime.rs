@@ -31,6 +31,31 @@ pub enum RuntimeError {
     },
     #[error("cannot read the container's pid from {path}: {reason}")]
     PidFile { path: String, reason: String },
+    #[error(
+        "invalid container name {0:?}: a name is 1 to {MAX_ID_LEN} letters, digits, '_', '+', \
+         '-' and '.', and not \".\" or \"..\" (runc's rule)"
+    )]
+    InvalidId(String),
+}
+
+/// The longest container id the runtime takes: it names a directory.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Checks `id` by the runtime's rule (runc's: `^[\w+-\.]+$`, not `.` or
+/// `..`, and a directory name's length), before it is used as a path.
+pub fn valid_id(id: &str) -> Result<(), RuntimeError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidId(id.to_string()))
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -232,4 +257,28 @@ pub fn fresh_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() % 1_000_000_000);
     format!("inspector-{}-{ms}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_names_follow_runc_s_rule() {
+        for good in ["a", "insp-1_2.3+x", &"a".repeat(MAX_ID_LEN), &fresh_id()] {
+            assert!(valid_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/",
+            "a/b",
+            "a b",
+            "é",
+            &"a".repeat(MAX_ID_LEN + 1),
+        ] {
+            assert!(valid_id(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -90,7 +90,7 @@ impl Floor {
             .expect("a tracepoint program");
         prog.load().map_err(|source| ProbeError::Program {
             program: "insp_noop".to_string(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
         prog.attach("syscalls", "sys_enter_write")
             .map_err(|source| ProbeError::Attach {
@@ -128,7 +128,7 @@ fn load_in_parallel(ebpf: &mut Ebpf, wanted: &[&str]) -> Result<(), ProbeError> 
                         };
                         loaded.map_err(|source| ProbeError::Program {
                             program: name.to_string(),
-                            source: Box::new(source),
+                            error: Box::new(source),
                         })?;
                     }
                     Ok(())

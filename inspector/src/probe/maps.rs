@@ -47,7 +47,10 @@ impl Maps {
             name: &'static str,
             map: Map,
         ) -> Result<T, ProbeError> {
-            T::try_from(map).map_err(|source| ProbeError::Map { name, source })
+            T::try_from(map).map_err(|source| ProbeError::Map {
+                name,
+                error: source,
+            })
         }
         let [
             events,
@@ -75,7 +78,7 @@ impl Maps {
     pub fn set_enabled(&mut self, enabled: bool) -> Result<(), ProbeError> {
         switch(&mut self.run, enabled).map_err(|source| ProbeError::Map {
             name: "RUN",
-            source,
+            error: source,
         })
     }
 
@@ -84,7 +87,7 @@ impl Maps {
     pub fn reset(&mut self) -> Result<(), ProbeError> {
         let lost_err = |e| ProbeError::Map {
             name: "LOST",
-            source: aya::maps::MapError::IoError(e),
+            error: aya::maps::MapError::IoError(e),
         };
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| lost_err(e))?;
         let zeros = PerCpuValues::try_from(vec![0u64; cpus]).map_err(lost_err)?;
@@ -92,7 +95,7 @@ impl Maps {
             .set(0, zeros, 0)
             .map_err(|source| ProbeError::Map {
                 name: "LOST",
-                source,
+                error: source,
             })?;
         // Processes tracked then may have exited since, with the probe off
         // to untrack them: their pids could be anyone's now.
@@ -141,7 +144,7 @@ impl Maps {
                 .insert(comm_key(name)?, 1, 0)
                 .map_err(|source| ProbeError::Map {
                     name: "TRACK_COMMS",
-                    source,
+                    error: source,
                 })?;
         }
         Ok(())
@@ -189,14 +192,14 @@ impl Loaded {
                 .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
                 .map_err(|source| ProbeError::Program {
                     program: name.to_string(),
-                    source: Box::new(source),
+                    error: Box::new(source),
                 })?;
             programs.push((name, fd));
         }
         let maps = Maps::take(|name| {
             ebpf.take_map(name).ok_or(ProbeError::Map {
                 name,
-                source: aya::maps::MapError::InvalidName {
+                error: aya::maps::MapError::InvalidName {
                     name: name.to_string(),
                 },
             })
@@ -211,14 +214,17 @@ impl Loaded {
         for &name in wanted {
             let fd = lease.open(name).map_err(|e| ProbeError::Program {
                 program: name.to_string(),
-                source: Box::new(aya::programs::ProgramError::IOError(e)),
+                error: Box::new(aya::programs::ProgramError::IOError(e)),
             })?;
             programs.push((name, fd));
         }
         let maps = Maps::take(|name| {
             MapData::from_pin(lease.dir.join(name))
                 .and_then(Map::from_map_data)
-                .map_err(|source| ProbeError::Map { name, source })
+                .map_err(|source| ProbeError::Map {
+                    name,
+                    error: source,
+                })
         })?;
         Ok(Loaded { programs, maps })
     }

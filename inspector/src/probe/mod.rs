@@ -134,16 +134,15 @@ pub enum ProbeError {
     Prereq(#[from] PrereqError),
     #[error(transparent)]
     Btf(#[from] BtfError),
+    // Here and below, the cause is in the message and not also a source:
+    // printed with its chain, it would be said twice.
     #[error("loading the probe into the kernel failed: {0}")]
-    Load(#[source] Box<aya::EbpfError>),
-    #[error("the kernel rejected program {program}: {source}")]
+    Load(Box<aya::EbpfError>),
+    #[error("the kernel rejected program {program}: {error}")]
     Program {
         program: String,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+        error: Box<aya::programs::ProgramError>,
     },
-    // `error` is shown here rather than as a source: printed with its
-    // chain, it would be said twice.
     #[error(
         "attaching {program} to {tracepoint} failed on kernel {}: {error}",
         kernel::release()
@@ -160,11 +159,10 @@ pub enum ProbeError {
         missing: String,
         advice: &'static str,
     },
-    #[error("probe map {name}: {source}")]
+    #[error("probe map {name}: {error}")]
     Map {
         name: &'static str,
-        #[source]
-        source: aya::maps::MapError,
+        error: aya::maps::MapError,
     },
     #[error("--buffer-size must be a power of two of at least 4096 bytes, got {0}")]
     BufferSize(u32),

@@ -13,6 +13,8 @@ pub mod phase;
 pub mod reader;
 pub mod render;
 pub mod role;
+#[cfg(test)]
+mod round_trip;
 pub mod running;
 
 use std::{
@@ -401,7 +403,8 @@ impl Builder {
         self.stats.events += 1;
         let Some(task) = &e.task else {
             if let Body::Lost { count, .. } = e.body {
-                self.stats.lost += count;
+                // Counts come from the recording: u64::MAX must not wrap to 0.
+                self.stats.lost = self.stats.lost.saturating_add(count);
             }
             return;
         };
@@ -867,7 +870,7 @@ fn render_container(
         complete: complete && c.milestones.get(Phase::Stopped).is_some(),
         start_ns: start,
         end_ns: end,
-        duration_ns: end - start,
+        duration_ns: end.saturating_sub(start),
         start_time: wall_time(anchor, start),
         exit_code: c.exit_code,
         signal: c.signal,
@@ -879,20 +882,35 @@ fn render_container(
     }
 }
 
-/// The wall-clock time of `ktime`, from one event whose both times are known.
+/// The wall-clock time of `ktime`, RFC 3339, from one event whose both times
+/// are known; empty when there is none or it cannot be told (see [`wall_clock`]).
 fn wall_time(anchor: Option<&(u64, String)>, ktime: u64) -> String {
     let Some((at, time)) = anchor else {
         return String::new();
     };
-    let Ok(wall) = humantime::parse_rfc3339(time) else {
-        return time.clone();
-    };
-    let wall = if ktime <= *at {
-        wall - std::time::Duration::from_nanos(at - ktime)
+    match wall_clock(*at, time, ktime) {
+        Some(wall) => humantime::format_rfc3339_nanos(wall).to_string(),
+        None => String::new(),
+    }
+}
+
+/// The wall-clock time of `ktime`, from one event's pair of times (`at`, its
+/// ktime, and `time`, its RFC 3339 wall-clock time): the two clocks' offset is
+/// the same for the whole recording. `None` when `time` is not RFC 3339 or
+/// the result falls outside what RFC 3339 can write (before 1970 or after
+/// 9999: a recording edited by hand, or from a machine whose clock was far
+/// off), rather than a time that is wrong or a panic.
+pub fn wall_clock(at: u64, time: &str, ktime: u64) -> Option<std::time::SystemTime> {
+    /// 10000-01-01T00:00:00Z: the first time with a five-digit year.
+    const YEAR_10000: std::time::Duration = std::time::Duration::from_secs(253_402_300_800);
+    let anchor = humantime::parse_rfc3339(time).ok()?;
+    let wall = if ktime <= at {
+        anchor.checked_sub(std::time::Duration::from_nanos(at - ktime))?
     } else {
-        wall + std::time::Duration::from_nanos(ktime - at)
+        anchor.checked_add(std::time::Duration::from_nanos(ktime - at))?
     };
-    humantime::format_rfc3339_nanos(wall).to_string()
+    let since_epoch = wall.duration_since(std::time::UNIX_EPOCH).ok()?;
+    (since_epoch < YEAR_10000).then_some(wall)
 }
 
 #[cfg(test)]
@@ -1066,6 +1084,67 @@ mod tests {
         );
         assert_eq!(timelines[0].events, timelines[1].events);
         assert_eq!(stats.unattributed, 0);
+    }
+
+    /// `RUNC_RUN` with its first event dated `time` and moved `shift_ns`
+    /// later: the events after it are earlier than the one that dates them.
+    fn dated_first(time: &str, shift_ns: i64) -> String {
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        let mut first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        first["time"] = time.into();
+        first["ktime_ns"] = (first["ktime_ns"].as_u64().unwrap() as i64 + shift_ns).into();
+        lines[0] = serde_json::to_string(&first).unwrap();
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_wall_clock_before_1970_or_after_9999_is_unknown_not_a_panic() {
+        for (time, shift) in [
+            ("1970-01-01T00:00:01Z", 5_000_000_000),
+            ("9999-12-31T23:59:59.999Z", -5_000_000_000),
+            ("0000-01-01T00:00:00Z", 0),
+        ] {
+            let (timelines, _) = build(&dated_first(time, shift));
+            assert_eq!(timelines.len(), 1, "{time}");
+            let t = &timelines[0];
+            assert!(
+                t.start_time.is_empty() || t.start_time == time.replace(".999Z", ".999000000Z"),
+                "{time}: {}",
+                t.start_time
+            );
+            assert!(render::text(t, true).contains("container fixture-ctr"));
+        }
+        let t = build(&dated_first("1970-01-01T00:00:01Z", 5_000_000_000)).0;
+        assert_eq!(t[0].start_time, "");
+        assert!(render::text(&t[0], false).contains("started at an unknown time"));
+        // In range, times are exact.
+        let at = 5_000_000_000;
+        let wall = |k| {
+            wall_clock(at, "1970-01-01T00:00:01Z", k)
+                .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+        };
+        assert_eq!(
+            wall(at - 1_000_000_000).unwrap(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(wall(at - 1_000_000_001), None);
+        assert!(wall(u64::MAX).unwrap().starts_with("2554-"));
+        assert_eq!(wall_clock(0, "9999-06-01T00:00:00Z", u64::MAX), None);
+        assert_eq!(wall_clock(0, "9999-12-31T23:59:59.999999999Z", 1), None);
+        assert_eq!(wall_clock(0, "not a time", 1), None);
+    }
+
+    #[test]
+    fn lost_counts_add_up_without_wrapping() {
+        let lost = |count: u64| {
+            format!(
+                r#"{{"v":1,"ktime_ns":1,"time":"","kind":"lost","count":{count},"total":{count}}}"#
+            )
+        };
+        let text = format!("{RUNC_RUN}{}\n{}\n", lost(u64::MAX), lost(1));
+        let (timelines, stats) = build(&text);
+        assert_eq!(stats.lost, u64::MAX);
+        assert!(!timelines[0].complete, "events were lost");
     }
 
     #[test]

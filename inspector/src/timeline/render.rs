@@ -59,19 +59,25 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
         (true, false) => "",
         (false, false) => " (incomplete)",
     };
+    // Empty when the recording's wall-clock time could not date it.
+    let started = if t.start_time.is_empty() {
+        "at an unknown time".into()
+    } else {
+        bare(&t.start_time)
+    };
     let _ = writeln!(
         out,
-        "container {}{state}: {}{ending}, {} events, started {}",
+        "container {}{state}: {}{ending}, {} events, started {started}",
         bare(short_id(&t.id)),
         ms(t.duration_ns),
         t.events,
-        bare(&t.start_time)
     );
 
     let _ = writeln!(out, "  phases");
     let span = t.duration_ns.max(1) as f64;
     for p in &t.phases {
-        let from = ((p.start_ns - t.start_ns) as f64 / span * BAR_WIDTH as f64) as usize;
+        let from =
+            (p.start_ns.saturating_sub(t.start_ns) as f64 / span * BAR_WIDTH as f64) as usize;
         let len = ((p.duration_ns as f64 / span * BAR_WIDTH as f64).round() as usize).max(1);
         let from = from.min(BAR_WIDTH - 1);
         let len = len.min(BAR_WIDTH - from);
@@ -80,7 +86,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
             out,
             "    {:<10} {:>10} │{bar}│ {:>10}",
             p.phase.name(),
-            format!("+{}", ms(p.start_ns - t.start_ns)),
+            format!("+{}", ms(p.start_ns.saturating_sub(t.start_ns))),
             ms(p.duration_ns)
         );
     }

@@ -73,6 +73,34 @@ pub enum TuiError {
     Terminal(#[from] io::Error),
     #[error("the probe's reader ended before attaching")]
     Reader,
+    #[error(
+        "the TUI needs a terminal, and {0}: use `inspector trace` and `inspector timeline`, or \
+         `inspector run` without --tui, instead"
+    )]
+    NoTerminal(String),
+}
+
+/// Fails unless there is a terminal to draw on: the TUI draws on standard
+/// output and reads keys from standard input or, when that is not one,
+/// /dev/tty (crossterm's choice); without them ratatui's set-up panics.
+pub fn require_terminal() -> Result<(), TuiError> {
+    use std::io::IsTerminal as _;
+    if !io::stdout().is_terminal() {
+        return Err(TuiError::NoTerminal(
+            "standard output is not a terminal".into(),
+        ));
+    }
+    if !io::stdin().is_terminal()
+        && let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+    {
+        return Err(TuiError::NoTerminal(format!(
+            "standard input is not one and there is no controlling terminal (/dev/tty: {e})"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -299,6 +327,7 @@ pub fn run(opts: &TuiOptions) -> Result<(), TuiError> {
 /// before the screen is taken: `inspector run --tui` starts its container
 /// there, so that not one of its events is missed.
 pub fn run_then(opts: &TuiOptions, after_attach: impl FnOnce()) -> Result<(), TuiError> {
+    require_terminal()?;
     let mut app;
     let mut feed = None;
     let stop = Arc::new(AtomicBool::new(false));
@@ -310,8 +339,10 @@ pub fn run_then(opts: &TuiOptions, after_attach: impl FnOnce()) -> Result<(), Tu
                 source,
             })?;
             let mut events = Vec::new();
-            reader::for_each_event(io::BufReader::new(file), |e| events.push(e))?;
+            let read = reader::for_each_event(io::BufReader::new(file), |e| events.push(e))?;
             app = App::replay(events, opts.retention);
+            // A cut last line or events out of order: on the status line.
+            app.error = Some(read.warnings().join("; ")).filter(|w| !w.is_empty());
         }
         None => {
             // Attached before the screen is taken, so that a missing

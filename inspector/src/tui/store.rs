@@ -404,14 +404,11 @@ impl EventStore {
     }
 
     /// The wall-clock time of a ktime, RFC 3339, when one event carried its time.
+    /// `None` too when that time cannot date this one (it would fall before
+    /// 1970 or after 9999): the view then shows seconds instead.
     pub fn wall_time(&self, ktime: u64) -> Option<std::time::SystemTime> {
         let (at, time) = self.anchor.as_ref()?;
-        let wall = humantime::parse_rfc3339(time).ok()?;
-        Some(if ktime <= *at {
-            wall - std::time::Duration::from_nanos(at - ktime)
-        } else {
-            wall + std::time::Duration::from_nanos(ktime - at)
-        })
+        crate::timeline::wall_clock(*at, time, ktime)
     }
 
     /// `HH:MM:SS.mmm` (UTC) of a ktime, or seconds since the first event.
@@ -535,5 +532,25 @@ mod tests {
         assert_eq!(s.clock(2_500_000_000), "14:06:24.500");
         let full = s.full_event(s.get(1).unwrap());
         assert_eq!(full.time, "2026-11-29T14:06:24.500000000Z");
+    }
+
+    #[test]
+    fn tui_store_shows_seconds_where_the_anchor_cannot_date_an_event() {
+        // Dated 1 s after the epoch, then an event 4 s earlier, and one
+        // from after the year 9999: neither panics, both show seconds.
+        let mut s = EventStore::new(10);
+        let mut first = lost(5_000_000_000);
+        first.time = "1970-01-01T00:00:01Z".into();
+        s.push(first, None);
+        s.push(lost(1_000_000_000), None);
+        assert_eq!(s.clock(1_000_000_000), "1.000");
+        assert_eq!(s.clock(5_000_000_000), "00:00:01.000");
+        let full = s.full_event(s.get(1).unwrap());
+        assert_eq!(full.time, "");
+        let mut late = EventStore::new(10);
+        let mut first = lost(0);
+        first.time = "9999-12-31T23:59:59Z".into();
+        late.push(first, None);
+        assert_eq!(late.clock(2_000_000_000), "2.000");
     }
 }

@@ -167,6 +167,24 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
+    /// How many processes of the cgroup the kernel's OOM killer has killed:
+    /// `oom_kill` in memory.events (cgroup2) or memory.oom_control (v1).
+    /// 0 when the kernel does not say.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match &self.v2 {
+            Some(d) => d.join("memory.events"),
+            None => match self.v1_dir("memory") {
+                Some(d) => d.join("memory.oom_control"),
+                None => return 0,
+            },
+        };
+        fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn frozen(&self) -> bool {
         if let Some(d) = &self.v2 {
             return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
