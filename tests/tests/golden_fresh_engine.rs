@@ -59,6 +59,19 @@ fn answers() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether `pid` has exited: no longer in /proc, or a zombie its parent
+/// (someone else's, which this test cannot reap) has not waited for yet.
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command, which is in parentheses and may
+        // hold any character: read after the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
 impl Engine {
     fn running() -> Result<Engine, String> {
         let pid = pid().ok_or(format!("no running dockerd in {PID_FILE}"))?;
@@ -104,7 +117,7 @@ impl Engine {
             // stays a zombie (a no-op on an engine started by someone else).
             // SAFETY: waitpid with no status pointer.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
+            if gone(pid) {
                 break;
             }
             assert!(

@@ -50,9 +50,12 @@ pub fn ensure() -> Result<()> {
 fn start_dockerd() -> Result<()> {
     util::step(&format!("starting dockerd (log: {DOCKERD_LOG})"));
     let log = std::fs::File::create(DOCKERD_LOG)?;
-    // setsid: dockerd outlives this command, as a service would.
+    // setsid --fork: dockerd outlives this command in a session of its own,
+    // as a service would, and is not this command's child: when it stops
+    // (a test restarts the engine) it is reaped, not left a zombie that
+    // looks alive until `cargo xtask test` ends.
     let mut cmd = Command::new("setsid");
-    cmd.arg("dockerd")
+    cmd.args(["--fork", "dockerd"])
         .arg("--add-runtime")
         .arg(format!("{RUNTIME_NAME}={}", runtime_binary().display()))
         .stdin(Stdio::null())
@@ -67,8 +70,12 @@ fn start_dockerd() -> Result<()> {
             Ok(())
         });
     }
-    cmd.spawn()
+    let started = cmd
+        .status()
         .context("cannot start dockerd (is docker.io installed? run `cargo xtask setup`)")?;
+    if !started.success() {
+        bail!("setsid --fork dockerd failed ({started}); see {DOCKERD_LOG}");
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if util::succeeds(docker().arg("info")) {
