@@ -13,9 +13,11 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use oci_spec::runtime::Spec;
 use runtime::{
-    cgroups::{self, devices::Policy, v1},
     config,
-    namespaces::Plan,
+    linux::{
+        cgroups::{self, devices::Policy, v1},
+        namespaces::Plan,
+    },
 };
 
 fuzz_target!(|data: &[u8]| {

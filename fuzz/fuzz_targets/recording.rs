@@ -1,7 +1,7 @@
 //! A recording (`inspector trace --format jsonl`) is a file a user hands to
 //! `timeline`, `diff` and `tui --replay`: any bytes may come in. This feeds
 //! them through the same public entry points those commands use — the reader
-//! (its fast scanner and serde fallback), the timeline builder and every
+//! (its line scanner and serde fallback), the timeline builder and every
 //! output it renders, and the golden a recording turns into for `diff` — and
 //! requires that none of them panics.
 

@@ -14,7 +14,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
-use runtime::seccomp;
+use runtime::linux::seccomp;
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {
@@ -238,7 +238,8 @@ fn check(profile: &LinuxSeccomp, u: &mut Unstructured) {
     valid(prog);
     for _ in 0..32 {
         let Ok(q) = query(profile, u) else { break };
-        let got = run(prog, &q);
+        let got = seccomp::interpret::run(prog, q.arch, q.nr, q.args)
+            .unwrap_or_else(|e| panic!("the compiled filter gives no verdict: {e}"));
         let want = reference(profile, &q);
         assert_eq!(
             got, want,
@@ -362,43 +363,6 @@ fn query(p: &LinuxSeccomp, u: &mut Unstructured) -> arbitrary::Result<Query> {
     Ok(Query { arch, nr, args })
 }
 
-/// A classic BPF interpreter for the instructions the kernel would run.
-fn run(prog: &[libc::sock_filter], q: &Query) -> u32 {
-    let mut data = [0u32; 16];
-    data[0] = q.nr;
-    data[1] = q.arch;
-    for (i, a) in q.args.iter().enumerate() {
-        data[4 + 2 * i] = *a as u32;
-        data[5 + 2 * i] = (*a >> 32) as u32;
-    }
-    let (mut pc, mut acc) = (0usize, 0u32);
-    loop {
-        let ins = prog[pc];
-        pc += 1;
-        let class = ins.code & 0x07;
-        if ins.code == (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16 {
-            acc = data[ins.k as usize / 4];
-        } else if ins.code == (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16 {
-            acc &= ins.k;
-        } else if ins.code == (libc::BPF_RET | libc::BPF_K) as u16 {
-            return ins.k;
-        } else if ins.code == (libc::BPF_JMP | libc::BPF_JA) as u16 {
-            pc += ins.k as usize;
-        } else if class == libc::BPF_JMP as u16 {
-            let taken = match ins.code & 0xf0 {
-                c if c == libc::BPF_JEQ as u16 => acc == ins.k,
-                c if c == libc::BPF_JGT as u16 => acc > ins.k,
-                c if c == libc::BPF_JGE as u16 => acc >= ins.k,
-                c if c == libc::BPF_JSET as u16 => acc & ins.k != 0,
-                c => panic!("jump {c:#x}"),
-            };
-            pc += if taken { ins.jt } else { ins.jf } as usize;
-        } else {
-            panic!("instruction {:#x}", ins.code);
-        }
-    }
-}
-
 /// The return value an action stands for (seccomp(2)).
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
     let errno = errno.unwrap_or(libc::EPERM as u32) & 0xffff;
@@ -414,7 +378,7 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> u32 {
     }
 }
 
-/// What the profile says, read directly (module doc of runtime::seccomp):
+/// What the profile says, read directly (module doc of runtime::linux::seccomp):
 /// an unlisted ABI is killed; otherwise the first rule, in order, whose
 /// names hold the number and whose conditions hold, skipping rules with the
 /// default action; conditions on one argument twice are alternatives; i386

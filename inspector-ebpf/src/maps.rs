@@ -99,7 +99,7 @@ pub fn wanted(tgid: u32) -> bool {
     if tgid == self_tgid() {
         return false;
     }
-    config_trace_all() || unsafe { TRACKED.get(&tgid).is_some() }
+    config_trace_all() || unsafe { TRACKED.get(tgid).is_some() }
 }
 
 #[inline(always)]
@@ -109,7 +109,7 @@ pub fn is_self(tgid: u32) -> bool {
 
 #[inline(always)]
 pub fn is_tracked(tgid: u32) -> bool {
-    unsafe { TRACKED.get(&tgid).is_some() }
+    unsafe { TRACKED.get(tgid).is_some() }
 }
 
 /// The hot-path filter: false means "certainly not reported".
@@ -127,14 +127,14 @@ pub fn maybe_wanted(tgid: u32) -> bool {
 /// Starts reporting a process.
 #[inline(always)]
 pub fn track(tgid: u32) {
-    let _ = TRACKED.insert(&tgid, &1, 0);
+    let _ = TRACKED.insert(tgid, 1, 0);
     flip_bit(tgid, true);
 }
 
 /// Stops reporting a process that exited.
 #[inline(always)]
 pub fn untrack(tgid: u32) {
-    let _ = TRACKED.remove(&tgid);
+    let _ = TRACKED.remove(tgid);
     flip_bit(tgid, false);
 }
 

@@ -50,7 +50,7 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
     ev.child_tgid = child_tgid;
     ev.child_tid = child_tid;
     ev.child_start = read::<u64>(child, off!(task_start_time));
-    match unsafe { CLONE_FLAGS.get(&tid) } {
+    match unsafe { CLONE_FLAGS.get(tid) } {
         Some(flags) => {
             ev.flags = *flags;
             ev.flags_known = 1;
@@ -81,11 +81,11 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
     // A thread that exec'd took over the leader's tid: its pending execve entry
     // (kept under the old tid) will never see its exit.
     if old_pid != tid {
-        let _ = PENDING.remove(&old_pid);
+        let _ = PENDING.remove(old_pid);
     }
     if !is_tracked(tgid) {
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        if unsafe { TRACK_COMMS.get(&comm).is_some() } {
+        if unsafe { TRACK_COMMS.get(comm).is_some() } {
             track(tgid);
             aya_log_ebpf::debug!(&ctx, "following tgid {}: it exec'd a tracked command", tgid);
         }
@@ -170,7 +170,7 @@ pub fn insp_exit_task(ctx: RawTracePointContext) -> i32 {
     if live == 0 && maybe_wanted(tgid as u32) {
         let leader = read_ptr(task, off!(task_group_leader));
         let key = [tgid, read::<u64>(leader, off!(task_start_time))];
-        group_dead = EXITED.insert(&key, &1, BPF_NOEXIST as u64).is_ok();
+        group_dead = EXITED.insert(key, 1, BPF_NOEXIST as u64).is_ok();
     }
     exited(&ctx, task, group_dead)
 }
@@ -184,8 +184,8 @@ fn exited(ctx: &RawTracePointContext, task: u64, group_dead: bool) -> i32 {
     let tid = pid_tgid as u32;
 
     // A thread can die inside a syscall (killed): forget what it had entered.
-    let _ = PENDING.remove(&tid);
-    let _ = CLONE_FLAGS.remove(&tid);
+    let _ = PENDING.remove(tid);
+    let _ = CLONE_FLAGS.remove(tid);
     if !group_dead {
         return 0;
     }

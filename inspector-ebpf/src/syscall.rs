@@ -58,7 +58,7 @@ pub fn begin(ctx: &TracePointContext, kind: u32) -> Option<&'static mut SyscallE
 /// Parks the event until the syscall returns.
 #[inline(always)]
 pub fn park(ev: &SyscallEvent) {
-    let _ = PENDING.insert(&ev.hdr.tid, ev, 0);
+    let _ = PENDING.insert(ev.hdr.tid, ev, 0);
 }
 
 /// Copies a user string argument into `ev.strs[i]`.
@@ -88,7 +88,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
         return 0;
     }
     let tid = pid_tgid as u32;
-    let Some(ev) = PENDING.get_ptr_mut(&tid) else {
+    let Some(ev) = PENDING.get_ptr_mut(tid) else {
         return 0;
     };
     let ev = unsafe { &mut *ev };
@@ -104,7 +104,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
             }
         }
     }
-    let _ = PENDING.remove(&tid);
+    let _ = PENDING.remove(tid);
     0
 }
 
@@ -114,7 +114,7 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
 fn remember_clone_flags(flags: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if wanted((pid_tgid >> 32) as u32) && enabled() {
-        let _ = CLONE_FLAGS.insert(&(pid_tgid as u32), &flags, 0);
+        let _ = CLONE_FLAGS.insert(pid_tgid as u32, flags, 0);
     }
 }
 
@@ -153,10 +153,10 @@ pub fn insp_clone_exit(ctx: TracePointContext) -> i32 {
         return 0;
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(flags) = (unsafe { CLONE_FLAGS.get(&tid) }).copied() else {
+    let Some(flags) = (unsafe { CLONE_FLAGS.get(tid) }).copied() else {
         return 0;
     };
-    let _ = CLONE_FLAGS.remove(&tid);
+    let _ = CLONE_FLAGS.remove(tid);
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
     if flags & CLONE_NEW_MASK == 0 && ret >= 0 {
         return 0;

@@ -235,6 +235,24 @@ impl Body {
             Body::Lost { .. } => "lost",
         }
     }
+
+    /// How the syscall of this event returned, when it was one that says
+    /// (a cgroup write's only with its result recorded).
+    pub fn syscall_result(&self) -> Option<&SyscallResult> {
+        match self {
+            Body::Clone { result, .. }
+            | Body::Unshare { result, .. }
+            | Body::Setns { result, .. }
+            | Body::Mount { result, .. }
+            | Body::Umount { result, .. }
+            | Body::PivotRoot { result, .. }
+            | Body::Chroot { result, .. }
+            | Body::Chdir { result, .. }
+            | Body::Fchdir { result, .. } => Some(result),
+            Body::CgroupWrite { result, .. } => result.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Error, PartialEq)]

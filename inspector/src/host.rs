@@ -88,29 +88,14 @@ impl Cgroups {
         by_id.entry(0).or_insert_with(|| "cgroup2".to_string());
 
         let mut by_dev = HashMap::new();
-        for line in mountinfo.lines() {
-            // id parent major:minor root mount-point options [optional...] - fstype source super-options
-            let fields: Vec<&str> = line.split(' ').collect();
-            let Some(dash) = fields.iter().position(|f| *f == "-") else {
-                continue;
-            };
-            if fields.len() < 5 || fields.len() < dash + 4 {
-                continue;
-            }
-            let fstype = fields[dash + 1];
-            let hierarchy = match fstype {
+        for m in runtime::linux::proc::MountInfo::parse_all(mountinfo) {
+            let hierarchy = match m.fstype.as_str() {
                 "cgroup2" => "cgroup2".to_string(),
-                "cgroup" => v1_hierarchy(fields[dash + 3]),
+                "cgroup" => v1_hierarchy(&m.super_options),
                 _ => continue,
             };
-            let Some((major, minor)) = fields[2].split_once(':') else {
-                continue;
-            };
-            let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
-                continue;
-            };
-            by_dev.entry((major, minor)).or_insert(CgroupMount {
-                mount_point: unescape_mountinfo(fields[4]),
+            by_dev.entry(m.dev).or_insert(CgroupMount {
+                mount_point: m.mount_point.to_string_lossy().into_owned(),
                 hierarchy,
             });
         }
@@ -148,13 +133,6 @@ fn v1_hierarchy(super_options: &str) -> String {
         .filter(|o| !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 #[cfg(test)]

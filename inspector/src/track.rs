@@ -24,16 +24,15 @@ pub fn scan_proc() -> Vec<ProcEntry> {
     .collect()
 }
 
-/// `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so it is
-/// everything between the first '(' and the last ')'.
+/// `pid (comm) state ppid ...`, read by the runtime's parser (a comm may
+/// hold spaces and parentheses).
 pub fn parse_stat(pid: u32, stat: &str) -> Option<ProcEntry> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
-    let mut rest = stat.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some(ProcEntry { pid, ppid, comm })
+    let stat = runtime::linux::proc::Stat::parse(stat)?;
+    Some(ProcEntry {
+        pid,
+        ppid: stat.ppid()?,
+        comm: stat.comm.to_string(),
+    })
 }
 
 /// The processes whose comm is in `comms`, and all their descendants.

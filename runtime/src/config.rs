@@ -51,7 +51,7 @@ fn validate(spec: &Spec) -> Result<()> {
         }
         // The filter is loaded only at start: refuse what it cannot honour now.
         if let Some(s) = linux.seccomp() {
-            crate::seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
+            crate::linux::seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?;
         }
     }
     for m in spec.mounts().iter().flatten() {

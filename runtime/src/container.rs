@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    cgroups::Cgroup,
     error::{Context as _, msg},
+    linux::{cgroups::Cgroup, proc::process_start_time},
 };
 
 pub const STATE_FILE: &str = "state.json";
@@ -96,16 +96,20 @@ impl Creator {
 pub const MAX_ID_LEN: usize = 255;
 
 /// runc's rule for container ids (`^[\w+-\.]+$`, not `.` or `..`), with the
-/// length a directory name can have.
-pub fn valid_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
+/// length a directory name can have. `inspector run --name` checks by it too.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
         && id != "."
         && id != ".."
         && id.len() <= MAX_ID_LEN
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+}
+
+/// [`is_valid_id`], or an error saying what an id may be.
+pub fn valid_id(id: &str) -> Result<()> {
+    if is_valid_id(id) {
         Ok(())
     } else {
         Err(msg(format!(
@@ -299,20 +303,6 @@ impl Saved {
     }
 }
 
-/// (start time, is a zombie) of a process, from /proc/PID/stat.
-pub fn process_start_time(pid: i32) -> Option<(u64, bool)> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields.first()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, *state == "Z" || *state == "X"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,11 +319,5 @@ mod tests {
         assert!(valid_id(&"a".repeat(MAX_ID_LEN + 1)).is_err());
         let err = valid_id("a/b").unwrap_err().to_string();
         assert!(err.contains("letters, digits"), "{err}");
-    }
-
-    #[test]
-    fn own_start_time() {
-        let (t, zombie) = process_start_time(std::process::id() as i32).unwrap();
-        assert!(t > 0 && !zombie);
     }
 }

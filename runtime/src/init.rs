@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Result,
-    cgroups::Cgroup,
-    console,
     error::{Context as _, msg},
-    hooks, mounts,
-    namespaces::{self, Plan},
-    process, rootfs,
+    linux::{
+        cgroups::Cgroup,
+        console, hooks, mounts,
+        namespaces::{self, Plan},
+        rootfs,
+    },
+    process,
     sync::{self, CONSOLE_FD, FIFO_FD, Msg, SYNC_FD},
 };
 

@@ -7,40 +7,37 @@
 //! from a sealed memfd copy of this binary, so nothing inside the container can
 //! reach the binary on the host.
 //!
-//! One module per operation (`create`, `start`, `state`, ...) and one per
-//! concern (`namespaces`, `rootfs`, `cgroups`, `seccomp`, ...).
+//! Where things live (youki's layout):
+//!
+//! - `commands/`: runc's commands, one file each, named like the command
+//!   (`create`, `start`, `run`, `state`, `kill`, `delete`, `exec`, `ps`,
+//!   `pause` with `resume`, `list`, `spec`); main.rs only parses the command
+//!   line and calls them.
+//! - `linux/`: the kernel mechanisms: `namespaces`, `mounts` (options and
+//!   opening paths inside the rootfs), `rootfs` (building it, pivot_root),
+//!   `cgroups/` (v1, v2, device rules as eBPF), `capabilities`, `seccomp/`
+//!   (the filter compiler, and the x32 syscall table the `syscalls` crate
+//!   lacks), `console`,
+//!   `hooks`, `signal` (names and numbers) and `proc` (reading /proc/PID/stat
+//!   and mountinfo, shared with inspector).
+//! - Beside them, what ties a container together: `container` (its state
+//!   directory and lifecycle status, and the container-id rule), `config`
+//!   (loading and checking config.json), `init` (what runs inside, from the
+//!   sealed copy), `process` (the last steps before the entrypoint, shared by
+//!   init and `exec`), `reexec` (the sealed memfd copy and its keeper),
+//!   `sync` (messages between the runtime and init), `log` (`--log`), `time`
+//!   (RFC 3339 timestamps) and `error`.
 
-pub mod capabilities;
-pub mod cgroups;
+pub mod commands;
 pub mod config;
-pub mod console;
 pub mod container;
-pub mod create;
-pub mod delete;
 pub mod error;
-pub mod exec;
-pub mod hooks;
 pub mod init;
-pub mod kill;
-pub mod list;
+pub mod linux;
 pub mod log;
-pub mod mounts;
-pub mod namespaces;
-pub mod pause;
 pub mod process;
-pub mod ps;
 pub mod reexec;
-pub mod rootfs;
-pub mod run;
-pub mod seccomp;
-pub mod signal;
-pub mod spec;
-pub mod start;
-pub mod state;
 pub mod sync;
-mod syscalls_i386;
-mod syscalls_x32;
-mod syscalls_x86_64;
 pub mod time;
 
 pub use error::{Error, Result};

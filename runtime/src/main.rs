@@ -1,4 +1,5 @@
-//! `inspector-runtime`: the command line, runc's shape.
+//! `inspector-runtime`: the command line, runc's shape, parsed and handed to
+//! the command of the same name in `commands/`.
 //!
 //! `no_main`: every container start executes this binary twice, and Rust's
 //! usual start-up (finding the main thread's stack guard, which makes glibc
@@ -10,7 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use runtime::{create, exec, log};
+use runtime::{
+    commands::{create, delete, exec, kill, list, pause, ps, run as run_cmd, spec, start, state},
+    linux::signal,
+    log,
+};
 
 #[derive(Parser)]
 #[command(
@@ -218,30 +223,20 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Create(a) => {
             create::create(&create_opts(a))?;
         }
-        Cmd::Start { id } => runtime::start::start(&root, &id)?,
-        Cmd::State { id } => {
-            let state = runtime::state::state(&root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&state)?);
-        }
+        Cmd::Start { id } => start::start(&root, &id)?,
+        Cmd::State { id } => state::print(&root, &id)?,
         Cmd::Kill { all, id, signal } => {
-            let sig = runtime::signal::parse(signal.as_deref().unwrap_or("TERM"))?;
-            runtime::kill::kill(&root, &id, sig, all)?;
+            let sig = signal::parse(signal.as_deref().unwrap_or("TERM"))?;
+            kill::kill(&root, &id, sig, all)?;
         }
-        Cmd::Delete { force, id } => runtime::delete::delete(&root, &id, force)?,
-        Cmd::Run { create, detach } => return Ok(runtime::run::run(&create_opts(create), detach)?),
-        Cmd::Spec { bundle } => runtime::spec::write(&bundle)?,
+        Cmd::Delete { force, id } => delete::delete(&root, &id, force)?,
+        Cmd::Run { create, detach } => return Ok(run_cmd::run(&create_opts(create), detach)?),
+        Cmd::Spec { bundle } => spec::write(&bundle)?,
         Cmd::Ps {
             format,
             id,
             ps_args,
-        } => match format.as_str() {
-            "json" => println!(
-                "{}",
-                serde_json::to_string(&runtime::ps::pids(&root, &id)?)?
-            ),
-            "table" => print!("{}", runtime::ps::table(&root, &id, &ps_args)?),
-            other => bail!("invalid format {other:?} (table or json)"),
-        },
+        } => ps::print(&root, &id, &format, &ps_args)?,
         Cmd::Exec {
             process,
             detach,
@@ -271,20 +266,9 @@ fn run(cli: Cli) -> Result<i32> {
                 args: command,
             })?);
         }
-        Cmd::Pause { id } => runtime::pause::pause(&root, &id)?,
-        Cmd::Resume { id } => runtime::pause::resume(&root, &id)?,
-        Cmd::List { format, quiet } => {
-            let states = runtime::list::list(&root)?;
-            if quiet {
-                for s in &states {
-                    println!("{}", s["id"].as_str().unwrap_or(""));
-                }
-            } else if format == "json" {
-                println!("{}", serde_json::to_string(&states)?);
-            } else {
-                print!("{}", runtime::list::table(&states));
-            }
-        }
+        Cmd::Pause { id } => pause::pause(&root, &id)?,
+        Cmd::Resume { id } => pause::resume(&root, &id)?,
+        Cmd::List { format, quiet } => list::print(&root, &format, quiet)?,
     }
     Ok(0)
 }

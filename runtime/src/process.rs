@@ -10,9 +10,9 @@ use std::{
 use oci_spec::runtime::{LinuxSeccomp, Process};
 
 use crate::{
-    Result, capabilities,
+    Result,
     error::{Context as _, msg},
-    seccomp,
+    linux::{capabilities, seccomp},
 };
 
 /// Finds the program the way runc does: a name with a slash is taken as is,

@@ -77,7 +77,7 @@ pub fn sealed_exe() -> Result<OwnedFd> {
 fn kept_copy(pid_file: &Path, len: u64) -> Option<OwnedFd> {
     let (pid, start) = read_pid_file(pid_file)?;
     // The start time tells a reused pid from the keeper we recorded.
-    if crate::container::process_start_time(pid) != Some((start, false)) {
+    if crate::linux::proc::process_start_time(pid) != Some((start, false)) {
         return None;
     }
     // SAFETY: geteuid has no preconditions.
@@ -153,7 +153,7 @@ fn start_keeper(memfd: &OwnedFd, pid_file: &Path, len: u64) {
         .stderr(std::process::Stdio::null());
     if let Ok(child) = cmd.spawn() {
         let pid = child.id() as i32;
-        let start = crate::container::process_start_time(pid).map_or(0, |(t, _)| t);
+        let start = crate::linux::proc::process_start_time(pid).map_or(0, |(t, _)| t);
         let recorded =
             crate::container::write_atomic(pid_file, format!("{pid} {start}").as_bytes(), 0o600);
         if recorded.is_err() {
@@ -168,7 +168,7 @@ fn stop_keeper(pid_file: &Path) {
     if let Some((pid, start)) = read_pid_file(pid_file) {
         let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
             .is_ok_and(|c| c == b"inspector-runtime\0exe-keeper\0");
-        if ours && crate::container::process_start_time(pid) == Some((start, false)) {
+        if ours && crate::linux::proc::process_start_time(pid) == Some((start, false)) {
             // SAFETY: signalling a keeper of an older build (or a stale one of ours).
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -185,10 +185,10 @@ pub fn keeper_main() -> ! {
     }
     // Out of the caller's cgroups, which it may want to remove: to the root
     // of every hierarchy.
-    for (_, mount) in crate::cgroups::v1::hierarchies() {
+    for (_, mount) in crate::linux::cgroups::v1::hierarchies() {
         let _ = std::fs::write(mount.join("cgroup.procs"), "0");
     }
-    if crate::cgroups::is_pure_v2() {
+    if crate::linux::cgroups::is_pure_v2() {
         let _ = std::fs::write("/sys/fs/cgroup/cgroup.procs", "0");
     }
     loop {

@@ -1,6 +1,10 @@
-//! RFC 3339 timestamps without a calendar crate.
+//! RFC 3339 timestamps, as runc writes them (`created`, the JSON log's
+//! `time`), formatted by `humantime`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The last second humantime can write (the end of year 9999).
+const LAST_SECOND: i64 = 253_402_300_799;
 
 /// Now, as `2026-11-29T15:41:12.123456789Z`.
 pub fn now_rfc3339() -> String {
@@ -10,30 +14,12 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
+/// `secs` and `nanos` after the epoch, clamped to what RFC 3339 can say
+/// (1970 to 9999 here; humantime refuses the rest), so no input panics.
 pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let secs = secs.clamp(0, LAST_SECOND) as u64;
+    let time = UNIX_EPOCH + Duration::new(secs, nanos.min(999_999_999));
+    humantime::format_rfc3339_nanos(time).to_string()
 }
 
 #[cfg(test)]
@@ -50,6 +36,15 @@ mod tests {
         assert_eq!(
             format_rfc3339(951_782_400, 0),
             "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+
+    #[test]
+    fn instants_out_of_range_are_clamped_not_a_panic() {
+        assert_eq!(format_rfc3339(-1, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(i64::MAX, u32::MAX),
+            "9999-12-31T23:59:59.999999999Z"
         );
     }
 }

@@ -2,19 +2,16 @@
 //! This machine is hybrid, so the test mounts a cgroup2 tree in a private mount
 //! namespace and works there (only the core files: cgroup.procs and friends).
 
-mod common;
-
 use std::process::Command;
 
-use common::{TempDir, Tracer, can_trace, probe_lock};
 use inspector::event::Body;
+use tests::{Need, TempDir, Tracer, probe_test, ready};
 
 #[test]
 fn cgroup2_mkdir_write_attach_and_rmdir_with_results() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let mnt = TempDir::new("cg2");
     let name = format!("inspector-test-{}", std::process::id());
     // In a private mount namespace: mount cgroup2, make a child, move this shell
@@ -88,8 +85,6 @@ rmdir "$1/{name}"
     );
 }
 
-mod runtime_support;
-
 /// A block device of the host that root can open here, as (major, minor): a
 /// disk from /proc/partitions, or else a loop device (some sandboxes, this
 /// machine's among them, refuse every open of their disk even to root, which
@@ -114,7 +109,7 @@ fn disk_bundle(
     name: &str,
     disk: (u32, u32),
     extra_rule: Option<serde_json::Value>,
-) -> runtime_support::Bundle {
+) -> tests::runtime::Bundle {
     let script = format!(
         "mknod /dev/hostdisk b {} {} && echo mknod-ok
          (: < /dev/hostdisk) 2>&1; echo read=$?
@@ -122,7 +117,7 @@ fn disk_bundle(
          echo x > /dev/null && : < /dev/null && echo null-ok",
         disk.0, disk.1
     );
-    let mut b = runtime_support::Bundle::new(name, &["sh", "-c", &script]);
+    let mut b = tests::runtime::Bundle::new(name, &["sh", "-c", &script]);
     for set in ["bounding", "effective", "permitted"] {
         b.config["process"]["capabilities"][set]
             .as_array_mut()
@@ -144,11 +139,11 @@ fn disk_bundle(
 /// Runs a bundle with `inspector-runtime run` in a private mount namespace
 /// whose /sys/fs/cgroup is a cgroup2 mount, so the runtime sees a pure
 /// cgroup2 host. Returns the container's output.
-fn run_on_pure_cgroup2(rt: &runtime_support::Runtime, b: &runtime_support::Bundle) -> String {
+fn run_on_pure_cgroup2(rt: &tests::runtime::Runtime, b: &tests::runtime::Bundle) -> String {
     let out_file = b.path().join("out");
     let script = format!(
         "mount -t cgroup2 none /sys/fs/cgroup && {bin} --root {root} run --bundle {bundle} {id} > {out} 2>&1; echo exit=$? >> {out}",
-        bin = runtime_support::runtime_bin().display(),
+        bin = tests::runtime_bin().display(),
         root = rt.root.path().display(),
         bundle = b.path().display(),
         id = b.id,
@@ -162,7 +157,7 @@ fn run_on_pure_cgroup2(rt: &runtime_support::Runtime, b: &runtime_support::Bundl
     // (the hybrid host shows the same cgroup2 tree under unified/).
     let _ = std::fs::remove_dir(format!(
         "/sys/fs/cgroup/unified{}",
-        runtime_support::cgroups_path(&b.id)
+        tests::runtime::cgroups_path(&b.id)
     ));
     assert!(status.success(), "the cgroup2 script failed");
     std::fs::read_to_string(out_file).unwrap()
@@ -177,7 +172,7 @@ fn on_pure_cgroup2_a_host_disk_made_with_mknod_cannot_be_opened() {
     let Some(disk) = disk_ready() else {
         return;
     };
-    let rt = runtime_support::Runtime::new("cg2-devices");
+    let rt = tests::runtime::Runtime::new("cg2-devices");
     let b = disk_bundle("cg2-devices", disk, None);
     let out = run_on_pure_cgroup2(&rt, &b);
     assert_eq!(
@@ -192,11 +187,11 @@ fn on_pure_cgroup2_a_host_disk_made_with_mknod_cannot_be_opened() {
 /// The runtime is ready and the host has a block device root can open
 /// (the disk the device tests try to reach from a container), or skips.
 fn disk_ready() -> Option<(u32, u32)> {
-    if !runtime_support::ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return None;
     }
     let disk = host_block_device();
-    common::require(
+    tests::require(
         disk.is_some(),
         "a block device root can open (/proc/partitions or /dev/loop0)",
     );
@@ -210,7 +205,7 @@ fn on_pure_cgroup2_an_allowed_device_opens_with_the_allowed_access() {
     let Some(disk) = disk_ready() else {
         return;
     };
-    let rt = runtime_support::Runtime::new("cg2-allowed");
+    let rt = tests::runtime::Runtime::new("cg2-allowed");
     let rule = serde_json::json!({"allow": true, "type": "b", "major": disk.0, "minor": disk.1, "access": "r"});
     let b = disk_bundle("cg2-allowed", disk, Some(rule));
     let out = run_on_pure_cgroup2(&rt, &b);
@@ -229,13 +224,13 @@ fn on_the_hybrid_host_the_v1_devices_controller_still_refuses_the_disk() {
     let Some(disk) = disk_ready() else {
         return;
     };
-    if !common::require(
+    if !tests::require(
         std::path::Path::new("/sys/fs/cgroup/devices").is_dir(),
         "a cgroup v1 devices hierarchy (a hybrid host)",
     ) {
         return;
     }
-    let rt = runtime_support::Runtime::new("v1-devices");
+    let rt = tests::runtime::Runtime::new("v1-devices");
     let b = disk_bundle("v1-devices", disk, None);
     let (code, out, err) = rt.run(&b);
     assert_eq!(code, 0, "{out}{err}");

@@ -3,8 +3,6 @@
 //! non-zero exit that is not a panic (101) or an abort (134), and nothing
 //! left behind.
 
-mod common;
-
 use std::{
     io::{BufRead as _, BufReader},
     os::unix::process::CommandExt as _,
@@ -13,20 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TempDir, can_trace, inspector_bin, probe_lock, require};
-
-fn built() -> bool {
-    require(
-        inspector_bin().exists() && inspector_bin().with_file_name("inspector-runtime").exists(),
-        "a built inspector and inspector-runtime (cargo xtask build)",
-    )
-}
+use tests::{Need, TempDir, inspector_bin, probe_test, ready};
 
 /// `inspector ARGS` with no terminal: standard input and output /dev/null,
 /// standard error captured.
 fn inspector(args: &[&str]) -> Output {
     Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -67,7 +58,7 @@ fn temp_entries(prefix: &str) -> Vec<PathBuf> {
 
 #[test]
 fn a_trace_duration_of_1e20_seconds_is_refused_naming_the_maximum() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let out = inspector(&["trace", "--duration", "1e20"]);
@@ -77,7 +68,7 @@ fn a_trace_duration_of_1e20_seconds_is_refused_naming_the_maximum() {
 
 #[test]
 fn trace_with_standard_output_closed_fails_at_start() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let started = Instant::now();
@@ -102,11 +93,10 @@ fn trace_with_standard_output_closed_fails_at_start() {
 
 #[test]
 fn trace_piped_into_head_exits_within_two_seconds_though_no_event_follows() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("trace-head");
     // A command only this test runs: the trace follows it alone, and it
     // sleeps after its exec, so that no event comes after the first lines.
@@ -114,7 +104,7 @@ fn trace_piped_into_head_exits_within_two_seconds_though_no_event_follows() {
     let binary = dir.path().join(&comm);
     std::fs::copy("/bin/sleep", &binary).unwrap();
     let mut tracer = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["trace", "--track-comm", &comm])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -153,12 +143,12 @@ fn trace_piped_into_head_exits_within_two_seconds_though_no_event_follows() {
         "inspector trace took {waited:?} to notice the closed pipe"
     );
     assert!(status.success(), "{status}");
-    common::assert_no_links_left(before);
+    tests::assert_no_links_left(before);
 }
 
 #[test]
 fn the_tui_without_a_terminal_says_it_needs_one() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let dir = TempDir::new("tui-no-tty");
@@ -192,7 +182,7 @@ fn the_tui_without_a_terminal_says_it_needs_one() {
 
 #[test]
 fn run_in_the_tui_without_a_terminal_fails_before_making_anything() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let id = format!("cli-notty-{}", std::process::id());
@@ -220,12 +210,12 @@ fn run_in_the_tui_without_a_terminal_fails_before_making_anything() {
 
 #[test]
 fn run_limits_on_a_bundle_field_that_is_not_an_object_name_the_field_and_file() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let dir = TempDir::new("run-field");
     let rootfs = dir.path().join("rootfs");
-    common::busybox_rootfs(&rootfs);
+    tests::busybox_rootfs(&rootfs);
     let cases = [
         (
             "--memory",
@@ -282,7 +272,7 @@ fn run_limits_on_a_bundle_field_that_is_not_an_object_name_the_field_and_file() 
 
 #[test]
 fn bad_container_names_are_refused_naming_runc_s_rule() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let long = "a".repeat(256);
@@ -296,7 +286,7 @@ fn bad_container_names_are_refused_naming_runc_s_rule() {
 
 #[test]
 fn each_cause_is_said_once() {
-    if !built() {
+    if !ready(&[Need::Inspector, Need::BundledRuntime]) {
         return;
     }
     let dir = TempDir::new("cause-once");

@@ -2,14 +2,12 @@
 //! the repository matched run after run, and the diff of a changed run
 //! naming the change and nothing else.
 
-mod common;
-
 use std::{path::PathBuf, process::Command};
 
-use common::{DOCKER, TempDir, docker_ready, image, inspector_bin, probe_lock};
+use tests::{DOCKER, Need, TempDir, image, inspector_bin, probe_test, ready};
 
 fn golden(name: &str) -> PathBuf {
-    common::workspace().join("tests/goldens").join(name)
+    tests::workspace().join("tests/goldens").join(name)
 }
 
 struct Checked {
@@ -50,10 +48,9 @@ fn is_docker_cli_exec(line: &str) -> bool {
 
 #[test]
 fn docker_run_matches_the_golden_in_the_repository_20_times() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let path = golden("docker-run-rm-true.golden");
     let golden = path.to_str().unwrap();
     let tmp = TempDir::new("golden-junit");
@@ -83,10 +80,9 @@ fn docker_run_matches_the_golden_in_the_repository_20_times() {
 
 #[test]
 fn a_pids_limit_shows_as_its_controller_write_and_nothing_else() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let path = golden("docker-run-rm-true.golden");
     let c = check_docker_run(path.to_str().unwrap(), &["--pids-limit", "10"], &[]);
     assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
@@ -112,10 +108,9 @@ fn a_pids_limit_shows_as_its_controller_write_and_nothing_else() {
 
 #[test]
 fn no_network_shows_as_dockerd_not_entering_namespaces_and_nothing_else() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let path = golden("docker-run-rm-true.golden");
     let c = check_docker_run(path.to_str().unwrap(), &["--network", "none"], &[]);
     assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
@@ -137,10 +132,9 @@ fn no_network_shows_as_dockerd_not_entering_namespaces_and_nothing_else() {
 
 #[test]
 fn update_writes_a_golden_that_the_next_check_matches() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let tmp = TempDir::new("golden-update");
     let path = tmp.path().join("entrypoint.golden");
     let path = path.to_str().unwrap();
@@ -156,7 +150,7 @@ fn update_writes_a_golden_that_the_next_check_matches() {
 
 #[test]
 fn a_missing_or_malformed_golden_is_named_and_the_command_never_runs() {
-    if !common::can_trace() {
+    if !ready(&[Need::Trace]) {
         return;
     }
     let tmp = TempDir::new("golden-bad");
@@ -199,7 +193,7 @@ fn a_missing_or_malformed_golden_is_named_and_the_command_never_runs() {
 #[test]
 fn diff_compares_recordings_and_goldens() {
     // No root needed: two recordings in the repository.
-    let fixtures = common::workspace().join("inspector/tests/fixtures");
+    let fixtures = tests::workspace().join("inspector/tests/fixtures");
     let docker = fixtures.join("docker-run-rm-true.jsonl");
     let runc = fixtures.join("runc-run-exit-3.jsonl");
     let same = inspector(&["diff", docker.to_str().unwrap(), docker.to_str().unwrap()]);
@@ -234,10 +228,9 @@ fn warm_up_the_bundled_runtime() {
 
 #[test]
 fn the_bundled_runtime_matches_its_goldens_20_times() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     warm_up_the_bundled_runtime();
     let under_docker = golden("docker-run-inspector-runtime.golden");
     let launched = golden("inspector-run-true.golden");
@@ -283,10 +276,9 @@ fn the_bundled_runtime_matches_its_goldens_20_times() {
 
 #[test]
 fn runc_and_the_bundled_runtime_differ_in_the_runtime_roles_only() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     warm_up_the_bundled_runtime();
     let path = golden("docker-run-rm-true.golden");
     let c = check_docker_run(path.to_str().unwrap(), &["--runtime", "inspector"], &[]);

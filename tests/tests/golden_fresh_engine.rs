@@ -9,8 +9,6 @@
 //! after another, and the suite holds /tmp/inspector-itest.lock around each),
 //! and none of this one can see the engine down.
 
-mod common;
-
 use std::{
     ffi::OsString,
     os::unix::{ffi::OsStringExt as _, process::CommandExt as _},
@@ -19,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{DOCKER, TempDir, docker_ready, image, inspector_bin, probe_lock, require};
+use tests::{DOCKER, Need, TempDir, image, inspector_bin, probe_test, require};
 
 const PID_FILE: &str = "/var/run/docker.pid";
 
@@ -276,10 +274,9 @@ fn assert_set_up_listed(out: &Output, removed: &[PathBuf], only_in: &str) {
 
 #[test]
 fn the_first_container_on_a_fresh_engine_matches_a_golden_from_a_warm_one_and_back() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let engine = match Engine::running() {
         Ok(engine) => engine,
         Err(why) => {
@@ -288,7 +285,7 @@ fn the_first_container_on_a_fresh_engine_matches_a_golden_from_a_warm_one_and_ba
         }
     };
     let _running_again = RunningAgain(&engine);
-    let warm = common::workspace().join("tests/goldens/docker-run-rm-true.golden");
+    let warm = tests::workspace().join("tests/goldens/docker-run-rm-true.golden");
 
     // The repository's golden, recorded on a warm engine, against the first
     // container of a fresh one.

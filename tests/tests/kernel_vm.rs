@@ -4,11 +4,8 @@
 //! (tests/vm/init.sh); each test here asserts one of them from what the guest
 //! printed. `cargo xtask vm-test` runs this file alone.
 
-mod common;
-mod vm_support;
-
 use inspector::event::{Body, Event};
-use vm_support::guest;
+use tests::vm::guest;
 
 #[test]
 fn the_guest_is_debian_6_1_on_pure_cgroup2_with_every_controller() {
@@ -148,9 +145,9 @@ fn a_golden_recorded_on_6_1_matches_the_next_run() {
     let golden = &guest.check("golden.txt").stdout;
     // Shown, and kept, so that it can become the repository's golden for this
     // kernel (tests/goldens/) once it proves stable.
-    let kept = common::workspace()
+    let kept = tests::workspace()
         .join("target/vm")
-        .join(vm_support::REPO_GOLDEN);
+        .join(tests::vm::REPO_GOLDEN);
     let _ = std::fs::write(&kept, golden);
     eprintln!(
         "golden recorded on 6.1 (kept as {}):\n{golden}",
@@ -168,9 +165,9 @@ fn a_golden_recorded_on_6_1_matches_the_next_run() {
 #[test]
 fn run_true_on_6_1_matches_the_golden_in_the_repository() {
     let Some(guest) = guest() else { return };
-    let path = common::workspace()
+    let path = tests::workspace()
         .join("tests/goldens")
-        .join(vm_support::REPO_GOLDEN);
+        .join(tests::vm::REPO_GOLDEN);
     if !path.exists() {
         eprintln!(
             "skipped: no {} yet (a_golden_recorded_on_6_1_matches_the_next_run keeps one in target/vm)",

@@ -1,18 +1,16 @@
 //! What a user sees when the machine lacks something inspector needs: an error
 //! naming it and how to fix it, a non-zero exit, and nothing left behind.
 
-mod common;
-
 use std::process::Command;
 
-use common::{
-    TempDir, assert_no_links_left, can_trace, inspector_bin, is_root, probe_lock, require,
+use tests::{
+    NOBODY, Need, TempDir, assert_no_links_left, inspector_bin, is_root, probe_test, ready,
     settled_inspector_links,
 };
 
 fn trace_with(env: &[(&str, &str)], args: &[&str], out: &std::path::Path) -> (bool, String) {
     let output = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["trace", "--output"])
         .arg(out)
         .args(args)
@@ -27,19 +25,15 @@ fn trace_with(env: &[(&str, &str)], args: &[&str], out: &std::path::Path) -> (bo
 
 #[test]
 fn without_root_it_says_to_use_root() {
-    if !require(
-        inspector_bin().exists(),
-        "a built inspector (cargo xtask build)",
-    ) {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("noroot");
     let out = dir.path().join("events.jsonl");
     let mut cmd = if is_root() {
         // Drop to nobody for this one run.
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(inspector_bin());
+        let mut c = Command::new(NOBODY[0]);
+        c.args(&NOBODY[1..]).arg(inspector_bin());
         c
     } else {
         Command::new(inspector_bin())
@@ -58,10 +52,9 @@ fn without_root_it_says_to_use_root() {
 
 #[test]
 fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("notracefs");
     let out = dir.path().join("events.jsonl");
     let before = settled_inspector_links();
@@ -78,10 +71,9 @@ fn without_tracefs_it_says_how_to_mount_it_and_leaves_nothing() {
 
 #[test]
 fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     // A tracefs with an `events` directory but none of the syscall tracepoints:
     // what a kernel without CONFIG_FTRACE_SYSCALLS looks like.
     let fake = TempDir::new("faketracefs");
@@ -106,14 +98,13 @@ fn a_missing_tracepoint_is_named_and_nothing_stays_attached() {
 
 #[test]
 fn a_kernel_without_one_syscall_tracepoint_says_so_in_one_line_and_traces_the_rest() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     // The real tracefs, but for clone3's two tracepoints: what a kernel
     // built without one syscall looks like. Attaching reads the real ids
     // through the links.
-    let real = inspector::prereq::tracefs_events().unwrap();
+    let real = inspector::probe::prereq::tracefs_events().unwrap();
     let fake = TempDir::new("noclone3");
     let events = fake.path().join("events");
     std::fs::create_dir_all(events.join("syscalls")).unwrap();
@@ -153,7 +144,7 @@ fn a_kernel_without_one_syscall_tracepoint_says_so_in_one_line_and_traces_the_re
 
 #[test]
 fn a_bad_buffer_size_is_refused_before_anything_loads() {
-    if !can_trace() {
+    if !ready(&[Need::Trace]) {
         return;
     }
     let dir = TempDir::new("badbuf");
@@ -169,10 +160,9 @@ fn a_bad_buffer_size_is_refused_before_anything_loads() {
 
 #[test]
 fn an_unwritable_output_is_named() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let before = settled_inspector_links();
     let (ok, stderr) = trace_with(
         &[],
@@ -186,7 +176,7 @@ fn an_unwritable_output_is_named() {
 
 #[test]
 fn without_btf_it_names_the_kernel_option() {
-    if !can_trace() {
+    if !ready(&[Need::Trace]) {
         return;
     }
     let dir = TempDir::new("nobtf");

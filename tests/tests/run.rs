@@ -1,23 +1,13 @@
 //! `inspector run`: a container launched with the bundled runtime and traced
 //! from its first syscall, against the real kernel and inspector-runtime.
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{TempDir, can_trace, inspector_bin, probe_lock, require};
-
-fn runtime_built() -> bool {
-    can_trace()
-        && require(
-            inspector_bin().with_file_name("inspector-runtime").exists(),
-            "a built inspector-runtime (cargo xtask build)",
-        )
-}
+use tests::{Need, TempDir, inspector_bin, probe_test};
 
 /// A container id no other test uses.
 fn unique(name: &str) -> String {
@@ -27,7 +17,7 @@ fn unique(name: &str) -> String {
 /// Runs `inspector run` with `args`, with the image cache under `cache`.
 fn run(args: &[&str], cache: &Path) -> (Output, u32) {
     let child = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .arg("run")
         .args(args)
         .env("XDG_CACHE_HOME", cache)
@@ -78,7 +68,7 @@ fn leftovers(id: &str, inspector_pid: u32) -> Vec<PathBuf> {
 fn assert_clean(id: &str, inspector_pid: u32, programs_before: usize) {
     let left = leftovers(id, inspector_pid);
     assert!(left.is_empty(), "left behind: {left:?}");
-    common::assert_no_links_left(programs_before);
+    tests::assert_no_links_left(programs_before);
 }
 
 /// The timeline block of `inspector run`'s stderr (or `inspector timeline`'s
@@ -103,11 +93,10 @@ fn timeline_block(output: &str, id: &str) -> String {
 
 #[test]
 fn the_default_root_filesystem_runs_a_command_and_shows_its_lifecycle() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let cache = TempDir::new("run-cache");
     let id = unique("default");
     let (out, pid) = run(
@@ -143,10 +132,9 @@ fn the_default_root_filesystem_runs_a_command_and_shows_its_lifecycle() {
 
 #[test]
 fn an_exported_run_reads_back_as_the_same_timeline() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("run-export");
     let id = unique("export");
     let recording = dir.path().join("run.jsonl");
@@ -184,14 +172,13 @@ fn an_exported_run_reads_back_as_the_same_timeline() {
 
 #[test]
 fn a_busybox_rootfs_gets_env_workdir_and_hostname() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("run-rootfs");
     let rootfs = dir.path().join("rootfs");
-    common::busybox_rootfs(&rootfs);
+    tests::busybox_rootfs(&rootfs);
     let id = unique("rootfs");
     let (out, pid) = run(
         &[
@@ -229,16 +216,15 @@ fn a_busybox_rootfs_gets_env_workdir_and_hostname() {
 
 #[test]
 fn a_bundle_runs_with_its_config_and_the_command_line_s_command() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("run-bundle");
     let bundle = dir.path().join("bundle");
-    common::busybox_rootfs(&bundle.join("rootfs"));
+    tests::busybox_rootfs(&bundle.join("rootfs"));
     // The runtime's own default configuration: a terminal and `sh`.
-    let spec = Command::new(inspector_bin().with_file_name("inspector-runtime"))
+    let spec = Command::new(tests::bundled_runtime_bin())
         .args(["spec", "--bundle"])
         .arg(&bundle)
         .status()
@@ -273,14 +259,13 @@ fn a_bundle_runs_with_its_config_and_the_command_line_s_command() {
 
 #[test]
 fn a_docker_save_tarball_runs_from_the_image_cache() {
-    if !runtime_built() || !common::docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime, Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("run-docker-save");
     let tarball = dir.path().join("image.tar");
-    let saved = Command::new(common::DOCKER)
-        .args(["save", &common::image(), "-o", tarball.to_str().unwrap()])
+    let saved = Command::new(tests::DOCKER)
+        .args(["save", &tests::image(), "-o", tarball.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(saved.success());
@@ -335,14 +320,13 @@ fn blob(layout: &Path, file: &Path) -> (String, u64) {
 
 #[test]
 fn an_oci_layout_applies_its_layers_with_whiteouts() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("run-oci");
     // Layer 1: busybox, and two files in /etc; layer 2 deletes one of them.
     let base = dir.path().join("base");
-    common::busybox_rootfs(&base);
+    tests::busybox_rootfs(&base);
     std::fs::write(base.join("etc/gone"), "to be whited out\n").unwrap();
     std::fs::write(base.join("etc/kept"), "kept\n").unwrap();
     let top = dir.path().join("top");
@@ -430,14 +414,13 @@ fn an_oci_layout_applies_its_layers_with_whiteouts() {
 
 #[test]
 fn bad_input_is_named_and_leaves_nothing_behind() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("run-bad");
     let rootfs = dir.path().join("rootfs");
-    common::busybox_rootfs(&rootfs);
+    tests::busybox_rootfs(&rootfs);
     let corrupt = dir.path().join("corrupt.tar");
     std::fs::write(&corrupt, b"this is not a tar archive, nor an image").unwrap();
     // A bundle the runtime refuses only once the probe is attached.
@@ -527,16 +510,15 @@ fn bad_input_is_named_and_leaves_nothing_behind() {
 
 #[test]
 fn ctrl_c_stops_the_container_and_still_shows_what_was_recorded() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("run-interrupt");
     let id = unique("interrupt");
     let recording = dir.path().join("run.jsonl");
     let child = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["run", "--brief", "--name", &id, "--export"])
         .arg(&recording)
         .args(["--", "/bin/sh", "-c", "echo started; sleep 60"])
@@ -571,11 +553,10 @@ fn ctrl_c_stops_the_container_and_still_shows_what_was_recorded() {
 
 #[test]
 fn a_one_byte_memory_limit_is_named_as_the_cause_of_the_failed_run() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
-    let before = common::settled_inspector_links();
+    };
+    let before = tests::settled_inspector_links();
     let dir = TempDir::new("run-one-byte");
     let id = unique("one-byte");
     let (out, pid) = run(&["--name", &id, "--memory", "1", "--", "true"], dir.path());

@@ -2,11 +2,9 @@
 //! problem and a non-zero exit, and leaves no state directory, cgroup, mount
 //! or process behind.
 
-mod common;
-mod runtime_support;
-
-use runtime_support::{Bundle, Runtime, ready};
 use serde_json::json;
+use tests::runtime::{Bundle, Runtime};
+use tests::{Need, ready};
 
 /// `create` of `b` must fail with a message containing `expect`, leaving nothing.
 fn create_fails(name: &str, b: &Bundle, expect: &str) {
@@ -23,7 +21,7 @@ fn create_fails(name: &str, b: &Bundle, expect: &str) {
 
 #[test]
 fn malformed_config_json() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("malformed", &["true"]);
@@ -37,7 +35,7 @@ fn malformed_config_json() {
 
 #[test]
 fn incomplete_config_json() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let mut b = Bundle::new("incomplete", &["true"]);
@@ -52,7 +50,7 @@ fn incomplete_config_json() {
 
 #[test]
 fn missing_config_json() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("noconfig", &["true"]);
@@ -62,7 +60,7 @@ fn missing_config_json() {
 
 #[test]
 fn unknown_namespace_type() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let mut b = Bundle::new("badns", &["true"]);
@@ -76,7 +74,7 @@ fn unknown_namespace_type() {
 
 #[test]
 fn missing_rootfs() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("norootfs", &["true"]);
@@ -86,7 +84,7 @@ fn missing_rootfs() {
 
 #[test]
 fn missing_executable() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("noexe", &["no-such-program"]);
@@ -95,7 +93,7 @@ fn missing_executable() {
 
 #[test]
 fn systemd_cgroups_path_without_systemd() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let mut b = Bundle::new("slice", &["true"]);
@@ -106,7 +104,7 @@ fn systemd_cgroups_path_without_systemd() {
 
 #[test]
 fn duplicate_container_id() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("dup");
@@ -123,7 +121,7 @@ fn duplicate_container_id() {
 
 #[test]
 fn unknown_container_id() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("unknown");
@@ -149,11 +147,11 @@ fn unknown_container_id() {
 
 #[test]
 fn state_dir_not_writable() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("rootdir", &["true"]);
-    let out = std::process::Command::new(runtime_support::runtime_bin())
+    let out = std::process::Command::new(tests::runtime_bin())
         .args([
             "--root",
             "/proc/inspector-runtime-test",
@@ -179,7 +177,7 @@ fn with_hook(name: &str, kind: &str, hook: serde_json::Value) -> Bundle {
 
 #[test]
 fn failing_hooks() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = with_hook(
@@ -208,7 +206,7 @@ fn failing_hooks() {
 
 #[test]
 fn timed_out_hook() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = with_hook(
@@ -223,7 +221,7 @@ fn timed_out_hook() {
 
 #[test]
 fn invalid_container_ids_are_refused_naming_the_rule() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("badid");
@@ -258,12 +256,12 @@ fn invalid_container_ids_are_refused_naming_the_rule() {
 
 #[test]
 fn an_unusable_state_root_says_its_cause_once() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let b = Bundle::new("rootonce", &["true"]);
     for root in ["/proc/sys", "/proc/sys/inspector-runtime-test"] {
-        let out = std::process::Command::new(runtime_support::runtime_bin())
+        let out = std::process::Command::new(tests::runtime_bin())
             .args(["--root", root, "create", "--bundle"])
             .arg(b.path())
             .arg(&b.id)
@@ -284,7 +282,7 @@ fn an_unusable_state_root_says_its_cause_once() {
 /// the message names the limit, in the log the shim reads.
 #[test]
 fn a_one_byte_memory_limit_is_named_as_the_cause() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let one_byte = |name: &str| {
@@ -333,7 +331,7 @@ fn a_one_byte_memory_limit_is_named_as_the_cause() {
         .is_ok_and(|o| o.status.success())
     {
         let b = one_byte("onebyte-runc");
-        let root = common::TempDir::new("onebyte-runc-root");
+        let root = tests::TempDir::new("onebyte-runc-root");
         let out = std::process::Command::new("runc")
             .arg("--root")
             .arg(root.path())

@@ -1,20 +1,18 @@
 //! `inspector-runtime` under the real Docker engine (`--runtime inspector`,
 //! registered by `cargo xtask docker`), each compared with runc.
 
-mod common;
-
 use std::{
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
-use common::DOCKER;
+use tests::DOCKER;
 
 const RUNTIME: &str = "inspector";
 
 /// A Docker engine with the test image and the runtime registered.
 fn ready() -> bool {
-    if !common::docker_ready() {
+    if !tests::docker_ready() {
         return false;
     }
     let out = Command::new(DOCKER)
@@ -22,7 +20,7 @@ fn ready() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    common::require(
+    tests::require(
         out.contains(&format!("\"{RUNTIME}\"")),
         "dockerd started with --add-runtime inspector=... (cargo xtask docker)",
     )
@@ -42,7 +40,7 @@ fn text(o: &Output) -> String {
 
 /// `docker run --rm --runtime R ARGS... IMAGE sh -c SCRIPT` → (exit code, output).
 fn run(runtime: &str, args: &[&str], script: &str) -> (Option<i32>, String) {
-    let image = common::image();
+    let image = tests::image();
     let mut all = vec!["run", "--rm", "--runtime", runtime];
     all.extend_from_slice(args);
     all.extend_from_slice(&[&image, "sh", "-c", script]);
@@ -55,7 +53,7 @@ fn run_options_match_runc() {
     if !ready() {
         return;
     }
-    let vol = common::TempDir::new("rt-docker-vol");
+    let vol = tests::TempDir::new("rt-docker-vol");
     std::fs::write(vol.path().join("f"), "from the host\n").unwrap();
     let volume = format!("{}:/data:ro", vol.path().display());
     let args = [
@@ -91,7 +89,7 @@ fn bad_command_error_reaches_the_user() {
     if !ready() {
         return;
     }
-    let image = common::image();
+    let image = tests::image();
     let runc = docker(&[
         "run",
         "--rm",
@@ -138,7 +136,7 @@ fn exec_top_pause_stop_kill() {
     if !ready() {
         return;
     }
-    let image = common::image();
+    let image = tests::image();
     let name = format!("inspector-rt-{}", std::process::id());
     let _ = docker(&["rm", "-f", &name]);
     let o = docker(&[
@@ -205,7 +203,7 @@ fn interactive_tty_through_the_console_socket() {
     if !ready() {
         return;
     }
-    let image = common::image();
+    let image = tests::image();
     let run = |runtime: &str| {
         let cmd = format!(
             "{DOCKER} run --rm -it --runtime {runtime} {image} sh -c 'tty; echo $TERM; stty size'"

@@ -1,15 +1,13 @@
 //! What a container gets from config.json under `inspector-runtime`, checked
 //! from inside the container.
 
-mod common;
-mod runtime_support;
-
-use runtime_support::{Bundle, Runtime, ready, run_ok};
 use serde_json::json;
+use tests::runtime::{Bundle, Runtime, run_ok};
+use tests::{Need, ready};
 
 #[test]
 fn hostname_env_cwd_user_umask() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok(
@@ -30,7 +28,7 @@ fn hostname_env_cwd_user_umask() {
 /// (`docker run -w /new/dir`), inside the container's root.
 #[test]
 fn a_missing_working_directory_is_made() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok("newcwd", "pwd; ls -d /made/by", |c| {
@@ -41,7 +39,7 @@ fn a_missing_working_directory_is_made() {
 
 #[test]
 fn rlimits_oom_score_adj_no_new_privileges() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok(
@@ -58,7 +56,7 @@ fn rlimits_oom_score_adj_no_new_privileges() {
 
 #[test]
 fn capability_sets() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok("caps", "grep ^Cap /proc/self/status", |c| {
@@ -78,10 +76,10 @@ fn capability_sets() {
 
 #[test]
 fn readonly_root_mounts_devices_sysctl() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
-    let host = common::TempDir::new("rt-bind");
+    let host = tests::TempDir::new("rt-bind");
     std::fs::write(host.path().join("file"), "from the host\n").unwrap();
     let out = run_ok(
         "mounts",
@@ -103,7 +101,7 @@ fn readonly_root_mounts_devices_sysctl() {
 
 #[test]
 fn pivot_and_no_pivot() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("nopivot");
@@ -122,7 +120,7 @@ fn pivot_and_no_pivot() {
 
 #[test]
 fn seccomp_rules_with_errno_and_arguments() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok(
@@ -148,7 +146,7 @@ fn seccomp_rules_with_errno_and_arguments() {
 
 #[test]
 fn hooks_run_in_spec_order_with_the_state() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("hooks");
@@ -196,7 +194,7 @@ fn hooks_run_in_spec_order_with_the_state() {
 
 #[test]
 fn cgroup_limits_are_applied() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok(
@@ -215,7 +213,7 @@ fn cgroup_limits_are_applied() {
 
 #[test]
 fn user_namespace_with_mappings() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok(
@@ -237,7 +235,7 @@ fn user_namespace_with_mappings() {
 
 #[test]
 fn time_namespace_offsets() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let out = run_ok("timens", "cut -d. -f1 /proc/uptime", |c| {
@@ -253,7 +251,7 @@ fn time_namespace_offsets() {
 
 #[test]
 fn joins_a_namespace_by_path() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("join");
@@ -282,7 +280,7 @@ fn joins_a_namespace_by_path() {
 /// membership, the cgroup namespace and freezing.
 #[test]
 fn pure_cgroup2() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("cgroup2");
@@ -296,10 +294,10 @@ fn pure_cgroup2() {
     );
     let r = format!(
         "{} --root {}",
-        runtime_support::runtime_bin().display(),
+        tests::runtime_bin().display(),
         rt.root.path().display()
     );
-    let dir = format!("/sys/fs/cgroup{}", runtime_support::cgroups_path(&b.id));
+    let dir = format!("/sys/fs/cgroup{}", tests::runtime::cgroups_path(&b.id));
     let out_file = b.path().join("out");
     let script = format!(
         "set -e; mount -t cgroup2 none /sys/fs/cgroup
@@ -336,10 +334,10 @@ fn pure_cgroup2() {
 /// ../run/...) is followed inside the rootfs and its target made, as runc does.
 #[test]
 fn mount_on_a_dangling_symlink_inside_the_image() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
-    let host = common::TempDir::new("rt-resolv");
+    let host = tests::TempDir::new("rt-resolv");
     std::fs::write(host.path().join("resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
     let rt = Runtime::new("dangling");
     let mut b = Bundle::new("dangling", &["cat", "/etc/resolv.conf"]);

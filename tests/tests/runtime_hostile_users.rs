@@ -4,9 +4,6 @@
 //! Issue #12, holes 3 (uid -1), 4 (secrets and symlinks), 8 (the exe-keeper)
 //! and 9 (`delete --force` after a killed `create`).
 
-mod common;
-mod runtime_support;
-
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
@@ -14,16 +11,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use runtime_support::{Bundle, Runtime, ready, runtime_bin};
 use serde_json::json;
+use tests::runtime::{Bundle, Runtime};
+use tests::{Need, probe_test, ready, runtime_bin};
 
 const SECRET: &str = "s3cret-7f3a91";
 const DEFAULT_ROOT: &str = "/run/inspector-runtime";
 
 /// Runs a command as `nobody`, with no supplementary groups.
 fn as_nobody(args: &[&str]) -> Output {
-    Command::new(common::NOBODY[0])
-        .args(&common::NOBODY[1..])
+    Command::new(tests::NOBODY[0])
+        .args(&tests::NOBODY[1..])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -59,7 +57,7 @@ fn mode(path: &Path) -> u32 {
 /// stderr goes through a file: a created container keeps the runtime's
 /// stdio, and we wait for the runtime, not for the container.
 fn default_root(args: &[&str]) -> Output {
-    let dir = common::TempDir::new("rt-default-root-err");
+    let dir = tests::TempDir::new("rt-default-root-err");
     let err = dir.path().join("stderr");
     let status = Command::new(runtime_bin())
         .args(args)
@@ -92,8 +90,8 @@ impl Drop for ForceDelete<'_> {
 }
 
 /// A directory every user may write, like /tmp (mode 1777).
-fn world_writable_dir(name: &str) -> common::TempDir {
-    let dir = common::TempDir::new(name);
+fn world_writable_dir(name: &str) -> tests::TempDir {
+    let dir = tests::TempDir::new(name);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     dir
 }
@@ -118,7 +116,7 @@ fn process_gone(pid: i32) -> bool {
 /// run as root. create refuses it before making anything.
 #[test]
 fn a_uid_gid_or_additional_gid_of_minus_one_is_refused_and_nothing_runs() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     for (name, user) in [
@@ -149,7 +147,7 @@ fn a_uid_gid_or_additional_gid_of_minus_one_is_refused_and_nothing_runs() {
 /// The same through `exec`: `--user`, `--additional-gids` and a process.json.
 #[test]
 fn exec_as_uid_or_gid_minus_one_is_refused() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("exec-minus-one");
@@ -189,7 +187,7 @@ fn exec_as_uid_or_gid_minus_one_is_refused() {
 /// root's alone: nobody reads the secret from /run/inspector-runtime.
 #[test]
 fn another_user_cannot_read_a_container_s_secret_from_the_runtime_state() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let mut b = Bundle::new("secret-state", &["sleep", "100"]);
@@ -222,7 +220,7 @@ fn another_user_cannot_read_a_container_s_secret_from_the_runtime_state() {
 /// A `--root` of the caller's choosing gets the same modes.
 #[test]
 fn a_chosen_state_root_is_private_too() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("secret-root");
@@ -248,12 +246,12 @@ fn a_chosen_state_root_is_private_too() {
 /// written through.
 #[test]
 fn symlinks_planted_at_the_pid_file_s_names_are_not_written_through() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
-    let _unprotected = common::SymlinksUnprotected::new();
+    let _unprotected = tests::SymlinksUnprotected::new();
     let shared = world_writable_dir("rt-pidfile-shared");
-    let victims = common::TempDir::new("rt-pidfile-victims");
+    let victims = tests::TempDir::new("rt-pidfile-victims");
     let (victim_tmp, victim_pid) = (
         victims.path().join("precious-1"),
         victims.path().join("precious-2"),
@@ -298,7 +296,7 @@ fn symlinks_planted_at_the_pid_file_s_names_are_not_written_through() {
 /// own directory) is refused: root writes nothing there.
 #[test]
 fn a_state_root_another_user_controls_is_refused() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let shared = world_writable_dir("rt-root-shared");
@@ -334,20 +332,12 @@ fn a_state_root_another_user_controls_is_refused() {
 /// nobody reads the password from either while the container runs.
 #[test]
 fn another_user_cannot_read_inspector_run_s_secret() {
-    if !common::can_trace()
-        || !common::require(
-            common::inspector_bin()
-                .with_file_name("inspector-runtime")
-                .exists(),
-            "a built inspector-runtime (cargo xtask build)",
-        )
-    {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = common::probe_lock();
+    };
     let id = format!("insp-secret-{}", std::process::id());
-    let child = Command::new(common::inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+    let child = Command::new(tests::inspector_bin())
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["run", "--brief", "--name", &id, "-e"])
         .arg(format!("DB_PASSWORD={SECRET}"))
         .args(["--", "sleep", "5"])
@@ -427,7 +417,7 @@ fn pid_and_start(pid: i32) -> String {
 /// from its copy.
 #[test]
 fn a_killed_exe_keeper_is_replaced_and_used_again() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("keeper");
@@ -532,7 +522,7 @@ fn cgroup_dirs_of(id: &str) -> Vec<PathBuf> {
 /// Here `delete --force` removes all of it, and kills the container's init.
 #[test]
 fn delete_force_after_create_was_killed_in_a_prestart_hook_removes_everything() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("killed-create");
@@ -581,7 +571,7 @@ fn delete_force_after_create_was_killed_in_a_prestart_hook_removes_everything() 
 /// namespace stands in for one, as in runtime_features::pure_cgroup2).
 #[test]
 fn delete_force_after_a_killed_create_cleans_up_on_pure_cgroup2() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("killed-create-v2");
@@ -591,7 +581,7 @@ fn delete_force_after_a_killed_create_cleans_up_on_pure_cgroup2() {
         runtime_bin().display(),
         rt.root.path().display()
     );
-    let dir = format!("/sys/fs/cgroup{}", runtime_support::cgroups_path(&b.id));
+    let dir = format!("/sys/fs/cgroup{}", tests::runtime::cgroups_path(&b.id));
     let script = format!(
         "set -e; mount -t cgroup2 none /sys/fs/cgroup
          {r} create --bundle {bundle} {id} </dev/null >/dev/null 2>&1 &

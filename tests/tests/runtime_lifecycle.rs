@@ -2,9 +2,6 @@
 //! create/start/state/kill/delete, run, exec, ps, pause/resume, list, spec,
 //! the console socket and the log format containerd's shim reads.
 
-mod common;
-mod runtime_support;
-
 use std::{
     io::Read,
     os::fd::{FromRawFd, RawFd},
@@ -12,8 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use runtime_support::{Bundle, Runtime, ready, runtime_bin};
 use serde_json::json;
+use tests::runtime::{Bundle, Runtime};
+use tests::{Need, ready, runtime_bin};
 
 fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -32,7 +30,7 @@ fn version_is_in_runcs_format() {
         .arg("--version")
         .output();
     let Ok(out) = out else {
-        common::require(false, "a built inspector-runtime");
+        tests::require(false, "a built inspector-runtime");
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);
@@ -42,7 +40,7 @@ fn version_is_in_runcs_format() {
 
 #[test]
 fn systemd_cgroup_is_refused_clearly() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("systemd");
@@ -53,10 +51,10 @@ fn systemd_cgroup_is_refused_clearly() {
 
 #[test]
 fn spec_writes_a_config_once() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
-    let dir = common::TempDir::new("rt-spec");
+    let dir = tests::TempDir::new("rt-spec");
     let rt = Runtime::new("spec");
     rt.ok(&["spec", "--bundle", dir.path().to_str().unwrap()]);
     let v: serde_json::Value =
@@ -69,7 +67,7 @@ fn spec_writes_a_config_once() {
 
 #[test]
 fn create_start_state_kill_delete() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("lifecycle");
@@ -139,7 +137,7 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn kill_takes_numbers_and_names_and_delete_force() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("kill");
@@ -170,7 +168,7 @@ fn kill_takes_numbers_and_names_and_delete_force() {
 
 #[test]
 fn run_exits_with_the_containers_status() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("status");
@@ -200,7 +198,7 @@ fn run_exits_with_the_containers_status() {
 
 #[test]
 fn exec_ps_pause_resume_list() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("exec");
@@ -288,7 +286,7 @@ fn recv_fd(sock: RawFd) -> (RawFd, Vec<u8>) {
 
 #[test]
 fn console_socket_gets_the_pty_master() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("console");
@@ -336,7 +334,7 @@ fn console_socket_gets_the_pty_master() {
 
 #[test]
 fn no_runtime_process_keeps_the_callers_stdio() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     // Like the shim: create's stdout is a pipe; once create exits, only the

@@ -3,13 +3,11 @@
 //! old reading let it through — two conditions on one argument, a 32-bit call
 //! through `int $0x80`, the `flags` field.
 
-mod common;
-mod runtime_support;
-
 use std::{path::Path, process::Command};
 
-use runtime_support::{Bundle, Runtime, ready, run_ok};
 use serde_json::{Value, json};
+use tests::runtime::{Bundle, Runtime, run_ok};
+use tests::{Need, ready};
 
 /// getppid through both system call entries a 64-bit process has: the x86_64
 /// `syscall` instruction (number 110) and the i386 `int $0x80` gate (number
@@ -62,7 +60,7 @@ fn build_abi_helper(dest: &Path) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     let _ = std::fs::remove_file(&src);
-    if !common::require(built, "gcc, to build a static int $0x80 helper") {
+    if !tests::require(built, "gcc, to build a static int $0x80 helper") {
         return false;
     }
     // Unfiltered, both entries must give the same parent pid.
@@ -73,7 +71,7 @@ fn build_abi_helper(dest: &Path) -> bool {
         .filter_map(|l| l.split_once('='))
         .map(|(_, v)| v);
     let (a, b) = (values.next(), values.next());
-    common::require(
+    tests::require(
         out.status.success() && a.is_some() && a == b,
         "the kernel's 32-bit system call entry (CONFIG_IA32_EMULATION, not ia32_emulation=0)",
     )
@@ -82,7 +80,7 @@ fn build_abi_helper(dest: &Path) -> bool {
 /// Denies getppid with EDOM (33) under a default-allow profile listing `arches`,
 /// and runs the helper in the container: its output and exit status.
 fn getppid_denied(name: &str, arches: Value) -> Option<String> {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return None;
     }
     let rt = Runtime::new(name);
@@ -132,7 +130,7 @@ fn a_call_from_an_architecture_the_profile_does_not_list_kills_the_caller() {
 /// call (chmod, or fchmodat where the libc uses it: both are ruled).
 #[test]
 fn a_rule_with_two_conditions_on_one_argument_matches_either() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let either = |index: u32| {
@@ -178,8 +176,8 @@ fn logged_mkdir_denials() -> usize {
 /// logged by the kernel (without the flag, only kills are).
 #[test]
 fn a_profile_with_supported_flags_loads_and_is_in_force() {
-    if !ready()
-        || !common::require(
+    if !ready(&[Need::Root, Need::Runtime])
+        || !tests::require(
             Command::new("dmesg")
                 .output()
                 .is_ok_and(|o| o.status.success()),
@@ -216,7 +214,7 @@ fn a_profile_with_supported_flags_loads_and_is_in_force() {
 /// `create` with its name, and nothing is left behind.
 #[test]
 fn an_unknown_or_unsupported_seccomp_flag_is_refused_at_create() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     for flag in [

@@ -1,23 +1,21 @@
 //! The security properties of `inspector-runtime`, each shown on the real kernel.
 
-mod common;
-mod runtime_support;
-
 use std::{
     os::unix::process::CommandExt,
     process::Stdio,
     time::{Duration, Instant},
 };
 
-use runtime_support::{Bundle, Runtime, ready, run_ok, runtime_bin};
 use serde_json::json;
+use tests::runtime::{Bundle, Runtime, run_ok};
+use tests::{Need, ready, runtime_bin};
 
 /// CVE-2019-5736 class: a process in the container that opens /proc/PID/exe
 /// of the runtime's process in the container gets a sealed memfd, not the
 /// binary on the host.
 #[test]
 fn runtime_binary_cannot_be_overwritten_from_the_container() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let before = std::fs::read(runtime_bin()).unwrap();
@@ -74,7 +72,7 @@ fn run_with_leaked_fd(rt: &Runtime, b: &Bundle) -> std::process::Output {
 /// CVE-2024-21626 class, part one: fds the caller leaves open never reach the container.
 #[test]
 fn no_host_fd_reaches_the_container() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("fds");
@@ -95,7 +93,7 @@ fn no_host_fd_reaches_the_container() {
 /// leaked fd (outside the container's root) is refused.
 #[test]
 fn working_directory_outside_the_root_is_refused() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("cwd");
@@ -115,10 +113,10 @@ fn working_directory_outside_the_root_is_refused() {
 /// of the rootfs never gets the host directory mounted over or written to.
 #[test]
 fn symlinked_mount_target_stays_inside_the_rootfs() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
-    let host = common::TempDir::new("rt-symlink-target");
+    let host = tests::TempDir::new("rt-symlink-target");
     for (name, link) in [
         ("abs", host.path().to_string_lossy().into_owned()),
         (
@@ -153,7 +151,7 @@ fn symlinked_mount_target_stays_inside_the_rootfs() {
 /// Masked paths read as empty, read-only paths refuse writes.
 #[test]
 fn masked_paths_are_masked() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     // Non-empty on the host...
@@ -173,7 +171,7 @@ fn masked_paths_are_masked() {
 /// The state the runtime keeps is not readable through the container.
 #[test]
 fn create_leaves_no_runtime_process_behind_but_init() {
-    if !ready() {
+    if !ready(&[Need::Root, Need::Runtime]) {
         return;
     }
     let rt = Runtime::new("procs");

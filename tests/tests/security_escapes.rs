@@ -5,17 +5,13 @@
 //! strace does, so that they can neither drive the reader's terminal nor
 //! forge lines of output.
 
-mod common;
-
 use std::{
     path::Path,
     process::{Command, Output, Stdio},
     time::Duration,
 };
 
-use common::{
-    TempDir, TmuxSession, can_trace, inspector_bin, probe_lock, require, tmux, tmux_ready,
-};
+use tests::{Need, TempDir, TmuxSession, inspector_bin, probe_test, ready, tmux};
 
 /// The attack of the issue, word for word. The container's own output goes
 /// to /dev/null: what a program prints itself is its business (as with
@@ -44,19 +40,11 @@ fn assert_no_injection(what: &str, text: &[u8]) {
     );
 }
 
-fn runtime_built() -> bool {
-    can_trace()
-        && require(
-            inspector_bin().with_file_name("inspector-runtime").exists(),
-            "a built inspector-runtime (cargo xtask build)",
-        )
-}
-
 /// `inspector run --name ID [--export FILE] -- /bin/sh -c SCRIPT`.
 fn inspector_run(script: &str, name: &str, cache: &Path, export: Option<&Path>) -> Output {
     let id = format!("insp-test-{name}-{}", std::process::id());
     let mut cmd = Command::new(inspector_bin());
-    cmd.env("INSPECTOR_KEEP_PROBE", common::KEEP)
+    cmd.env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .env("XDG_CACHE_HOME", cache)
         .args(["run", "--name", &id]);
     if let Some(path) = export {
@@ -70,10 +58,9 @@ fn inspector_run(script: &str, name: &str, cache: &Path, export: Option<&Path>) 
 
 #[test]
 fn run_shows_a_process_named_with_escape_sequences_escaped() {
-    if !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("escapes-run");
     for script in [ATTACK, QUOTED_ATTACK] {
         let out = inspector_run(script, "escapes", dir.path(), None);
@@ -97,15 +84,14 @@ fn run_shows_a_process_named_with_escape_sequences_escaped() {
 
 #[test]
 fn trace_text_shows_a_process_named_with_escape_sequences_escaped() {
-    if !can_trace() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("escapes-trace");
     let output = dir.path().join("trace.txt");
-    let (mut tracer, stderr) = common::spawn_attached(
+    let (mut tracer, stderr) = tests::spawn_attached(
         Command::new(inspector_bin())
-            .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+            .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
             .args(["trace", "--all", "--format", "text", "--output"])
             .arg(&output)
             .stdout(Stdio::piped()),
@@ -152,7 +138,7 @@ fn trace_text_shows_a_process_named_with_escape_sequences_escaped() {
 /// A real recording (the repository's fixture of `runc run`) whose
 /// entrypoint a hostile process renamed: comm, file name, argv.
 fn hostile_recording(dir: &Path) -> std::path::PathBuf {
-    let fixture = common::workspace().join("inspector/tests/fixtures/runc-run-exit-3.jsonl");
+    let fixture = tests::workspace().join("inspector/tests/fixtures/runc-run-exit-3.jsonl");
     let hostile = "\x1b[2J\nFAKE\u{202e}\u{9b}";
     let mut out = String::new();
     for line in std::fs::read_to_string(fixture).unwrap().lines() {
@@ -174,10 +160,7 @@ fn hostile_recording(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn timeline_of_a_recording_with_escape_sequences_shows_them_escaped() {
-    if !require(
-        inspector_bin().exists(),
-        "a built inspector (cargo xtask build)",
-    ) {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("escapes-timeline");
@@ -224,19 +207,18 @@ fn timeline_of_a_recording_with_escape_sequences_shows_them_escaped() {
 
 #[test]
 fn a_recorded_golden_shows_escape_sequences_escaped() {
-    if !common::docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("escapes-golden");
     let golden = dir.path().join("hostile.golden");
     // Out of /tmp, which goldens normalize away.
     let script = r#"exec >/dev/null 2>&1; n=$(printf "\033[2J\nFAKE"); mkdir "/d$n"; cd "/d$n"; /bin/true "$n""#;
     let out = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["record", "--golden"])
         .arg(&golden)
-        .args(["--", common::DOCKER, "run", "--rm", &common::image()])
+        .args(["--", tests::DOCKER, "run", "--rm", &tests::image()])
         .args(["sh", "-c", script])
         .output()
         .unwrap();
@@ -272,12 +254,7 @@ fn a_recorded_golden_shows_escape_sequences_escaped() {
 
 #[test]
 fn the_tui_shows_escape_sequences_escaped() {
-    if !tmux_ready()
-        || !require(
-            inspector_bin().exists(),
-            "a built inspector (cargo xtask build)",
-        )
-    {
+    if !ready(&[Need::Tmux, Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("escapes-tui");

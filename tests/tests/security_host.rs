@@ -10,8 +10,6 @@
 //! that the host's `/sys/fs/bpf`, the kept probe in it and its locks are
 //! never touched: the mounts go with the namespace.
 
-mod common;
-
 use std::{
     io::{BufRead as _, BufReader},
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
@@ -20,10 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    NOBODY, SymlinksUnprotected, TempDir, TmuxSession, assert_no_links_left, can_trace,
-    inspector_bin, probe_lock, require, settled_inspector_links, spawn_attached_saying, tmux,
-    tmux_ready,
+use tests::{
+    NOBODY, Need, SymlinksUnprotected, TempDir, TmuxSession, assert_no_links_left, inspector_bin,
+    probe_test, settled_inspector_links, spawn_attached_saying, tmux,
 };
 
 /// Runs the shell `script` as `nobody`.
@@ -33,20 +30,6 @@ fn as_nobody(script: &str) -> Output {
         .args(["sh", "-c", script])
         .output()
         .expect("run setpriv")
-}
-
-fn tools_ready() -> bool {
-    let ok = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    can_trace()
-        && require(ok("setpriv", "--version"), "setpriv (util-linux)")
-        && require(ok("unshare", "--version"), "unshare (util-linux)")
 }
 
 /// A root-owned directory of files that no other user may change, and what
@@ -153,10 +136,9 @@ true
 
 #[test]
 fn a_user_who_makes_the_sets_directory_on_a_bpffs_writable_by_all_cannot_make_root_delete_files() {
-    if !tools_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::UtilLinux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let _unprotected = SymlinksUnprotected::new();
     let victim = Victim::new("victim-bpffs");
     // The attack of issue #12: bpffs mounted 1777 (as inspector used to),
@@ -203,10 +185,9 @@ step unload "$INSPECTOR" unload
 
 #[test]
 fn links_found_among_the_kept_sets_are_left_alone_and_named_by_unload_and_trace() {
-    if !tools_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::UtilLinux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let _unprotected = SymlinksUnprotected::new();
     let victim = Victim::new("victim-sets");
     // As if a user had planted them while bpffs was writable by all, in a
@@ -260,10 +241,9 @@ ls /sys/fs/bpf/inspector >"$OUT/left"
 
 #[test]
 fn inspector_mounts_bpffs_0700_where_none_is_mounted_so_no_user_can_plant_in_it() {
-    if !tools_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::UtilLinux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     // A tmpfs over /sys/fs/bpf hides the host's bpffs in the namespace:
     // inspector finds no bpffs there and mounts its own over it.
     let steps = in_private_mounts(&format!(
@@ -351,7 +331,7 @@ print("conns", conns, "fds", fds, flush=True)
 fn keeper_key() -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if let [pid] = common::keepers()[..] {
+        if let [pid] = tests::keepers()[..] {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let args: Vec<String> = cmdline
                 .split(|&b| b == 0)
@@ -380,10 +360,9 @@ fn trace_briefly(keep: &str) -> String {
 
 #[test]
 fn a_user_squatting_the_keepers_old_socket_name_does_not_stop_runs_handing_the_probe_on() {
-    if !tools_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::UtilLinux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let links_before = settled_inspector_links();
     // A run leaves a keeper: its command line names the set's key, as the
     // listing of abstract sockets (`ss -xl`) names it to any user.
@@ -416,7 +395,7 @@ fn a_user_squatting_the_keepers_old_socket_name_does_not_stop_runs_handing_the_p
 
     // The first run hands its links to a keeper, the second takes them.
     let first = trace_briefly("5");
-    let second = trace_briefly(common::KEEP);
+    let second = trace_briefly(tests::KEEP);
 
     drop(squatter.stdin.take());
     let mut last = String::new();
@@ -439,19 +418,11 @@ fn like_tmp(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
-fn runtime_built() -> bool {
-    require(
-        inspector_bin().with_file_name("inspector-runtime").exists(),
-        "inspector-runtime built next to inspector (cargo xtask build)",
-    )
-}
-
 #[test]
 fn links_planted_at_the_temporary_names_of_export_and_perfetto_do_not_redirect_roots_writes() {
-    if !tools_ready() || !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::UtilLinux, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let _unprotected = SymlinksUnprotected::new();
     let victim = Victim::new("victim-export");
     let out = TempDir::new("export");
@@ -462,7 +433,7 @@ fn links_planted_at_the_temporary_names_of_export_and_perfetto_do_not_redirect_r
     );
     let id = format!("security-export-{}", std::process::id());
     let run = Command::new(inspector_bin())
-        .env("INSPECTOR_KEEP_PROBE", common::KEEP)
+        .env("INSPECTOR_KEEP_PROBE", tests::KEEP)
         .args(["run", "--name", &id, "--export"])
         .arg(&events)
         .arg("--perfetto")
@@ -531,12 +502,19 @@ impl Drop for Planted {
     }
 }
 
+/// What the attacks on `inspector run --tui` need.
+const RUN_TUI: &[Need] = &[
+    Need::Trace,
+    Need::UtilLinux,
+    Need::BundledRuntime,
+    Need::Tmux,
+];
+
 #[test]
 fn a_link_planted_in_tmp_does_not_redirect_the_output_of_run_tui() {
-    if !tools_ready() || !runtime_built() || !tmux_ready() {
+    let Some(_lock) = probe_test(RUN_TUI) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let _unprotected = SymlinksUnprotected::new();
     let victim = Victim::new("victim-tui");
     let id = format!("security-tui-{}", std::process::id());
@@ -564,13 +542,13 @@ fn a_link_planted_in_tmp_does_not_redirect_the_output_of_run_tui() {
     });
     tmux(&["send-keys", "-t", &session.pane(), "q"]);
     session.wait_exit();
-    let output = common::run_tui_output(&id);
+    let output = tests::run_tui_output(&id);
     let screen = session.screen();
     drop(session);
     let text = output
         .as_deref()
         .and_then(|o| std::fs::read_to_string(o).ok());
-    common::remove_run_tui_output(&id);
+    tests::remove_run_tui_output(&id);
 
     victim.assert_untouched("inspector run --tui");
     assert_eq!(
@@ -588,10 +566,9 @@ fn a_link_planted_in_tmp_does_not_redirect_the_output_of_run_tui() {
 
 #[test]
 fn run_tui_keeps_the_output_in_a_directory_of_roots_alone() {
-    if !tools_ready() || !runtime_built() || !tmux_ready() {
+    let Some(_lock) = probe_test(RUN_TUI) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let id = format!("security-tui-dir-{}", std::process::id());
     let session = TmuxSession::start_with(
         "security-tui-dir",
@@ -605,10 +582,10 @@ fn run_tui_keeps_the_output_in_a_directory_of_roots_alone() {
     tmux(&["send-keys", "-t", &session.pane(), "q"]);
     session.wait_exit();
     drop(session);
-    let output = common::run_tui_output(&id).expect("no output directory");
+    let output = tests::run_tui_output(&id).expect("no output directory");
     let dir = std::fs::symlink_metadata(output.parent().unwrap()).unwrap();
     let file = std::fs::symlink_metadata(&output).unwrap();
-    common::remove_run_tui_output(&id);
+    tests::remove_run_tui_output(&id);
     assert!(dir.is_dir() && file.is_file());
     assert_eq!(
         (dir.uid(), dir.mode() & 0o7777),

@@ -1,21 +1,19 @@
 //! `inspector timeline` and `inspector trace --timeline` on recordings of the
 //! real Docker engine.
 
-mod common;
-
 use std::{
     collections::HashSet,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{
-    DOCKER, TempDir, TmuxSession, Tracer, docker_ready, image, inspector_bin, probe_lock, require,
-    spawn_attached, tmux, tmux_ready, workspace,
-};
 use inspector::{
     event::Event,
     timeline::{ContainerTimeline, Phase, Role},
+};
+use tests::{
+    DOCKER, Need, TempDir, TmuxSession, Tracer, image, inspector_bin, probe_test, ready,
+    spawn_attached, tmux, workspace,
 };
 
 fn write_recording(dir: &TempDir, events: &[Event]) -> std::path::PathBuf {
@@ -52,10 +50,9 @@ fn hex_ids(text: &str) -> Vec<&str> {
 
 #[test]
 fn docker_run_phases_add_up_to_the_wall_time_the_user_saw() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("tl-one");
     let cidfile = dir.path().join("cid");
     let tracer = Tracer::start(&[]);
@@ -95,26 +92,16 @@ fn docker_run_phases_add_up_to_the_wall_time_the_user_saw() {
         sum as f64 / 1e6,
         wall_ns / 1e6
     );
-    for role in [
-        Role::DockerCli,
-        Role::ShimStart,
-        Role::Shim,
-        Role::Runtime,
-        Role::RuntimeReexec,
-        Role::RuntimeInit,
-        Role::Hook,
-        Role::Entrypoint,
-    ] {
+    for role in Role::DOCKER_RUN {
         assert!(t.chain.iter().any(|l| l.role == role), "no {role:?}");
     }
 }
 
 #[test]
 fn fifty_concurrent_containers_get_fifty_separate_timelines() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     const N: usize = 50;
     let dir = TempDir::new("tl-fifty");
     let tracer = Tracer::start(&[]);
@@ -205,10 +192,9 @@ fn fifty_concurrent_containers_get_fifty_separate_timelines() {
 
 #[test]
 fn trace_timeline_prints_each_container_as_it_ends() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let (child, _stderr) = spawn_attached(
         Command::new(inspector_bin())
             .args(["trace", "--timeline"])
@@ -243,10 +229,7 @@ fn trace_timeline_prints_each_container_as_it_ends() {
 
 #[test]
 fn malformed_input_is_an_error_with_its_line_number() {
-    if !common::require(
-        inspector_bin().exists(),
-        "a built inspector (cargo xtask build)",
-    ) {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("tl-bad");
@@ -271,10 +254,9 @@ fn malformed_input_is_an_error_with_its_line_number() {
 
 #[test]
 fn a_container_running_before_the_trace_is_shown_with_what_can_be_known() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let out = Command::new(DOCKER)
         .args(["run", "-d", &image(), "sleep", "3"])
         .output()
@@ -309,13 +291,6 @@ fn a_container_running_before_the_trace_is_shown_with_what_can_be_known() {
 fn docker_run_fixture() -> String {
     std::fs::read_to_string(workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl"))
         .unwrap()
-}
-
-fn built() -> bool {
-    require(
-        inspector_bin().exists(),
-        "a built inspector (cargo xtask build)",
-    )
 }
 
 /// `inspector ARGS`: (exit status, stdout, stderr, its peak RSS in KiB). A
@@ -369,7 +344,7 @@ fn dated_first(time: &str, shift_ns: i64) -> String {
 
 #[test]
 fn a_recording_dated_before_1970_or_after_9999_is_read_by_timeline_diff_and_replay() {
-    if !built() {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("tl-epoch");
@@ -406,7 +381,7 @@ fn a_recording_dated_before_1970_or_after_9999_is_read_by_timeline_diff_and_repl
     let (code, stdout, stderr, _) = inspector(&[os("diff"), early.as_os_str(), late.as_os_str()]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.starts_with("--- "), "{stdout}");
-    if !tmux_ready() {
+    if !ready(&[Need::Tmux]) {
         return;
     }
     for (name, path) in [("epoch", &early), ("year-9999", &late)] {
@@ -422,7 +397,7 @@ fn a_recording_dated_before_1970_or_after_9999_is_read_by_timeline_diff_and_repl
 
 #[test]
 fn timeline_diff_and_replay_of_dev_zero_stop_at_the_line_limit_in_bounded_memory() {
-    if !built() {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let fixture = workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl");
@@ -445,7 +420,7 @@ fn timeline_diff_and_replay_of_dev_zero_stop_at_the_line_limit_in_bounded_memory
         // A few MiB, not the gigabytes an endless line grew to.
         assert!(rss_kib < 64 * 1024, "{args:?}: peak RSS {rss_kib} KiB");
     }
-    if !tmux_ready() {
+    if !ready(&[Need::Tmux]) {
         return;
     }
     let session = TmuxSession::start_with("dev-zero", 160, 40, "tui --replay /dev/zero");
@@ -463,7 +438,7 @@ fn timeline_diff_and_replay_of_dev_zero_stop_at_the_line_limit_in_bounded_memory
 
 #[test]
 fn a_replayed_docker_run_shows_thread_creations_with_their_tids_and_flags() {
-    if !tmux_ready() || !built() {
+    if !ready(&[Need::Tmux, Need::Inspector]) {
         return;
     }
     let fixture = workspace().join("inspector/tests/fixtures/docker-run-rm-true.jsonl");
@@ -512,7 +487,7 @@ fn a_replayed_docker_run_shows_thread_creations_with_their_tids_and_flags() {
 
 #[test]
 fn concatenated_or_shuffled_recordings_are_warned_with_counts() {
-    if !built() {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("tl-order");
@@ -560,7 +535,7 @@ fn concatenated_or_shuffled_recordings_are_warned_with_counts() {
 
 #[test]
 fn diff_of_a_cut_recording_warns_as_timeline_does_and_lost_counts_saturate() {
-    if !built() {
+    if !ready(&[Need::Inspector]) {
         return;
     }
     let dir = TempDir::new("tl-cut");

@@ -1,12 +1,10 @@
 //! `inspector trace` against the real Docker engine: one `docker run` must show
 //! the whole chain the kernel saw, from the docker CLI to the last cgroup removed.
 
-mod common;
-
 use std::process::Command;
 
-use common::{DOCKER, TempDir, Trace, Tracer, docker_ready, image, probe_lock};
 use inspector::event::{Body, Event};
+use tests::{DOCKER, Need, TempDir, Trace, Tracer, image, probe_test};
 
 /// Runs `docker run --rm ARGS IMAGE true` under the tracer; returns the trace
 /// and the container id.
@@ -44,10 +42,9 @@ fn argv_has(argv: &[String], word: &str) -> bool {
 
 #[test]
 fn docker_run_shows_the_whole_chain() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let (t, id) = traced_docker_run(&[]);
     let dump = t.dump();
     let ctx = |what: &str| format!("{what} missing for container {id}; the trace:\n{dump}");
@@ -201,10 +198,9 @@ fn docker_run_shows_the_whole_chain() {
 
 #[test]
 fn cgroupns_private_shows_runc_init_unsharing_the_cgroup_namespace() {
-    if !docker_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let (t, id) = traced_docker_run(&["--cgroupns", "private"]);
     assert!(
         t.events.iter().any(|e| matches!(&e.body,

@@ -1,18 +1,15 @@
 //! `inspector trace` around a plain `runc run` of an OCI bundle.
 
-mod common;
-
 use std::process::Command;
 
-use common::{TempDir, Trace, Tracer, busybox_rootfs, probe_lock, runc_ready};
 use inspector::event::Body;
+use tests::{Need, TempDir, Trace, Tracer, busybox_rootfs, probe_test};
 
 #[test]
 fn runc_run_shows_cgroups_namespaces_pivot_and_entrypoint() {
-    if !runc_ready() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::Runc]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let dir = TempDir::new("bundle");
     let bundle = dir.path().join("bundle");
     let rootfs = bundle.join("rootfs");

@@ -3,48 +3,12 @@
 //! its exit code; quitting or SIGTERM restores the terminal and detaches the
 //! probes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
-    DOCKER, TempDir, TmuxSession, assert_no_links_left, docker_ready, image, inspector_bin,
-    probe_lock, require, settled_inspector_links, tmux, tmux_ready,
+use tests::{
+    DOCKER, Need, TempDir, TmuxSession, assert_no_links_left, image, probe_test,
+    settled_inspector_links, tmux,
 };
-
-/// `inspector tui` and its filter, in a [`TmuxSession`].
-impl TmuxSession {
-    fn start(test: &str, width: u16, height: u16) -> TmuxSession {
-        Self::start_with(test, width, height, "tui")
-    }
-
-    /// Types the filter that shows container `short` only (`f`, then
-    /// `ctr:ID`, Enter), and with `confirm` waits until the stream's title
-    /// shows it, typing it again if it does not.
-    fn filter_to(&self, short: &str, confirm: bool) {
-        let shown = |s: &str| s.contains(&format!("filter: ctr:{short} "));
-        for _ in 0..3 {
-            // Esc first: out of any prompt or popup, the filter cleared.
-            self.keys(&["Escape", "Escape", "f"]);
-            self.keys(&["-l", &format!("ctr:{short}")]);
-            self.keys(&["Enter"]);
-            if !confirm {
-                return;
-            }
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if shown(&self.screen()) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!(
-            "the filter on {short} did not take; screen:\n{}",
-            self.screen()
-        );
-    }
-}
 
 fn attached(screen: &str) -> bool {
     screen.contains(" LIVE ") && screen.contains("probes")
@@ -59,10 +23,9 @@ fn row<'a>(screen: &'a str, short: &str) -> Option<&'a str> {
 
 #[test]
 fn tui_shows_a_docker_run_until_it_stops_with_exit_code_0() {
-    if !docker_ready() || !tmux_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker, Need::Tmux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let programs_before = settled_inspector_links();
     let session = TmuxSession::start("tui-docker", 120, 40);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
@@ -140,10 +103,9 @@ fn tui_shows_a_docker_run_until_it_stops_with_exit_code_0() {
 
 #[test]
 fn tui_restores_the_terminal_and_detaches_on_sigterm() {
-    if !docker_ready() || !tmux_ready() {
+    let Some(_lock) = probe_test(&[Need::Docker, Need::Tmux]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let programs_before = settled_inspector_links();
     let session = TmuxSession::start("tui-sigterm", 80, 24);
     session.wait_for("the probes to attach", Duration::from_secs(30), attached);
@@ -178,19 +140,11 @@ fn tui_restores_the_terminal_and_detaches_on_sigterm() {
     assert_no_links_left(programs_before);
 }
 
-fn runtime_built() -> bool {
-    require(
-        inspector_bin().with_file_name("inspector-runtime").exists(),
-        "inspector-runtime built next to inspector (cargo xtask build)",
-    )
-}
-
 #[test]
 fn run_tui_shows_its_container_live_and_exits_with_its_code() {
-    if !common::can_trace() || !tmux_ready() || !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::Tmux, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let links_before = settled_inspector_links();
     let id = format!("tui-run-{}", std::process::id());
     let session = TmuxSession::start_with(
@@ -218,10 +172,10 @@ fn run_tui_shows_its_container_live_and_exits_with_its_code() {
         4,
         "inspector run exits with the container's code"
     );
-    let printed = common::run_tui_output(&id)
+    let printed = tests::run_tui_output(&id)
         .and_then(|output| std::fs::read_to_string(output).ok())
         .unwrap_or_default();
-    common::remove_run_tui_output(&id);
+    tests::remove_run_tui_output(&id);
     assert_eq!(
         printed, "hello from the tui\n",
         "the container's output file"
@@ -237,10 +191,9 @@ fn run_tui_shows_its_container_live_and_exits_with_its_code() {
 
 #[test]
 fn closing_the_run_tui_stops_a_running_container() {
-    if !common::can_trace() || !tmux_ready() || !runtime_built() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::Tmux, Need::BundledRuntime]) else {
         return;
-    }
-    let _lock = probe_lock();
+    };
     let id = format!("tui-stop-{}", std::process::id());
     let session = TmuxSession::start_with(
         "run-tui-stop",
@@ -262,5 +215,5 @@ fn closing_the_run_tui_stops_a_running_container() {
             .exists(),
         "the container's state was left behind"
     );
-    common::remove_run_tui_output(&id);
+    tests::remove_run_tui_output(&id);
 }

@@ -4,7 +4,7 @@
 # controller, tracefs, bpffs), runs inspector's checks, and powers off.
 #
 # Each check's output goes to the second serial port (/dev/ttyS1), framed for
-# the host (tests/tests/vm_support/mod.rs parses it):
+# the host (tests/src/vm.rs parses it):
 #   === BEGIN <name>
 #   <its stdout>
 #   === STDERR <name>

@@ -92,14 +92,40 @@ pub fn run(which: &[Which]) -> Result<()> {
 
 /// One measured number, with its target when it has one.
 pub struct Row {
-    pub name: String,
-    pub value: f64,
-    pub unit: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
     /// (limit, true when the value must stay at or below it)
-    pub target: Option<(f64, bool)>,
+    target: Option<(f64, bool)>,
 }
 
 impl Row {
+    /// A number shown for information, with no target.
+    pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Row {
+        Row {
+            name: name.into(),
+            value,
+            unit,
+            target: None,
+        }
+    }
+
+    /// The same number, which must stay at or below `limit`.
+    pub fn at_most(self, limit: f64) -> Row {
+        Row {
+            target: Some((limit, true)),
+            ..self
+        }
+    }
+
+    /// The same number, which must reach at least `limit`.
+    pub fn at_least(self, limit: f64) -> Row {
+        Row {
+            target: Some((limit, false)),
+            ..self
+        }
+    }
+
     fn ok(&self) -> bool {
         match self.target {
             Some((limit, true)) => self.value <= limit,
@@ -167,25 +193,7 @@ enum Setup<'a> {
 
 /// BPF links attached to inspector's programs (`insp_*`), from bpftool.
 fn inspector_links() -> Result<usize> {
-    let json = |args: &[&str]| -> Result<serde_json::Value> {
-        let out = util::output(Command::new("bpftool").args(args))?;
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
-    };
-    let progs = json(&["prog", "show", "--json"])?;
-    let ours: Vec<u64> = progs
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("insp_")))
-        .filter_map(|p| p["id"].as_u64())
-        .collect();
-    let links = json(&["link", "show", "--json"])?;
-    Ok(links
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["prog_id"].as_u64().is_some_and(|id| ours.contains(&id)))
-        .count())
+    Ok(inspector_bpftool::inspector_links()?)
 }
 
 /// Nothing of inspector attached: what an earlier run's keeper holds is let
@@ -252,6 +260,28 @@ fn interleaved(command: &[&str], setups: &[Setup], n: usize) -> Result<Vec<Vec<f
     Ok(times)
 }
 
+/// Measures two things (0 and 1) `warmup + rounds` times each, alternating
+/// which goes first round by round so that neither always runs on a warmer
+/// cache; `measure(which, round)` runs one. Returns the `rounds` counted
+/// results of each, the warm-up rounds left out.
+pub fn alternating<T>(
+    warmup: usize,
+    rounds: usize,
+    mut measure: impl FnMut(usize, usize) -> Result<T>,
+) -> Result<[Vec<T>; 2]> {
+    let mut results = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+    for round in 0..warmup + rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let result = measure(which, round)?;
+            if round >= warmup {
+                results[which].push(result);
+            }
+        }
+    }
+    Ok(results)
+}
+
 /// The median of the run-by-run ratios b[i] / a[i].
 fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
     median(a.iter().zip(b).map(|(a, b)| b / a).collect())
@@ -285,24 +315,22 @@ fn docker_run() -> Result<Vec<Row>> {
         20,
     )?;
     Ok(vec![
-        Row {
-            name: "docker run --rm IMAGE true, median without inspector".into(),
-            value: median(t[0].clone()) * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "docker run, one empty tracepoint program / nothing".into(),
-            value: paired_ratio(&t[0], &t[1]),
-            unit: "x",
-            target: None,
-        },
-        Row {
-            name: "docker run --rm IMAGE true, with / without inspector".into(),
-            value: paired_ratio(&t[0], &t[2]),
-            unit: "x",
-            target: Some((1.03, true)),
-        },
+        Row::new(
+            "docker run --rm IMAGE true, median without inspector",
+            median(t[0].clone()) * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "docker run, one empty tracepoint program / nothing",
+            paired_ratio(&t[0], &t[1]),
+            "x",
+        ),
+        Row::new(
+            "docker run --rm IMAGE true, with / without inspector",
+            paired_ratio(&t[0], &t[2]),
+            "x",
+        )
+        .at_most(1.03),
     ])
 }
 
@@ -353,8 +381,9 @@ fn check() -> Result<Vec<Row>> {
             eprintln!("    {i}/{n}");
         }
         // The command alone with nothing of inspector attached; the check
-        // after it then attaches the kept programs itself (a few ms more
-        // than taking over a keeper's links, as checks run back to back do).
+        // after it then attaches the kept programs itself (slower than
+        // taking over a keeper's links, as checks run back to back do;
+        // `cargo xtask bench startup` measures both).
         quiesce()?;
         plain.push(time(&run)?.0);
         let (took, inner) = time(&check)?;
@@ -363,30 +392,27 @@ fn check() -> Result<Vec<Row>> {
     }
     let _ = std::fs::remove_file(&golden);
     Ok(vec![
-        Row {
-            name: "docker run --rm IMAGE true, median".into(),
-            value: median(plain.clone()) * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector check end to end (attach, run, compare), median".into(),
-            value: median(whole.clone()) * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector check end to end / the command alone".into(),
-            value: paired_ratio(&plain, &whole),
-            unit: "x",
-            target: Some((1.05, true)),
-        },
-        Row {
-            name: "  the command's own wall time under check / alone".into(),
-            value: paired_ratio(&plain, &own),
-            unit: "x",
-            target: None,
-        },
+        Row::new(
+            "docker run --rm IMAGE true, median",
+            median(plain.clone()) * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "inspector check end to end (attach, run, compare), median",
+            median(whole.clone()) * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "inspector check end to end / the command alone",
+            paired_ratio(&plain, &whole),
+            "x",
+        )
+        .at_most(1.05),
+        Row::new(
+            "  the command's own wall time under check / alone",
+            paired_ratio(&plain, &own),
+            "x",
+        ),
     ])
 }
 
@@ -409,24 +435,22 @@ fn storm() -> Result<Vec<Row>> {
         15,
     )?;
     Ok(vec![
-        Row {
-            name: "1M one-byte writes, nothing attached".into(),
-            value: median(t[0].clone()) * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "1M writes, one empty tracepoint program / nothing".into(),
-            value: paired_ratio(&t[0], &t[1]),
-            unit: "x",
-            target: None,
-        },
-        Row {
-            name: "1M writes, inspector / one empty tracepoint program".into(),
-            value: paired_ratio(&t[1], &t[2]),
-            unit: "x",
-            target: Some((1.1, true)),
-        },
+        Row::new(
+            "1M one-byte writes, nothing attached",
+            median(t[0].clone()) * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "1M writes, one empty tracepoint program / nothing",
+            paired_ratio(&t[0], &t[1]),
+            "x",
+        ),
+        Row::new(
+            "1M writes, inspector / one empty tracepoint program",
+            paired_ratio(&t[1], &t[2]),
+            "x",
+        )
+        .at_most(1.1),
     ])
 }
 
@@ -510,30 +534,20 @@ fn fork_exec() -> Result<Vec<Row>> {
     let tiny_lost = lost_from(&tiny)?;
 
     Ok(vec![
-        Row {
-            name: format!("{N} fork+exec of /bin/true: wall time"),
-            value: took.as_secs_f64(),
-            unit: "s",
-            target: Some((10.0, true)),
-        },
-        Row {
-            name: "  events lost, default buffer".into(),
-            value: lost as f64,
-            unit: "events",
-            target: Some((0.0, true)),
-        },
-        Row {
-            name: "  execs of /bin/true reported".into(),
-            value: seen as f64,
-            unit: "events",
-            target: Some((N as f64, false)),
-        },
-        Row {
-            name: "4 KiB buffer, stalled reader: events lost (must show)".into(),
-            value: tiny_lost as f64,
-            unit: "events",
-            target: Some((1.0, false)),
-        },
+        Row::new(
+            format!("{N} fork+exec of /bin/true: wall time"),
+            took.as_secs_f64(),
+            "s",
+        )
+        .at_most(10.0),
+        Row::new("  events lost, default buffer", lost as f64, "events").at_most(0.0),
+        Row::new("  execs of /bin/true reported", seen as f64, "events").at_least(N as f64),
+        Row::new(
+            "4 KiB buffer, stalled reader: events lost (must show)",
+            tiny_lost as f64,
+            "events",
+        )
+        .at_least(1.0),
     ])
 }
 
@@ -594,30 +608,28 @@ fn startup() -> Result<Vec<Row>> {
     stop_inspector(child, err)?;
 
     Ok(vec![
-        Row {
-            name: "probes loaded, attached and ready, cold (median of 5)".into(),
-            value: median(cold),
-            unit: "ms",
-            target: Some((300.0, true)),
-        },
-        Row {
-            name: "  ready with the programs kept loaded (median of 5)".into(),
-            value: median(kept),
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "  ready taking over the last run's links (median of 5)".into(),
-            value: median(warm),
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector peak RSS while a container starts, cold".into(),
-            value: rss as f64 / 1024.0,
-            unit: "MiB",
-            target: Some((64.0, true)),
-        },
+        Row::new(
+            "probes loaded, attached and ready, cold (median of 5)",
+            median(cold),
+            "ms",
+        )
+        .at_most(300.0),
+        Row::new(
+            "  ready with the programs kept loaded (median of 5)",
+            median(kept),
+            "ms",
+        ),
+        Row::new(
+            "  ready taking over the last run's links (median of 5)",
+            median(warm),
+            "ms",
+        ),
+        Row::new(
+            "inspector peak RSS while a container starts, cold",
+            rss as f64 / 1024.0,
+            "MiB",
+        )
+        .at_most(64.0),
     ])
 }
 
@@ -711,23 +723,59 @@ fn timeline() -> Result<Vec<Row>> {
     let _ = std::fs::remove_file(&small);
     let _ = std::fs::remove_file(&large);
     Ok(vec![
-        Row {
-            name: format!("timelines from {n_large} events: events/s of CPU (best of 3)"),
-            value: n_large as f64 / best / 1e6,
-            unit: "M/s",
-            target: Some((1.0, false)),
-        },
-        Row {
-            name: format!("  peak RSS, {n_large} events / {n_small} events"),
-            value: rss_large as f64 / rss_small as f64,
-            unit: "x",
-            target: Some((1.5, true)),
-        },
-        Row {
-            name: format!("  peak RSS, {n_large} events"),
-            value: rss_large as f64 / 1024.0,
-            unit: "MiB",
-            target: None,
-        },
+        Row::new(
+            format!("timelines from {n_large} events: events/s of CPU (best of 3)"),
+            n_large as f64 / best / 1e6,
+            "M/s",
+        )
+        .at_least(1.0),
+        Row::new(
+            format!("  peak RSS, {n_large} events / {n_small} events"),
+            rss_large as f64 / rss_small as f64,
+            "x",
+        )
+        .at_most(1.5),
+        Row::new(
+            format!("  peak RSS, {n_large} events"),
+            rss_large as f64 / 1024.0,
+            "MiB",
+        ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternating_swaps_who_goes_first_and_drops_the_warm_up() {
+        let mut calls = Vec::new();
+        let [a, b] = alternating(1, 2, |which, round| {
+            calls.push((which, round));
+            Ok(round * 10 + which)
+        })
+        .unwrap();
+        assert_eq!(calls, [(0, 0), (1, 0), (1, 1), (0, 1), (0, 2), (1, 2)]);
+        assert_eq!(a, [10, 20]);
+        assert_eq!(b, [11, 21]);
+    }
+
+    #[test]
+    fn rows_print_their_value_and_target_as_before() {
+        let ratio = Row::new("r", 1.0234, "x").at_most(1.03);
+        assert_eq!(
+            (ratio.value_text(), ratio.target_text(), ratio.ok()),
+            ("1.023x".to_string(), "<= 1.03".to_string(), true)
+        );
+        let rate = Row::new("e", 0.5, "M/s").at_least(1.0);
+        assert_eq!(
+            (rate.value_text(), rate.target_text(), rate.ok()),
+            ("0.50 M/s".to_string(), ">= 1".to_string(), false)
+        );
+        let shown = Row::new(String::from("t"), 12.34, "ms");
+        assert_eq!(
+            (shown.value_text(), shown.target_text(), shown.ok()),
+            ("12.3 ms".to_string(), "-".to_string(), true)
+        );
+    }
 }

@@ -37,8 +37,9 @@ pub fn run() -> Result<Vec<Row>> {
     let time = |which: usize, id: &str| -> Result<(f64, String)> {
         // Nothing of inspector attached before either: runc's time must not
         // carry the probe an earlier run kept attached (switched off), and
-        // inspector's then attaches the kept programs itself, a few ms more
-        // than taking a keeper's links over.
+        // inspector's then attaches the kept programs itself, slower than
+        // taking a keeper's links over (`cargo xtask bench startup` measures
+        // both).
         bench::quiesce()?;
         let started = Instant::now();
         let out = if which == 0 {
@@ -72,25 +73,16 @@ pub fn run() -> Result<Vec<Row>> {
         Ok((took, stderr))
     };
 
-    let mut whole = [Vec::new(), Vec::new()];
+    let [ours_runs, runc_runs] = bench::alternating(WARMUP, ROUNDS, |which, round| {
+        time(which, &format!("bench-run-{round}"))
+    })?;
     // inspector's own account of the container's part, from `create` to the
     // end of `delete`: what is left once the probe's attach is taken out.
-    let mut container_part = Vec::new();
-    for round in 0..WARMUP + ROUNDS {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
-            let (took, stderr) = time(which, &format!("bench-run-{round}"))?;
-            if round < WARMUP {
-                continue;
-            }
-            whole[which].push(took);
-            if which == 0
-                && let Some(ms) = reported_ms(&stderr)
-            {
-                container_part.push(ms / 1000.0);
-            }
-        }
-    }
+    let container_part: Vec<f64> = ours_runs
+        .iter()
+        .filter_map(|(_, stderr)| reported_ms(stderr))
+        .map(|ms| ms / 1000.0)
+        .collect();
     let mut cold = [Vec::new(), Vec::new()];
     for round in 0..COLD_ROUNDS {
         bench::unload()?;
@@ -99,46 +91,38 @@ pub fn run() -> Result<Vec<Row>> {
             cold[which].push(took);
         }
     }
-    let (ours, runc) = (median(whole[0].clone()), median(whole[1].clone()));
+    let [ours, runc] =
+        [&ours_runs, &runc_runs].map(|runs| median(runs.iter().map(|(took, _)| *took).collect()));
     let part = median(container_part);
     let (cold_ours, cold_runc) = (median(cold[0].clone()), median(cold[1].clone()));
     Ok(vec![
-        Row {
-            name: "runc run /bin/true, median".into(),
-            value: runc * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector run -- /bin/true end to end, median".into(),
-            value: ours * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "  of which create..delete under the probe, median".into(),
-            value: part * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector run / runc run, /bin/true (medians)".into(),
-            value: ours / runc,
-            unit: "x",
-            target: Some((1.5, true)),
-        },
-        Row {
-            name: format!("  cold start (after inspector unload), median of {COLD_ROUNDS}"),
-            value: cold_ours * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "  cold start / runc run (medians)".into(),
-            value: cold_ours / cold_runc,
-            unit: "x",
-            target: None,
-        },
+        Row::new("runc run /bin/true, median", runc * 1000.0, "ms"),
+        Row::new(
+            "inspector run -- /bin/true end to end, median",
+            ours * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "  of which create..delete under the probe, median",
+            part * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "inspector run / runc run, /bin/true (medians)",
+            ours / runc,
+            "x",
+        )
+        .at_most(1.5),
+        Row::new(
+            format!("  cold start (after inspector unload), median of {COLD_ROUNDS}"),
+            cold_ours * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "  cold start / runc run (medians)",
+            cold_ours / cold_runc,
+            "x",
+        ),
     ])
 }
 

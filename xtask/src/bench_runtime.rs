@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::{Row, median},
+    bench::{self, Row, median},
     docker, util,
 };
 
@@ -44,58 +44,45 @@ pub fn run() -> Result<Vec<Row>> {
 
     let ours = docker::runtime_binary();
     let runtimes = [ours.to_string_lossy().into_owned(), "runc".to_string()];
-    let mut times = [Vec::new(), Vec::new()];
-    for round in 0..WARMUP + ROUNDS {
-        // Alternate which goes first, so neither always runs on a warmer cache.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
-            let root = dir.join(format!("state-{which}"));
-            let id = format!("bench-{round}");
-            let started = Instant::now();
-            let out = Command::new(&runtimes[which])
-                .arg("--root")
-                .arg(&root)
-                .args(["run", "--bundle"])
-                .arg(&dir)
-                .arg(&id)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .with_context(|| format!("cannot start {}", runtimes[which]))?;
-            let took = started.elapsed().as_secs_f64();
-            if !out.status.success() {
-                bail!(
-                    "{} run /bin/true failed ({}): {}",
-                    runtimes[which],
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            if round >= WARMUP {
-                times[which].push(took);
-            }
+    let times = bench::alternating(WARMUP, ROUNDS, |which, round| {
+        let root = dir.join(format!("state-{which}"));
+        let id = format!("bench-{round}");
+        let started = Instant::now();
+        let out = Command::new(&runtimes[which])
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle"])
+            .arg(&dir)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("cannot start {}", runtimes[which]))?;
+        let took = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!(
+                "{} run /bin/true failed ({}): {}",
+                runtimes[which],
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-    }
-    let (ours, runc) = (median(times[0].clone()), median(times[1].clone()));
+        Ok(took)
+    })?;
+    let [ours, runc] = times.map(median);
     Ok(vec![
-        Row {
-            name: "runc run /bin/true, median".into(),
-            value: runc * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector-runtime run /bin/true, median".into(),
-            value: ours * 1000.0,
-            unit: "ms",
-            target: None,
-        },
-        Row {
-            name: "inspector-runtime / runc, run /bin/true (medians)".into(),
-            value: ours / runc,
-            unit: "x",
-            target: Some((0.35, true)),
-        },
+        Row::new("runc run /bin/true, median", runc * 1000.0, "ms"),
+        Row::new(
+            "inspector-runtime run /bin/true, median",
+            ours * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "inspector-runtime / runc, run /bin/true (medians)",
+            ours / runc,
+            "x",
+        )
+        .at_most(0.35),
     ])
 }

@@ -22,11 +22,14 @@ pub fn run() -> Result<Vec<Row>> {
         let [name, value, unit, limit] = fields[..] else {
             bail!("unreadable result line: {line}");
         };
-        measures.push(Row {
-            name: name.to_string(),
-            value: value.parse()?,
-            unit: if unit == "MiB" { "MiB" } else { "ms" },
-            target: limit.parse().ok().map(|l| (l, true)),
+        let row = Row::new(
+            name,
+            value.parse()?,
+            if unit == "MiB" { "MiB" } else { "ms" },
+        );
+        measures.push(match limit.parse() {
+            Ok(limit) => row.at_most(limit),
+            Err(_) => row,
         });
     }
     if measures.is_empty() {

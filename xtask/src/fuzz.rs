@@ -28,14 +28,17 @@ pub enum Target {
     Config,
     /// A seccomp section, compiled to BPF and checked against the profile.
     Seccomp,
+    /// The kernel's BTF, through the struct-offset and tracepoint lookups.
+    Btf,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Recording,
         Target::Golden,
         Target::Config,
         Target::Seccomp,
+        Target::Btf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Target {
             Target::Golden => "golden",
             Target::Config => "config",
             Target::Seccomp => "seccomp",
+            Target::Btf => "btf",
         }
     }
 }

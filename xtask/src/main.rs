@@ -7,10 +7,12 @@
 //! - `docker`: start the Docker engine if it is not running and make the test image.
 //! - `run`: the main job: launch a container with `inspector run` and show
 //!   what the kernel saw, from its first syscall to its deletion.
-//! - `test`: set-up, build, Docker, then every test, then every fuzz target
-//!   for a short, fixed time.
+//! - `test`: set-up, build, Docker, then every test, the lint, then every
+//!   fuzz target for a short, fixed time.
 //! - `vm-test`: set-up, build, then only the test that boots Debian 12's
 //!   kernel under qemu and runs inspector there, on pure cgroup2.
+//! - `lint`: clippy with warnings as errors, on the host crates and on the
+//!   probe for the BPF target.
 //! - `bench`: the benchmarks, as ratios against baselines measured in the same run.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/` (nightly), each for a fixed time;
 //!   a crash names its reproducer and the command that runs it again.
@@ -21,6 +23,7 @@ mod bench_runtime;
 mod bench_tui;
 mod docker;
 mod fuzz;
+mod lint;
 mod setup;
 mod util;
 mod vm;
@@ -54,8 +57,8 @@ enum Command {
         #[arg(long)]
         docker: bool,
     },
-    /// Set up, build, start Docker, then run all tests and every fuzz
-    /// target for a short, fixed time.
+    /// Set up, build, start Docker, then run all tests, the lint, and every
+    /// fuzz target for a short, fixed time.
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
@@ -68,6 +71,9 @@ enum Command {
         #[arg(last = true)]
         test_args: Vec<String>,
     },
+    /// clippy with warnings as errors: the host crates (all targets) and the
+    /// probe (for the BPF target, as its build does).
+    Lint,
     /// Run the benchmarks and print each number as a ratio against its baseline.
     Bench {
         /// Which benchmarks (default: all).
@@ -112,6 +118,10 @@ fn main() -> Result<()> {
             build()?;
             docker::ensure()?;
             test(&cargo_args)
+        }
+        Command::Lint => {
+            setup::toolchains()?;
+            lint::run()
         }
         Command::VmTest { test_args } => {
             setup::run()?;
@@ -220,11 +230,19 @@ fn test(extra: &[String]) -> Result<()> {
     }
     let status = child.wait()?;
 
-    // Then each fuzz target, one entry of the total each. A run for a few
-    // named tests (extra arguments) is not the whole suite: no fuzzing then.
-    let mut fuzz_note = String::new();
+    // Then the lint and each fuzz target, one entry of the total each. A run
+    // for a few named tests (extra arguments) is not the whole suite: no
+    // lint or fuzzing then.
+    let mut notes = Vec::new();
+    let mut lint_failed = Vec::new();
     let mut fuzz_failed = Vec::new();
     if extra.is_empty() {
+        lint_failed = lint::failures();
+        let runs = lint::Scope::ALL.len();
+        passed += (runs - lint_failed.len()) as u64;
+        failed += lint_failed.len() as u64;
+        notes.push(format!("{runs} clippy runs"));
+
         let seconds = fuzz::SECONDS_IN_TEST;
         let targets = fuzz::Target::ALL;
         match fuzz::run_all(&targets, seconds) {
@@ -245,11 +263,19 @@ fn test(extra: &[String]) -> Result<()> {
                 fuzz_failed.extend(targets.iter().map(|t| t.name()));
             }
         }
-        fuzz_note = format!(" (with {} fuzz targets, {seconds} s each)", targets.len());
+        notes.push(format!("{} fuzz targets, {seconds} s each", targets.len()));
     }
-    println!("all tests: {passed} passed, {failed} failed{fuzz_note}");
+    let note = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" (with {})", notes.join("; "))
+    };
+    println!("all tests: {passed} passed, {failed} failed{note}");
     if !status.success() {
         bail!("tests failed ({status})");
+    }
+    if !lint_failed.is_empty() {
+        bail!("lint failed: {}", lint_failed.join(", "));
     }
     if !fuzz_failed.is_empty() {
         bail!("fuzz targets failed: {}", fuzz_failed.join(", "));

@@ -48,8 +48,7 @@ pub fn run() -> Result<()> {
         bail!("set-up installs packages and mounts tracefs: run it as root");
     }
     packages()?;
-    rust_src()?;
-    bpf_linker()?;
+    toolchains()?;
     tracefs()?;
     vm_kernel()?;
     eprintln!(
@@ -108,6 +107,38 @@ fn packages() -> Result<()> {
     Ok(())
 }
 
+/// The Rust side of set-up, which needs no root: the probe's nightly
+/// toolchain with rust-src, bpf-linker, and clippy for `cargo xtask lint`.
+pub fn toolchains() -> Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    clippy()
+}
+
+/// clippy on the toolchain that builds the host crates and on nightly (the
+/// probe, linted for the BPF target): a minimal toolchain comes without it.
+fn clippy() -> Result<()> {
+    if !util::succeeds(util::cargo().args(["clippy", "--version"])) {
+        util::step("adding the clippy component");
+        util::run(Command::new("rustup").args(["component", "add", "clippy"]))?;
+    }
+    if !util::succeeds(crate::lint::nightly_cargo().args(["clippy", "--version"])) {
+        util::step("adding the nightly clippy component");
+        add_nightly_component("clippy")?;
+    }
+    Ok(())
+}
+
+fn add_nightly_component(component: &str) -> Result<()> {
+    util::run(Command::new("rustup").args([
+        "component",
+        "add",
+        component,
+        "--toolchain",
+        "nightly",
+    ]))
+}
+
 fn nightly_sysroot() -> Result<PathBuf> {
     let out = Command::new("rustc")
         .args(["+nightly", "--print", "sysroot"])
@@ -139,13 +170,7 @@ fn rust_src() -> Result<()> {
         return Ok(());
     }
     util::step("adding the nightly rust-src component (the probe builds core for BPF)");
-    util::run(Command::new("rustup").args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        "nightly",
-    ]))
+    add_nightly_component("rust-src")
 }
 
 /// bpf-linker, built against nightly's own libLLVM: no system LLVM needed.
@@ -231,7 +256,7 @@ fn tracefs() -> Result<()> {
     util::run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
 }
 
-/// Where the VM test finds its kernel (`boot/vmlinuz-*`); tests/tests/vm_support
+/// Where the VM test finds its kernel (`boot/vmlinuz-*`); tests/src/vm.rs
 /// looks there.
 const VM_KERNEL_DIR: &str = "target/vm/kernel";
 

@@ -1,3 +1,6 @@
+//! What every xtask job shares: the workspace root, the cargo that runs
+//! xtask, announcing a step, and running a command so that a failure names it.
+
 use std::{
     path::PathBuf,
     process::{Command, Output},

@@ -96,83 +96,80 @@ pub fn merge_env(base: &[String], overrides: &[String]) -> Result<Vec<String>, B
     Ok(env)
 }
 
-/// A configuration like `runc spec`'s, for a non-interactive container: new
-/// pid, network, ipc, uts, mount and cgroup namespaces; fresh /proc, /dev
-/// (tmpfs with the runtime's default devices), /dev/pts, /dev/shm,
-/// /dev/mqueue, a read-only /sys and a /tmp tmpfs; plus `binds`, read-only.
+/// A configuration like `runc spec`'s (the runtime's own default, see
+/// `runtime::commands::spec`), for a non-interactive container: new pid,
+/// network, ipc, uts, mount and cgroup namespaces; fresh /proc, /dev (tmpfs
+/// with the runtime's default devices), /dev/pts, /dev/shm, /dev/mqueue, a
+/// read-only /sys and a /tmp tmpfs; plus `binds`, read-only. Unlike `spec`'s:
+/// no terminal, no command yet, only `PATH` in the environment, Docker's
+/// default capabilities and no cgroup mount.
 pub fn generate(rootfs: &Path, readonly_root: bool, binds: &[BindMount]) -> Value {
-    let caps = json!([
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE"
-    ]);
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-               "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "nodev", "mode=1777"]}),
-    ];
-    for b in binds {
-        mounts.push(json!({
-            "destination": b.destination,
-            "type": "bind",
-            "source": b.source,
-            "options": ["rbind", "ro", "nosuid", "nodev"],
-        }));
+    use oci_spec::runtime::{Capability::*, LinuxCapabilities, MountBuilder, Root};
+    let mut spec = ::runtime::commands::spec::default_spec();
+    let caps: oci_spec::runtime::Capabilities = [
+        Chown,
+        DacOverride,
+        Fsetid,
+        Fowner,
+        Mknod,
+        NetRaw,
+        Setgid,
+        Setuid,
+        Setfcap,
+        Setpcap,
+        NetBindService,
+        SysChroot,
+        Kill,
+        AuditWrite,
+    ]
+    .into_iter()
+    .collect();
+    if let Some(process) = spec.process_mut() {
+        let mut capabilities = LinuxCapabilities::default();
+        capabilities
+            .set_bounding(Some(caps.clone()))
+            .set_effective(Some(caps.clone()))
+            .set_permitted(Some(caps))
+            .set_inheritable(None)
+            .set_ambient(None);
+        process
+            .set_terminal(Some(false))
+            .set_args(Some(Vec::new()))
+            .set_env(Some(vec![format!("PATH={DEFAULT_PATH}")]))
+            .set_capabilities(Some(capabilities));
     }
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": [],
-            "env": [format!("PATH={DEFAULT_PATH}")],
-            "cwd": "/",
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps,
-            },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true,
-        },
-        "root": {"path": rootfs, "readonly": readonly_root},
-        "hostname": "inspector",
-        "mounts": mounts,
-        "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
-            ],
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ],
-        },
-    })
+    let mut root = Root::default();
+    root.set_path(rootfs.to_path_buf())
+        .set_readonly(Some(readonly_root));
+    spec.set_root(Some(root));
+    let mount = |destination: &str, typ: &str, source: &Path, options: &[&str]| {
+        MountBuilder::default()
+            .destination(destination)
+            .typ(typ)
+            .source(source)
+            .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .build()
+            .expect("a mount with every field given")
+    };
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    // The runtime's cgroup mount is left out: nothing in the container needs it.
+    mounts.retain(|m| m.typ().as_deref() != Some("cgroup"));
+    mounts.push(mount(
+        "/tmp",
+        "tmpfs",
+        Path::new("tmpfs"),
+        &["nosuid", "nodev", "mode=1777"],
+    ));
+    for b in binds {
+        mounts.push(mount(
+            &b.destination,
+            "bind",
+            &b.source,
+            &["rbind", "ro", "nosuid", "nodev"],
+        ));
+    }
+    spec.set_mounts(Some(mounts));
+    ::runtime::commands::spec::to_json(&spec)
 }
 
 /// Reads `dir`/config.json and makes its root path absolute, so the

@@ -3,6 +3,14 @@
 //! (manifest.json, the config, one tar per layer). The layers are applied in
 //! order into a root filesystem cached under the image config's digest, so
 //! the second run of an image unpacks nothing.
+//!
+//! An OCI layout's index and manifests are read as oci-spec's image types,
+//! and of a multi-platform index the manifest for this machine's platform
+//! (`linux/amd64` on x86_64) is taken. The image configuration is read
+//! leniently, as JSON: `docker save` and hand-made images may lack fields
+//! oci-spec's `ImageConfiguration` requires, and only `config` and
+//! `rootfs.diff_ids` matter here. `docker save`'s own manifest.json is
+//! Docker's format, which oci-spec does not model.
 
 use std::{
     collections::HashSet,
@@ -11,6 +19,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use oci_spec::image::{Arch, Descriptor, ImageIndex, ImageManifest, MediaType, Os, Platform};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
@@ -33,6 +42,15 @@ pub enum ImageError {
     Layer {
         layer: String,
         error: std::io::Error,
+    },
+    #[error(
+        "{path} has no image for this machine ({wanted}): it has {}",
+        if .found.is_empty() { "none".to_string() } else { .found.join(", ") }
+    )]
+    Platform {
+        path: String,
+        wanted: String,
+        found: Vec<String>,
     },
     #[error("image cache {path}: {error}")]
     Cache { path: String, error: std::io::Error },
@@ -248,7 +266,11 @@ fn read(path: &Path, image: &Path) -> Result<Vec<u8>, ImageError> {
     })
 }
 
-fn json(bytes: &[u8], what: &str, image: &Path) -> Result<Value, ImageError> {
+fn json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    image: &Path,
+) -> Result<T, ImageError> {
     serde_json::from_slice(bytes).map_err(|e| ImageError::Format {
         path: image.display().to_string(),
         reason: format!("{what} is not valid JSON: {e}"),
@@ -289,7 +311,7 @@ fn read_manifest(dir: &Path, image: &Path) -> Result<Manifest, ImageError> {
     // writes it next to an OCI index).
     let docker = dir.join("manifest.json");
     if docker.is_file() {
-        let m = json(&read(&docker, image)?, "manifest.json", image)?;
+        let m: Value = json(&read(&docker, image)?, "manifest.json", image)?;
         let first = m
             .as_array()
             .and_then(|a| a.first())
@@ -318,36 +340,79 @@ fn read_manifest(dir: &Path, image: &Path) -> Result<Manifest, ImageError> {
             "it has neither index.json (OCI layout) nor manifest.json (docker save)".into(),
         ));
     }
-    let mut doc = json(&read(&index, image)?, "index.json", image)?;
+    let mut index: ImageIndex = json(&read(&index, image)?, "index.json", image)?;
     // An index may point at another index (a multi-platform image): follow
-    // the first entry down to a manifest.
+    // this machine's platform down to a manifest.
+    let mut manifest = None;
     for _ in 0..4 {
-        if doc["layers"].is_array() {
+        let chosen = for_this_platform(&index, image)?;
+        let digest = chosen.digest().to_string();
+        let bytes = verified_blob(dir, &digest, image)?;
+        if is_index(chosen.media_type()) {
+            index = json(&bytes, "an image index", image)?;
+        } else {
+            manifest = Some(json::<ImageManifest>(&bytes, "a manifest", image)?);
             break;
         }
-        let digest = doc["manifests"][0]["digest"]
-            .as_str()
-            .ok_or_else(|| format_err("index.json lists no manifest".into()))?
-            .to_string();
-        doc = json(&verified_blob(dir, &digest, image)?, "a manifest", image)?;
     }
-    let config_digest = doc["config"]["digest"]
-        .as_str()
-        .ok_or_else(|| format_err("the manifest names no config".into()))?;
-    let config = verified_blob(dir, config_digest, image)?;
+    let doc = manifest.ok_or_else(|| format_err("image indexes nest too deep".into()))?;
+    let config = verified_blob(dir, doc.config().digest().as_ref(), image)?;
     let mut layers = Vec::new();
-    for l in doc["layers"].as_array().into_iter().flatten() {
-        let digest = l["digest"]
-            .as_str()
-            .ok_or_else(|| format_err("a layer has no digest".into()))?;
+    for l in doc.layers() {
+        let digest = l.digest().to_string();
         layers.push(Layer {
-            path: blob_path(dir, digest, image)?,
-            name: digest.to_string(),
-            expect_file: Some(digest.to_string()),
+            path: blob_path(dir, &digest, image)?,
+            name: digest.clone(),
+            expect_file: Some(digest),
             expect_tar: None,
         });
     }
     Ok(Manifest { config, layers })
+}
+
+/// Whether a descriptor points at an index (OCI's, or Docker's manifest list).
+fn is_index(media_type: &MediaType) -> bool {
+    match media_type {
+        MediaType::ImageIndex => true,
+        MediaType::Other(m) => m == "application/vnd.docker.distribution.manifest.list.v2+json",
+        _ => false,
+    }
+}
+
+/// `os/arch[/variant]`, as `docker --platform` writes it.
+fn platform_name(p: &Platform) -> String {
+    match p.variant() {
+        Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+        None => format!("{}/{}", p.os(), p.architecture()),
+    }
+}
+
+/// The entry of `index` for this machine: the first whose platform is this
+/// machine's OS and architecture, else the first that names no platform (a
+/// single-platform layout, or a nested index). Entries for other platforms,
+/// and the `unknown/unknown` attestations build tools add, are never taken.
+fn for_this_platform<'a>(
+    index: &'a ImageIndex,
+    image: &Path,
+) -> Result<&'a Descriptor, ImageError> {
+    let (os, arch) = (Os::default(), Arch::default());
+    let entries = index.manifests();
+    entries
+        .iter()
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| *p.os() == os && *p.architecture() == arch)
+        })
+        .or_else(|| entries.iter().find(|d| d.platform().is_none()))
+        .ok_or_else(|| ImageError::Platform {
+            path: image.display().to_string(),
+            wanted: format!("{os}/{arch}"),
+            found: entries
+                .iter()
+                .filter_map(|d| d.platform().as_ref().map(platform_name))
+                .collect(),
+        })
 }
 
 /// Passes bytes through while hashing them.
@@ -658,8 +723,9 @@ mod tests {
         assert!(outside.path().join("precious").exists());
     }
 
-    /// Writes an OCI layout with one gzip layer; returns its directory.
-    fn oci_layout(dir: &Path, layer_tar: &[u8], config: &Value) {
+    /// Writes one image (a gzip layer, its config, its manifest) as blobs of
+    /// the OCI layout in `dir`; returns the manifest's digest and size.
+    fn put_image(dir: &Path, layer_tar: &[u8], config: &Value) -> (String, usize) {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
         let put = |bytes: &[u8]| {
@@ -679,14 +745,90 @@ mod tests {
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                         "digest": layer_digest, "size": layer_size}],
         });
-        let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "digest": manifest_digest, "size": manifest_size}],
-        });
+        put(&serde_json::to_vec(&manifest).unwrap())
+    }
+
+    /// Writes index.json listing `manifests` (descriptors), and oci-layout.
+    fn write_index(dir: &Path, manifests: Vec<Value>) {
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
         std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    }
+
+    /// A manifest descriptor, for `platform` (`os/arch`) when given.
+    fn descriptor((digest, size): (String, usize), platform: Option<(&str, &str)>) -> Value {
+        let mut d = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+        });
+        if let Some((os, arch)) = platform {
+            d["platform"] = serde_json::json!({"os": os, "architecture": arch});
+        }
+        d
+    }
+
+    /// Writes an OCI layout with one gzip layer; returns its directory.
+    fn oci_layout(dir: &Path, layer_tar: &[u8], config: &Value) {
+        let manifest = put_image(dir, layer_tar, config);
+        write_index(dir, vec![descriptor(manifest, None)]);
+    }
+
+    #[test]
+    fn a_two_platform_layout_unpacks_the_image_for_this_machine() {
+        let layout = ScratchDir::new("image-platforms").unwrap();
+        let cache = ScratchDir::new("image-cache").unwrap();
+        let (os, this) = (Os::default().to_string(), Arch::default().to_string());
+        let other = if Arch::default() == Arch::Amd64 {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let image_for = |arch: &str| {
+            let config = serde_json::json!({
+                "architecture": arch, "os": os,
+                "config": {"Cmd": ["/bin/which"]},
+                "rootfs": {"type": "layers", "diff_ids": []},
+            });
+            put_image(
+                layout.path(),
+                &layer(&[("bin/", ""), ("bin/which", arch)]),
+                &config,
+            )
+        };
+        let (theirs, ours) = (image_for(other), image_for(&this));
+        // The other platform first: taking the first entry would be wrong.
+        write_index(
+            layout.path(),
+            vec![
+                descriptor(theirs.clone(), Some((&os, other))),
+                descriptor(ours, Some((&os, &this))),
+            ],
+        );
+        let image = open(layout.path(), cache.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(image.rootfs.join("bin/which")).unwrap(),
+            this
+        );
+
+        // Only other platforms (and a build tool's attestation): refused,
+        // naming what the layout has.
+        let cache = ScratchDir::new("image-cache").unwrap();
+        write_index(
+            layout.path(),
+            vec![
+                descriptor(theirs.clone(), Some((&os, other))),
+                descriptor(theirs, Some(("unknown", "unknown"))),
+            ],
+        );
+        let err = open(layout.path(), cache.path()).unwrap_err();
+        assert!(matches!(err, ImageError::Platform { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("({os}/{this})")), "{text}");
+        assert!(
+            text.ends_with(&format!("it has {os}/{other}, unknown/unknown")),
+            "{text}"
+        );
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
     }
 
     #[test]

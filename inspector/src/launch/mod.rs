@@ -53,15 +53,16 @@ pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> 
         .open(path)
 }
 
-/// A directory removed, whole, when dropped: generated bundles and scratch
-/// space never outlive the run, however it ends short of SIGKILL.
+/// A directory removed, whole, when dropped (a `tempfile::TempDir`):
+/// generated bundles and scratch space never outlive the run, however it
+/// ends short of SIGKILL.
 ///
 /// It is 0700 under an unpredictable name, made with `mkdir` (which never
 /// follows a symlink): the bundle's config.json holds the container's
 /// environment, secrets included, and it lives in a directory every user
 /// can write (/tmp).
 #[derive(Debug)]
-pub struct ScratchDir(PathBuf);
+pub struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
     /// Makes a fresh directory `<parent>/<prefix>-<pid>-<random>`.
@@ -73,7 +74,7 @@ impl ScratchDir {
             .rand_bytes(10)
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir_in(parent)?;
-        Ok(ScratchDir(dir.keep()))
+        Ok(ScratchDir(dir))
     }
 
     /// A fresh directory under the system's temporary directory.
@@ -82,19 +83,31 @@ impl ScratchDir {
     }
 
     pub fn path(&self) -> &std::path::Path {
-        &self.0
+        self.0.path()
     }
 
     /// Keeps the directory: it becomes the caller's.
     pub fn keep(self) -> PathBuf {
-        let path = self.0.clone();
-        std::mem::forget(self);
-        path
+        self.0.keep()
     }
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_dir_is_private_and_gone_once_dropped_unless_kept() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = ScratchDir::new("scratch").unwrap();
+        let path = dir.path().to_path_buf();
+        std::fs::write(path.join("config.json"), b"{}").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(dir);
+        assert!(!path.exists());
+        let kept = ScratchDir::new("scratch").unwrap().keep();
+        assert!(kept.is_dir());
+        std::fs::remove_dir(&kept).unwrap();
     }
 }

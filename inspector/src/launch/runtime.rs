@@ -38,20 +38,12 @@ pub enum RuntimeError {
     InvalidId(String),
 }
 
-/// The longest container id the runtime takes: it names a directory.
-pub const MAX_ID_LEN: usize = 255;
+pub use ::runtime::container::MAX_ID_LEN;
 
 /// Checks `id` by the runtime's rule (runc's: `^[\w+-\.]+$`, not `.` or
 /// `..`, and a directory name's length), before it is used as a path.
 pub fn valid_id(id: &str) -> Result<(), RuntimeError> {
-    let ok = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
-    if ok {
+    if ::runtime::container::is_valid_id(id) {
         Ok(())
     } else {
         Err(RuntimeError::InvalidId(id.to_string()))
@@ -109,7 +101,7 @@ pub fn locate() -> Result<PathBuf, RuntimeError> {
 
 /// The runtime's default `--root` (runc's shape: one directory per
 /// container id).
-pub const DEFAULT_ROOT: &str = "/run/inspector-runtime";
+pub use ::runtime::DEFAULT_ROOT;
 
 /// One container's runtime invocations.
 #[derive(Clone, Debug)]

@@ -1,12 +1,14 @@
 //! The probe's links outlive the run that made them by a few seconds, held by
 //! a small background process, the keeper, so that a run that follows soon
 //! after (a benchmark, `inspector check` in a CI loop, the next `inspector
-//! run`) takes them over attached, instead of attaching its own.
+//! run`) takes them over attached, instead of attaching its own. In the
+//! probe's lifecycle ([`super::lifecycle`]) this is the Adopt way, and where
+//! the links go when a run ends.
 //!
-//! Why not let each run attach and detach: the kernel takes 60-100 ms per
-//! tracepoint to detach a program (RCU grace periods), two seconds for the
-//! probe, and until it is done the same program cannot be attached to the
-//! same tracepoint again (`EEXIST`). Between runs the probe is disabled
+//! Why not let each run attach and detach: the kernel waits for RCU grace
+//! periods to detach a program from each tracepoint, one after the other,
+//! and until it is done the same program cannot be attached to the same
+//! tracepoint again (`EEXIST`). Between runs the probe is disabled
 //! (`RunState::enabled`): every program returns at once.
 //!
 //! The keeper (`inspector keep-probe`) holds the pinned set's lock with the
@@ -172,7 +174,7 @@ pub fn serve(listen: OwnedFd, lock: OwnedFd, links: Vec<OwnedFd>, keep: Duration
             Answer::Nothing => {}
         }
     }
-    // Letting go: each close waits for the kernel (tens of ms).
+    // Letting go: each close waits for the kernel (RCU grace periods).
     if listener.set_nonblocking(true).is_err() {
         return;
     }

@@ -22,8 +22,8 @@ use aya::{
     sys::{is_map_supported, is_program_supported},
 };
 
+use super::btf::Btf;
 use super::{ProbeError, RAW_HOOKS, RawHook};
-use crate::btf::Btf;
 
 /// The running kernel's release (`uname -r`), for messages.
 pub fn release() -> String {
@@ -163,7 +163,7 @@ pub fn fit(btf: &Btf) -> Result<Variants, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf::{Btf, tests::tracepoints};
+    use crate::probe::btf::{Btf, tests::tracepoints};
 
     fn args_of(protos: &'static [(&'static str, u32)]) -> impl Fn(&str) -> Option<u32> {
         move |tp| protos.iter().find(|(n, _)| *n == tp).map(|(_, a)| *a)

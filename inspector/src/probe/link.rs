@@ -1,11 +1,14 @@
 //! Attaching a loaded program to a tracepoint as a plain file descriptor,
 //! pinning, and letting links go without making anyone wait.
 //!
-//! aya keeps the links it makes inside its program objects; the probe's links
-//! must be descriptors of their own, to be handed to another process (see
-//! `keeper`) and to attach programs opened from their pins. The calls are the
-//! kernel's uapi: `perf_event_open` plus `BPF_LINK_CREATE` for tracefs
-//! tracepoints, `BPF_RAW_TRACEPOINT_OPEN` for raw ones.
+//! Written here rather than left to aya: aya keeps the links it makes inside
+//! its program objects, and its `FdLink` keeps its descriptor to itself (no
+//! `AsFd`, no way to an `OwnedFd`). The probe's links must be descriptors of
+//! their own, to be handed to another process (see `keeper`) and to attach
+//! programs opened from their pins. The calls are the kernel's uapi:
+//! `perf_event_open` plus `BPF_LINK_CREATE` for tracefs tracepoints,
+//! `BPF_RAW_TRACEPOINT_OPEN` for raw ones; their arguments are aya-obj's
+//! generated `bpf_attr` and `perf_event_attr`.
 
 use std::{
     ffi::CString,
@@ -14,61 +17,59 @@ use std::{
     path::Path,
 };
 
+use aya_obj::generated::{
+    PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, bpf_attach_type, bpf_attr,
+    bpf_cmd, perf_event_attr, perf_type_id,
+};
+
 use super::{ProbeError, plan::Target};
 
-// From include/uapi/linux/bpf.h.
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PERF_EVENT: u32 = 41;
-// From include/uapi/linux/perf_event.h.
-const PERF_TYPE_TRACEPOINT: u32 = 2;
-const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-
-/// A `union bpf_attr` (or `struct perf_event_attr`), zeroed, with the few
-/// fields a command uses written at their uapi offsets. The kernel requires
-/// every byte past the command's last field to be zero, which this keeps.
-struct Attr([u8; 128]);
-
-impl Attr {
-    fn new() -> Self {
-        Attr([0; 128])
-    }
-
-    fn u32(mut self, offset: usize, value: u32) -> Self {
-        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
-        self
-    }
-
-    fn u64(mut self, offset: usize, value: u64) -> Self {
-        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
-        self
-    }
-
-    /// `bpf(cmd, &attr, size)`, returning the new file descriptor.
-    fn bpf(&self, cmd: libc::c_long) -> io::Result<OwnedFd> {
-        // SAFETY: `self.0` is a readable buffer of the size passed.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                self.0.as_ptr(),
-                self.0.len() as libc::c_uint,
-            )
-        };
-        owned(fd)
-    }
+/// A zeroed `bpf_attr`: the kernel requires every byte past a command's last
+/// field to be zero.
+fn bpf_attr() -> bpf_attr {
+    // SAFETY: a C union of integers, for which all zeroes is a valid value.
+    unsafe { std::mem::zeroed() }
 }
 
+/// `bpf(cmd, attr)`, for the commands that return 0 on success.
+fn bpf(cmd: bpf_cmd, attr: &bpf_attr) -> io::Result<()> {
+    // SAFETY: `attr` is a readable bpf_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_ref(attr),
+            size_of::<bpf_attr>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `bpf(cmd, attr)`, for the commands that return a new file descriptor.
+fn bpf_fd(cmd: bpf_cmd, attr: &bpf_attr) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is a readable bpf_attr of the size passed.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_ref(attr),
+            size_of::<bpf_attr>() as libc::c_uint,
+        )
+    })
+}
+
+/// A descriptor a syscall returned (any number from 0 up: 0 too, when
+/// standard input was closed), or its error.
 fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
     // SAFETY: the kernel just returned this descriptor to us alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Attaches `prog` to the tracefs tracepoint `category:name` (`events` is
@@ -85,31 +86,30 @@ pub fn tracepoint(
         .trim()
         .parse()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a tracepoint id"))?;
-    // type, size, config, sample_period, wakeup_events: what a tracepoint
-    // that only feeds a BPF program needs.
-    let attr = Attr::new()
-        .u32(0, PERF_TYPE_TRACEPOINT)
-        .u32(4, 128)
-        .u64(8, id)
-        .u64(16, 1)
-        .u32(48, 1);
+    // What a tracepoint that only feeds a BPF program needs.
+    // SAFETY: a C struct of integers, for which all zeroes is a valid value.
+    let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = perf_type_id::PERF_TYPE_TRACEPOINT as u32;
+    attr.size = size_of::<perf_event_attr>() as u32;
+    attr.config = id;
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.__bindgen_anon_2.wakeup_events = 1;
     // SAFETY: `attr` is a readable perf_event_attr of the size it states.
     let perf = owned(unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
-            attr.0.as_ptr(),
+            std::ptr::from_ref(&attr),
             -1 as libc::pid_t,
             0 as libc::c_int,
             -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
+            PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
         )
     })?;
-    let link = Attr::new()
-        .u32(0, prog.as_raw_fd() as u32)
-        .u32(4, perf.as_raw_fd() as u32)
-        .u32(8, BPF_PERF_EVENT)
-        .bpf(BPF_LINK_CREATE);
-    match link {
+    let mut link = bpf_attr();
+    link.link_create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    link.link_create.__bindgen_anon_2.target_fd = perf.as_raw_fd() as u32;
+    link.link_create.attach_type = bpf_attach_type::BPF_PERF_EVENT as u32;
+    match bpf_fd(bpf_cmd::BPF_LINK_CREATE, &link) {
         // The link holds the perf event; ours can close.
         Ok(link) => Ok(link),
         // Kernels before 5.15 have no perf links: the perf event itself
@@ -117,8 +117,12 @@ pub fn tracepoint(
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             // SAFETY: ioctls on a perf event descriptor we own.
             unsafe {
-                if libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) != 0
-                    || libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) != 0
+                if libc::ioctl(
+                    perf.as_raw_fd(),
+                    PERF_EVENT_IOC_SET_BPF as _,
+                    prog.as_raw_fd(),
+                ) != 0
+                    || libc::ioctl(perf.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) != 0
                 {
                     return Err(io::Error::last_os_error());
                 }
@@ -132,10 +136,10 @@ pub fn tracepoint(
 /// Attaches `prog` to the raw tracepoint `name`.
 pub fn raw_tracepoint(name: &str, prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    Attr::new()
-        .u64(0, name.as_ptr() as u64)
-        .u32(8, prog.as_raw_fd() as u32)
-        .bpf(BPF_RAW_TRACEPOINT_OPEN)
+    let mut attr = bpf_attr();
+    attr.raw_tracepoint.name = name.as_ptr() as u64;
+    attr.raw_tracepoint.prog_fd = prog.as_raw_fd() as u32;
+    bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &attr)
 }
 
 /// Attaches the program of every hook that `attached` (the links already
@@ -180,17 +184,19 @@ pub fn attach_missing<'a>(
 /// Pins a program or map at `path` on a bpffs.
 pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let path = c_path(path)?;
-    Attr::new()
-        .u64(0, path.as_ptr() as u64)
-        .u32(8, fd.as_raw_fd() as u32)
-        .bpf(BPF_OBJ_PIN)
-        .map(drop)
+    let mut attr = bpf_attr();
+    attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.bpf_fd = fd.as_raw_fd() as u32;
+    // 0 on success, and no descriptor: nothing to own or close.
+    bpf(bpf_cmd::BPF_OBJ_PIN, &attr)
 }
 
 /// Opens the program or map pinned at `path`.
 pub fn pinned(path: &Path) -> io::Result<OwnedFd> {
     let path = c_path(path)?;
-    Attr::new().u64(0, path.as_ptr() as u64).bpf(BPF_OBJ_GET)
+    let mut attr = bpf_attr();
+    attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    bpf_fd(bpf_cmd::BPF_OBJ_GET, &attr)
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {
@@ -199,12 +205,19 @@ fn c_path(path: &Path) -> io::Result<CString> {
 }
 
 /// Attached programs' links. Detaching one from a tracepoint waits for RCU
-/// grace periods under the kernel's tracepoint lock, 60-100 ms each on these
-/// machines: one after the other, 31 of them kept inspector alive two seconds
-/// after its work was done. So a detached grandchild holds the links and
-/// lets them go after inspector has exited; the user does not wait.
+/// grace periods under the kernel's tracepoint lock: one after the other,
+/// the probe's links kept inspector alive long after its work was done. So
+/// a detached grandchild holds the links and lets them go after inspector
+/// has exited; the user does not wait.
 #[derive(Default)]
 pub struct Links(pub Vec<OwnedFd>);
+
+impl Links {
+    /// The links' descriptors, for the caller to let go of.
+    pub fn into_fds(mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.0)
+    }
+}
 
 impl Drop for Links {
     fn drop(&mut self) {

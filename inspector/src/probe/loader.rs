@@ -1,5 +1,9 @@
-//! Loading the probe's object into the kernel: the offsets its programs
-//! read, taken from the kernel's BTF; its maps, made; its programs, verified.
+//! The Load way (see [`super::lifecycle`]): the probe's object loaded into
+//! the kernel, with the offsets its programs read taken from the kernel's
+//! BTF, its maps made and its programs verified; then pinned, when the run
+//! holds a set's lease, for the runs that follow.
+
+use std::{os::fd::AsFd as _, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -10,10 +14,15 @@ use inspector_common::KernelOffsets;
 
 use super::{
     ProbeError,
+    btf::Btf,
     kernel::{self, Variants},
+    link,
+    maps::{Loaded, MAP_NAMES, Maps},
+    offsets,
+    pinned::{self, Lease},
     plan::Plan,
+    prereq,
 };
-use crate::{btf::Btf, offsets, prereq};
 
 /// Built by build.rs from `inspector-ebpf`.
 pub(super) static PROBE_OBJECT: &[u8] =
@@ -23,17 +32,41 @@ pub(super) static PROBE_OBJECT: &[u8] =
 pub type Logger = EbpfLogger<&'static dyn log::Log>;
 
 /// The probe loaded from its object.
-pub(super) struct Fresh {
-    pub ebpf: Ebpf,
-    pub logger: Option<Logger>,
+struct Fresh {
+    ebpf: Ebpf,
+    logger: Option<Logger>,
     /// The program that fills each hook's place on this kernel.
-    pub variants: Variants,
+    variants: Variants,
+}
+
+/// Loads the probe for `plan` (its tracepoints checked first: a kept probe
+/// was checked when it was loaded, this boot), and pins it in the set of
+/// `lease`, if one is held, removing the sets of other builds.
+pub(super) fn load(
+    plan: &Plan,
+    events_dir: &Path,
+    lease: Option<&Lease>,
+) -> Result<(Loaded, Option<Logger>), ProbeError> {
+    plan.check_tracepoints(events_dir)?;
+    let Fresh {
+        mut ebpf,
+        logger,
+        variants,
+    } = load_fresh(plan)?;
+    if let Some(lease) = lease {
+        match lease.fill(|dir| pin_all(&ebpf, &plan.wanted, &variants, dir)) {
+            Ok(()) => pinned::evict_others(&lease.key),
+            Err(e) => log::debug!("cannot keep the probe loaded: {e}"),
+        }
+    }
+    let loaded = take_loaded(&mut ebpf, &plan.wanted, &variants)?;
+    Ok((loaded, logger))
 }
 
 /// Loads the probe from its object: the kernel's BTF read for the offsets
 /// and the programs that fit this kernel, the maps made, the programs of
 /// the `wanted` hooks verified.
-pub(super) fn load_fresh(plan: &Plan) -> Result<Fresh, ProbeError> {
+fn load_fresh(plan: &Plan) -> Result<Fresh, ProbeError> {
     let btf = Btf::from_file(prereq::btf_path())?;
     let offsets: KernelOffsets = offsets::from_btf(&btf)?;
     let _memlock = kernel::Memlock::raise();
@@ -42,7 +75,8 @@ pub(super) fn load_fresh(plan: &Plan) -> Result<Fresh, ProbeError> {
     // No CO-RE relocations to resolve (see offsets.rs): `.btf(None)`.
     // aya's loader still parses the kernel's BTF as it is made, although
     // none of it is used; making it on a thread, alongside our own parse,
-    // saved 40 ms but held both at once: 74 MiB at the peak instead of 51.
+    // was faster but held both at once: a higher peak RSS, over the target
+    // that `cargo xtask bench startup` holds.
     let mut ebpf = EbpfLoader::new()
         .btf(None)
         .override_global("OFFSETS", &offsets, true)
@@ -104,7 +138,7 @@ impl Floor {
 
 /// Loads the `wanted` programs on as many threads as there are cores: the
 /// kernel verifies privileged programs concurrently, and verifying is most of
-/// the time attaching takes (70 of 100 ms here, one after the other).
+/// the time a cold attach takes (`cargo xtask bench startup` measures it).
 fn load_in_parallel(ebpf: &mut Ebpf, wanted: &[&str]) -> Result<(), ProbeError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let mut shares: Vec<Vec<(&str, &mut Program)>> = (0..threads).map(|_| Vec::new()).collect();
@@ -139,4 +173,57 @@ fn load_in_parallel(ebpf: &mut Ebpf, wanted: &[&str]) -> Result<(), ProbeError> 
             .into_iter()
             .try_for_each(|loader| loader.join().expect("a loader thread panicked"))
     })
+}
+
+/// Takes the loaded programs (by the hook whose place each fills) and the
+/// maps out of `ebpf`.
+fn take_loaded(
+    ebpf: &mut Ebpf,
+    wanted: &[&'static str],
+    variants: &Variants,
+) -> Result<Loaded, ProbeError> {
+    let mut programs = Vec::new();
+    for &name in wanted {
+        let fd = ebpf
+            .program(variants.program(name))
+            .expect("program compiled into the probe")
+            .fd()
+            .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
+            .map_err(|source| ProbeError::Program {
+                program: name.to_string(),
+                error: Box::new(source),
+            })?;
+        programs.push((name, fd));
+    }
+    let maps = Maps::take(|name| {
+        ebpf.take_map(name).ok_or(ProbeError::Map {
+            name,
+            error: aya::maps::MapError::InvalidName {
+                name: name.to_string(),
+            },
+        })
+    })?;
+    Ok(Loaded { programs, maps })
+}
+
+/// Pins the programs and maps of a loaded `ebpf` in `dir`; each program
+/// under the name of the hook whose place it fills.
+fn pin_all(
+    ebpf: &Ebpf,
+    wanted: &[&'static str],
+    variants: &Variants,
+    dir: &Path,
+) -> std::io::Result<()> {
+    for &name in wanted {
+        let program = ebpf
+            .program(variants.program(name))
+            .ok_or(std::io::ErrorKind::NotFound)?;
+        let fd = program.fd().map_err(std::io::Error::other)?;
+        link::pin(fd.as_fd(), &dir.join(name))?;
+    }
+    for name in MAP_NAMES {
+        let map = ebpf.map(name).ok_or(std::io::ErrorKind::NotFound)?;
+        map.pin(dir.join(name)).map_err(std::io::Error::other)?;
+    }
+    Ok(())
 }

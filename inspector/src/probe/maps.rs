@@ -1,19 +1,13 @@
 //! The probe's maps as userspace holds them, and the programs and maps of a
-//! probe in the kernel before it is attached: taken from the loader or from
-//! their pins, reset for a new run.
+//! probe in the kernel before it is attached (each way of coming up gives
+//! them, see [`super::lifecycle`]); readied for a new run.
 
-use std::{
-    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
-    path::Path,
-};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
-use aya::{
-    Ebpf,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues, RingBuf},
-};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use inspector_common::{COMM_LEN, RunState, SyscallEvent};
 
-use super::{ProbeError, comm_key, kernel::Variants, link, pinned};
+use super::{ProbeError, comm_key};
 
 /// The maps userspace reads or resets, by the names the probe gives them.
 pub struct Maps {
@@ -27,7 +21,7 @@ pub struct Maps {
     pub run: Array<MapData, RunState>,
 }
 
-const MAP_NAMES: [&str; 8] = [
+pub const MAP_NAMES: [&str; 8] = [
     "EVENTS",
     "LOST",
     "TRACKED",
@@ -175,79 +169,4 @@ impl Loaded {
             .map(|(_, fd)| fd.as_fd())
             .expect("every hooked program is loaded")
     }
-
-    /// Takes the loaded programs (by the hook whose place each fills) and
-    /// the maps out of `ebpf`.
-    pub fn from_ebpf(
-        ebpf: &mut Ebpf,
-        wanted: &[&'static str],
-        variants: &Variants,
-    ) -> Result<Self, ProbeError> {
-        let mut programs = Vec::new();
-        for &name in wanted {
-            let fd = ebpf
-                .program(variants.program(name))
-                .expect("program compiled into the probe")
-                .fd()
-                .and_then(|fd| Ok(fd.as_fd().try_clone_to_owned()?))
-                .map_err(|source| ProbeError::Program {
-                    program: name.to_string(),
-                    error: Box::new(source),
-                })?;
-            programs.push((name, fd));
-        }
-        let maps = Maps::take(|name| {
-            ebpf.take_map(name).ok_or(ProbeError::Map {
-                name,
-                error: aya::maps::MapError::InvalidName {
-                    name: name.to_string(),
-                },
-            })
-        })?;
-        Ok(Loaded { programs, maps })
-    }
-
-    /// Opens a pinned set (its maps only, when its programs are attached
-    /// already: `wanted` is empty).
-    pub fn from_pins(lease: &pinned::Lease, wanted: &[&'static str]) -> Result<Self, ProbeError> {
-        let mut programs = Vec::new();
-        for &name in wanted {
-            let fd = lease.open(name).map_err(|e| ProbeError::Program {
-                program: name.to_string(),
-                error: Box::new(aya::programs::ProgramError::IOError(e)),
-            })?;
-            programs.push((name, fd));
-        }
-        let maps = Maps::take(|name| {
-            MapData::from_pin(lease.dir.join(name))
-                .and_then(Map::from_map_data)
-                .map_err(|source| ProbeError::Map {
-                    name,
-                    error: source,
-                })
-        })?;
-        Ok(Loaded { programs, maps })
-    }
-}
-
-/// Pins the programs and maps of a loaded `ebpf` in `dir`; each program
-/// under the name of the hook whose place it fills.
-pub fn pin_all(
-    ebpf: &Ebpf,
-    wanted: &[&'static str],
-    variants: &Variants,
-    dir: &Path,
-) -> std::io::Result<()> {
-    for &name in wanted {
-        let program = ebpf
-            .program(variants.program(name))
-            .ok_or(std::io::ErrorKind::NotFound)?;
-        let fd = program.fd().map_err(std::io::Error::other)?;
-        link::pin(fd.as_fd(), &dir.join(name))?;
-    }
-    for name in MAP_NAMES {
-        let map = ebpf.map(name).ok_or(std::io::ErrorKind::NotFound)?;
-        map.pin(dir.join(name)).map_err(std::io::Error::other)?;
-    }
-    Ok(())
 }

@@ -1,36 +1,53 @@
-//! The probe: loaded into the kernel ([`loader`]) or taken over from an
-//! earlier run ([`pinned`], [`keeper`]), attached ([`link`]), and read.
+//! The probe: eBPF programs on the kernel's tracepoints that write what
+//! container engines, shims, runtimes and their children do to a ring
+//! buffer, and [`Probe`], which brings them up and reads them.
+//!
+//! The probe comes up one of three ways (loaded fresh, reopened from its
+//! pins, or adopted with its links from the keeper of an earlier run), and
+//! [`lifecycle`] alone decides and drives them, in this order, each stage's
+//! work in its own file:
+//!
+//! 1. plan: what the options ask ([`plan`]), checked against the machine
+//!    ([`prereq`]);
+//! 2. choose: the pinned set's lease ([`pinned`]) or its keeper's links
+//!    ([`keeper`]), or neither;
+//! 3. take the programs and maps: adopted ([`keeper`]), reopened
+//!    ([`pinned`]), or loaded from the object ([`loader`], fitted to the
+//!    kernel by [`kernel`], with the struct offsets [`offsets`] reads from
+//!    the kernel's BTF with [`btf`]) and pinned for the next run;
+//! 4. ready the maps for this run ([`maps`]);
+//! 5. attach what is not attached yet ([`link`]);
+//! 6. switch on;
+//! 7. down, when the probe is dropped: switched off, its links handed to a
+//!    keeper ([`keeper`]) or let go in the background ([`link`]).
 //!
 //! Every link is a file descriptor: the kernel detaches a program when its
 //! link closes, whether inspector returns, is killed by a signal or panics.
-//! A run that ends cleanly switches the probe off and hands its links to a
-//! keeper for a few seconds, for the next run to take over; the programs and
-//! maps stay pinned, attached to nothing. docs/probe.md tells the whole story.
+//! docs/probe.md tells the whole story.
 
+pub mod btf;
 pub mod keeper;
 mod kernel;
+mod lifecycle;
 mod link;
 mod loader;
 mod maps;
+mod offsets;
 pub mod pinned;
 mod plan;
+pub mod prereq;
 
 pub use loader::Floor;
 
-use std::{
-    os::fd::{AsRawFd, OwnedFd},
-    time::{Duration, Instant},
-};
+use std::{os::fd::AsRawFd, time::Duration};
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use btf::BtfError;
 use inspector_common::{COMM_LEN, RunState};
 use link::Links;
-use loader::{Fresh, Logger, load_fresh};
-use maps::{Loaded, pin_all};
-use plan::Plan;
+use loader::Logger;
+use prereq::PrereqError;
 use thiserror::Error;
-
-use crate::{btf::BtfError, prereq, prereq::PrereqError, track};
 
 /// Syscall tracepoints: (program, tracepoint). `insp_sys_exit` pairs every
 /// syscall whose enter parks an event.
@@ -243,118 +260,19 @@ pub struct Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        // Off first: whatever still holds the links from here reports nothing.
-        let _ = maps::switch(&mut self.run, false);
-        let links = std::mem::take(&mut self.links.0);
-        let keep = keeper::keep_time();
-        match self.lease.take() {
-            Some(lease) if !keep.is_zero() && !links.is_empty() => {
-                if let Err((_lock, links)) = keeper::hand_over(&lease.key, lease.lock, links, keep)
-                {
-                    link::release(links);
-                }
-            }
-            _ => link::release(links),
-        }
+        lifecycle::go_down(
+            &mut self.run,
+            std::mem::take(&mut self.links),
+            self.lease.take(),
+        );
     }
 }
 
 impl Probe {
-    /// Loads (or takes over, see [`pinned`] and [`keeper`]) and attaches the
-    /// probe; from its return, nothing a followed process does is missed.
+    /// Loads (or takes over, see [`lifecycle`]) and attaches the probe; from
+    /// its return, nothing a followed process does is missed.
     pub fn load(opts: &ProbeOptions) -> Result<Self, ProbeError> {
-        // Not with kernel-side logging, whose reader needs the loader's state.
-        let keep = matches!(opts.log_level, None | Some(log::LevelFilter::Off))
-            && !keeper::keep_time().is_zero();
-        Self::load_with(opts, keep)
-    }
-
-    fn load_with(opts: &ProbeOptions, keep: bool) -> Result<Self, ProbeError> {
-        let started = Instant::now();
-        let events_dir = prereq::check()?;
-        let plan = Plan::new(opts, &events_dir)?;
-        let key = plan.key();
-        let mut held = if keep {
-            Held::claim(&key, plan.hooks.len())
-        } else {
-            Held::Nothing
-        };
-        let (mut loaded, attached_before, origin, logger) = match reopen(&mut held, &plan) {
-            Some((loaded, links, origin)) => (loaded, links, origin, None),
-            None => {
-                // A kept probe was checked when it was loaded, this boot.
-                plan.check_tracepoints(&events_dir)?;
-                let Fresh {
-                    mut ebpf,
-                    logger,
-                    variants,
-                } = load_fresh(&plan)?;
-                if let Some(lease) = held.lease() {
-                    match lease.fill(|dir| pin_all(&ebpf, &plan.wanted, &variants, dir)) {
-                        Ok(()) => pinned::evict_others(&key),
-                        Err(e) => log::debug!("cannot keep the probe loaded: {e}"),
-                    }
-                }
-                let loaded = Loaded::from_ebpf(&mut ebpf, &plan.wanted, &variants)?;
-                let none = plan.hooks.iter().map(|_| None).collect();
-                (loaded, none, Origin::Loaded, logger)
-            }
-        };
-
-        // The probe is off until the maps are this run's.
-        loaded.maps.set_enabled(false)?;
-        loaded.maps.reset()?;
-        let comms = plan.comm_names();
-        loaded.maps.set_track_comms(&comms)?;
-        // Container processes already running: marked before the probe is
-        // switched on, and once more after, for those forked in between.
-        let pid_before = last_pid();
-        let before = track::select(&track::scan_proc(), &comms);
-        loaded.maps.mark_tracked(before.iter().copied());
-
-        let links = match link::attach_missing(
-            &plan.hooks,
-            attached_before,
-            |name| loaded.program(name),
-            &events_dir,
-        ) {
-            Ok(links) => links,
-            // The kept programs are still attached to a tracepoint by links
-            // of an earlier run on their way out (EEXIST): a private probe.
-            Err(e) if origin != Origin::Loaded => {
-                log::debug!("the kept probe cannot be attached now ({e}); loading a new one");
-                drop((loaded, held));
-                return Self::load_with(opts, false);
-            }
-            Err(e) => return Err(e),
-        };
-        let attached = links.0.len();
-        loaded.maps.set_enabled(true)?;
-
-        // No process made since the first scan (the kernel's last pid is the
-        // same): no need for a second.
-        let after = if pid_before.is_some() && last_pid() == pid_before {
-            before.clone()
-        } else {
-            track::select(&track::scan_proc(), &comms)
-        };
-        loaded.maps.mark_tracked(after.difference(&before).copied());
-        let seeded = before.union(&after).count();
-
-        let Loaded { maps, .. } = loaded;
-        Ok(Probe {
-            links,
-            ring: maps.events,
-            lost: maps.lost,
-            run: maps.run,
-            logger,
-            lease: held.into_lease(),
-            attached,
-            seeded,
-            ready_in: started.elapsed(),
-            origin,
-            missing: plan.missing.clone(),
-        })
+        lifecycle::come_up(opts)
     }
 
     /// The next record from the kernel, if one is waiting.
@@ -422,97 +340,6 @@ impl Probe {
             .map(|per_cpu| per_cpu.iter().sum())
             .unwrap_or(0)
     }
-}
-
-/// What a run holds of a kept probe.
-enum Held {
-    /// Nothing: a private probe, loaded and dropped by this run.
-    Nothing,
-    /// The pinned set (possibly still to be made).
-    Lease(pinned::Lease),
-    /// The pinned set and an earlier run's links, from its keeper, by their
-    /// place among the hooks (`None`: already let go).
-    Adopted(pinned::Lease, Vec<Option<OwnedFd>>),
-}
-
-/// The kept probe `held` gives: its pinned programs and maps, with the
-/// links of an earlier run (by place among the hooks) when its keeper handed
-/// them over. `None` when there is none to use (it is then loaded, and
-/// pinned if a lease is held).
-fn reopen(held: &mut Held, plan: &Plan) -> Option<(Loaded, Vec<Option<OwnedFd>>, Origin)> {
-    let none = || plan.hooks.iter().map(|_| None).collect();
-    let (lease, adopted) = match held {
-        Held::Nothing => return None,
-        Held::Lease(lease) => (&*lease, None),
-        Held::Adopted(lease, links) => (&*lease, Some(std::mem::take(links))),
-    };
-    // Links that cannot be used go in the background (see `Links`).
-    let let_go = |links: Option<Vec<Option<OwnedFd>>>| {
-        drop(Links(links.into_iter().flatten().flatten().collect()));
-    };
-    if !lease.is_filled() {
-        // Links to programs whose pins are gone: the probe is loaded and
-        // pinned anew.
-        let_go(adopted);
-        return None;
-    }
-    // All attached already: only the maps are needed.
-    let programs: &[&'static str] = match &adopted {
-        Some(links) if links.iter().all(Option::is_some) => &[],
-        _ => &plan.wanted,
-    };
-    match Loaded::from_pins(lease, programs) {
-        Ok(loaded) => Some(match adopted {
-            Some(links) => (loaded, links, Origin::Adopted),
-            None => (loaded, none(), Origin::Pinned),
-        }),
-        Err(e) => {
-            log::warn!("the probe kept loaded is unusable ({e}); loading it again");
-            let_go(adopted);
-            lease.clear();
-            None
-        }
-    }
-}
-
-impl Held {
-    fn lease(&self) -> Option<&pinned::Lease> {
-        match self {
-            Held::Nothing => None,
-            Held::Lease(lease) | Held::Adopted(lease, _) => Some(lease),
-        }
-    }
-
-    fn into_lease(self) -> Option<pinned::Lease> {
-        match self {
-            Held::Nothing => None,
-            Held::Lease(lease) | Held::Adopted(lease, _) => Some(lease),
-        }
-    }
-
-    fn claim(key: &str, links: usize) -> Held {
-        match pinned::claim(key) {
-            Ok(Some(lease)) => Held::Lease(lease),
-            Ok(None) => match keeper::adopt(key, links) {
-                Some((lock, links)) => Held::Adopted(pinned::Lease::adopted(key, lock), links),
-                // Another inspector is tracing with it.
-                None => Held::Nothing,
-            },
-            Err(e) => {
-                log::debug!("the probe is not kept between runs here: {e}");
-                Held::Nothing
-            }
-        }
-    }
-}
-
-/// The last pid the kernel handed out in this pid namespace.
-fn last_pid() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A command name as the kernel stores it: NUL padded to 16 bytes.

@@ -1,7 +1,7 @@
 //! The loaded probe, kept between runs: its programs and maps pinned on the
 //! BPF filesystem, with no link attached, so that the next run attaches them
-//! in a few milliseconds instead of loading them again (parsing the kernel's
-//! BTF and having the kernel verify every program takes about 100 ms here).
+//! instead of loading them again (parsing the kernel's BTF and having the
+//! kernel verify every program): `cargo xtask bench startup` measures both.
 //!
 //! One set per probe build and settings, under `/sys/fs/bpf/inspector/<key>`;
 //! a run takes the set's lock (`/run/inspector/probe/<key>.lock`) for as long as
@@ -10,7 +10,9 @@
 //! another inspector that is tracing loads a private probe. Making a set
 //! removes the sets of other builds that no one holds. Pinned programs attach
 //! to nothing: once their keeper is gone they cost the machine only their
-//! memory, until `inspector unload` or the next boot.
+//! memory, until `inspector unload` or the next boot. In the probe's
+//! lifecycle ([`super::lifecycle`]) this is the Reopen way, and where the
+//! Load way pins what it loaded.
 //!
 //! All of this runs as root in places other users may reach (a bpffs that an
 //! older inspector, or the host, mounted writable by all), so nothing here
@@ -38,7 +40,12 @@ use nix::{
     unistd::{UnlinkatFlags, unlinkat},
 };
 
-use super::link;
+use aya::maps::{Map, MapData};
+
+use super::{
+    ProbeError, link,
+    maps::{Loaded, Maps},
+};
 
 /// Where bpffs is mounted by every distribution that mounts it.
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -81,9 +88,27 @@ impl Lease {
         matches!(sets(false), Ok(Some(sets)) if open_private(sets.dir.as_fd(), &self.key).is_ok())
     }
 
-    /// Opens a pinned program or map of the set.
-    pub fn open(&self, name: &str) -> io::Result<OwnedFd> {
-        link::pinned(&self.dir.join(name))
+    /// The Reopen way (see [`super::lifecycle`]): the set's programs
+    /// (`wanted`; none when they are all attached already) and maps, opened
+    /// from their pins.
+    pub(super) fn reopen(&self, wanted: &[&'static str]) -> Result<Loaded, ProbeError> {
+        let mut programs = Vec::new();
+        for &name in wanted {
+            let fd = link::pinned(&self.dir.join(name)).map_err(|e| ProbeError::Program {
+                program: name.to_string(),
+                error: Box::new(aya::programs::ProgramError::IOError(e)),
+            })?;
+            programs.push((name, fd));
+        }
+        let maps = Maps::take(|name| {
+            MapData::from_pin(self.dir.join(name))
+                .and_then(Map::from_map_data)
+                .map_err(|source| ProbeError::Map {
+                    name,
+                    error: source,
+                })
+        })?;
+        Ok(Loaded { programs, maps })
     }
 
     /// Removes what is pinned of the set (a set found broken).

@@ -1,6 +1,6 @@
-//! What a set of options asks of the probe: which programs go on which
-//! tracepoints, with which settings, and the key naming that probe when it
-//! is kept loaded.
+//! Stage 1 of the probe's lifecycle (see [`super::lifecycle`]): what a set
+//! of options asks of the probe: which programs go on which tracepoints,
+//! with which settings, and the key naming that probe when it is kept loaded.
 
 use std::path::Path;
 
@@ -8,9 +8,8 @@ use inspector_common::Config;
 
 use super::{
     DEFAULT_TRACK_COMMS, ProbeError, ProbeOptions, RAW_HOOKS, SYSCALL_HOOKS, WRITE_EXIT_HOOK,
-    comm_key, loader::PROBE_OBJECT, pinned,
+    comm_key, loader::PROBE_OBJECT, pinned, prereq,
 };
-use crate::prereq;
 
 /// Where a program attaches.
 #[derive(Clone, Copy)]

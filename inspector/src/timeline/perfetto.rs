@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ContainerTimeline, Role};
+use super::{ContainerTimeline, Role, present::short_id};
 
 /// Microseconds since `origin`, as Chrome traces count.
 fn us(t: u64, origin: u64) -> f64 {
@@ -19,7 +19,7 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
     // phases, then one per role.
     for (n, t) in timelines.iter().enumerate() {
         let base = (n as u64 + 1) * 100;
-        let label = super::short_id(&t.id);
+        let label = short_id(&t.id);
         let lifecycle = base;
         events.push(json!({"ph": "M", "name": "process_name", "pid": lifecycle,
             "args": {"name": format!("container {label} · lifecycle")}}));

@@ -4,14 +4,13 @@
 
 use std::fmt::Write as _;
 
-use super::{ContainerTimeline, Role, short_id};
+use super::{
+    ContainerTimeline, Role,
+    present::{compact_command, exit_text, ms, short_id},
+};
 use crate::escape::bare;
 
 const BAR_WIDTH: usize = 40;
-
-fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
-}
 
 /// At most `max` characters, `…` marking a cut.
 fn cut(mut s: String, max: usize) -> String {
@@ -20,30 +19,6 @@ fn cut(mut s: String, max: usize) -> String {
         s.push('…');
     }
     s
-}
-
-/// Shims and runtimes by what they do, not by their long paths:
-/// `runc create 1a2b3c4d5e6f`, `containerd-shim-runc-v2 -id 1a2b3c4d5e6f start`.
-fn compact_command(role: Role, argv: &[String]) -> Option<String> {
-    let name = argv.first()?.rsplit('/').next()?;
-    match role {
-        Role::Runtime => {
-            let (verb, id) = super::role::runtime_command(argv)?;
-            Some(format!("{name} {verb} {}", short_id(&id)))
-        }
-        Role::Shim | Role::ShimStart => {
-            let id = super::role::shim_container(argv)?;
-            let last = argv
-                .last()
-                .filter(|a| matches!(a.as_str(), "start" | "delete"));
-            Some(format!(
-                "{name} -id {}{}",
-                short_id(&id),
-                last.map(|a| format!(" {a}")).unwrap_or_default()
-            ))
-        }
-        _ => None,
-    }
 }
 
 /// Renders one container's timeline for a terminal.
@@ -103,11 +78,6 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
         } else {
             cut(bare(&link.argv.join(" ")).into_owned(), 100)
         };
-        let exit = match (&link.exit_code, &link.signal) {
-            (Some(c), _) => format!(" → exit {c}"),
-            (None, Some(s)) => format!(" → {}", bare(s)),
-            _ => String::new(),
-        };
         let ns = if link.nspid > 0
             && (link.role == Role::Entrypoint || link.role == Role::EntrypointChild)
         {
@@ -115,12 +85,16 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "    {:<17} pid {:<7}{ns} {cmd}{exit}",
+            "    {:<17} pid {:<7}{ns} {cmd}",
             link.role.name(),
             link.pid
         );
+        if let Some(exit) = exit_text(link.exit_code, link.signal.as_deref()) {
+            let _ = write!(out, " → {exit}");
+        }
+        out.push('\n');
     }
 
     if with_steps {

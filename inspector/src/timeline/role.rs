@@ -47,6 +47,19 @@ impl Role {
         Role::Other,
     ];
 
+    /// The roles every `docker run` has in its chain, from the CLI the user
+    /// typed to the entrypoint (Docker's networking is a hook).
+    pub const DOCKER_RUN: [Role; 8] = [
+        Role::DockerCli,
+        Role::ShimStart,
+        Role::Shim,
+        Role::Runtime,
+        Role::RuntimeReexec,
+        Role::RuntimeInit,
+        Role::Hook,
+        Role::Entrypoint,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Role::DockerCli => "docker CLI",
@@ -76,13 +89,6 @@ impl Role {
                 | Role::Hook
                 | Role::Entrypoint
                 | Role::EntrypointChild
-        )
-    }
-
-    pub fn is_runtime(self) -> bool {
-        matches!(
-            self,
-            Role::Runtime | Role::RuntimeReexec | Role::RuntimeInit
         )
     }
 }

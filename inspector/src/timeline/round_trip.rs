@@ -7,7 +7,7 @@
 use compact_str::CompactString;
 use proptest::prelude::*;
 
-use super::{fast, reader};
+use super::reader::{self, fields};
 use crate::event::{Body, CgroupChange, Event, SyscallResult, Task};
 
 /// Text as traced processes give it: any character, with the ones JSON and
@@ -273,15 +273,15 @@ proptest! {
         let slow: Event = serde_json::from_str(&l).unwrap();
         prop_assert_eq!(&slow, &e);
         prop_assert_eq!(line(&slow), l.clone());
-        let fast = fast::parse(&l, true, &mut fast::Predictor::default()).unwrap();
+        let fast = fields::parse(&l, true, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(fast.as_ref(), Some(&e));
         let unexpected = format!("{},\"from_the_future\":null}}", &l[..l.len() - 1]);
-        let fallback = fast::parse(&unexpected, true, &mut fast::Predictor::default()).unwrap();
+        let fallback = fields::parse(&unexpected, true, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(fallback.as_ref(), Some(&e));
         // Another field order, as a tool that rewrites JSON leaves it.
         let sorted = serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&l).unwrap())
             .unwrap();
-        let resorted = fast::parse(&sorted, true, &mut fast::Predictor::default()).unwrap();
+        let resorted = fields::parse(&sorted, true, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(resorted.as_ref(), Some(&e));
     }
 

@@ -59,7 +59,7 @@ impl ContainerRow {
 /// Container ids as Docker shows them, escaped: an id is a traced
 /// process's argument.
 pub fn short_id(id: &str) -> std::borrow::Cow<'_, str> {
-    bare(crate::timeline::short_id(id))
+    bare(crate::timeline::present::short_id(id))
 }
 
 /// `12.3s`, `4m05s`, `2h03m`: an age that fits five columns or so.

@@ -1,7 +1,14 @@
 //! Snapshot tests: the real app, fed the recorded fixtures, drawn on ratatui's
-//! `TestBackend` and compared with the text under `tests/snapshots/` (pids,
-//! clock times, container ids and kernel times redacted, widths kept).
-//! `UPDATE_SNAPSHOTS=1` rewrites them; a missing one is written.
+//! `TestBackend` and compared by insta with the screens kept in `snapshots/`
+//! beside this file. A changed screen fails and leaves a `.snap.new` to look
+//! at with `cargo insta review` (or `INSTA_UPDATE=always` rewrites them).
+//!
+//! What changes from one recording or machine to the next is redacted before
+//! the comparison: pids, clock times, container ids and kernel times. That is
+//! done here ([`redact`]) rather than with insta's regex filters, because it
+//! keeps every width (a replacement as long as what it replaces, so columns
+//! stay where they are) and knows the recording's own pids, which no fixed
+//! pattern tells from other numbers.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
@@ -120,22 +127,12 @@ fn screen(app: &mut App, width: u16, height: u16) -> String {
     lines.join("\n") + "\n"
 }
 
+/// The screen, redacted, is the snapshot `snapshots/{name}.snap`.
 fn check(name: &str, app: &mut App, width: u16, height: u16, pids: &[String]) {
-    let got = redact(&screen(app, width, height), pids);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(format!("{name}.txt"));
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    match std::fs::read_to_string(&path) {
-        Ok(want) if !update => assert!(
-            want == got,
-            "snapshot {name} differs (UPDATE_SNAPSHOTS=1 rewrites it)\n--- want\n{want}\n--- got\n{got}"
-        ),
-        _ => {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &got).unwrap();
-        }
-    }
+    let screen = redact(&screen(app, width, height), pids);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, screen);
+    });
 }
 
 fn key(app: &mut App, code: KeyCode) {

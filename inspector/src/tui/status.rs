@@ -9,10 +9,8 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::{
-    app::{App, PromptKind},
-    waterfall::ms,
-};
+use super::app::{App, PromptKind};
+use crate::timeline::present::ms_or_s;
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -48,7 +46,7 @@ pub fn line(app: &App) -> Line<'static> {
             " {}/{} +{}",
             r.cursor(),
             r.len(),
-            ms(r.cursor_time().saturating_sub(r.start_time()))
+            ms_or_s(r.cursor_time().saturating_sub(r.start_time()))
         )));
     } else {
         spans.push(Span::raw(format!(" {:.0} ev/s", app.rate)));

@@ -11,11 +11,13 @@ use ratatui::{
 
 use super::{
     app::{App, Pane, Selected},
-    containers::short_id,
     pane_block,
 };
 use crate::escape::bare;
-use crate::timeline::{ChainLink, Role, role};
+use crate::timeline::{
+    ChainLink,
+    present::{compact_command, exit_text},
+};
 
 /// One process: its links in the chain (one per role it had).
 struct Node<'a> {
@@ -40,36 +42,13 @@ fn unescaped_command(link: &ChainLink) -> String {
     let Some(name) = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) else {
         return link.comm.clone();
     };
-    match link.role {
-        Role::Runtime => {
-            if let Some((verb, id)) = role::runtime_command(argv) {
-                return format!("{name} {verb} {}", short_id(&id));
-            }
-        }
-        Role::Shim | Role::ShimStart => {
-            if let Some(id) = role::shim_container(argv) {
-                let last = argv
-                    .last()
-                    .filter(|a| matches!(a.as_str(), "start" | "delete"))
-                    .map(|a| format!(" {a}"))
-                    .unwrap_or_default();
-                return format!("{name} -id {}{last}", short_id(&id));
-            }
-        }
-        _ => {}
+    if let Some(compact) = compact_command(link.role, argv) {
+        return compact;
     }
     std::iter::once(name)
         .chain(argv.iter().skip(1).map(String::as_str))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn ended(link: &ChainLink) -> Option<String> {
-    match (&link.exit_code, &link.signal) {
-        (Some(c), _) => Some(format!("exit {c}")),
-        (None, Some(s)) => Some(bare(s).into_owned()),
-        _ => None,
-    }
 }
 
 pub fn lines(s: &Selected) -> Vec<Line<'static>> {
@@ -148,7 +127,7 @@ fn walk(
         Span::styled(roles, Style::new().fg(Color::Cyan)),
         Span::raw(format!(" {}", command(last_link))),
     ];
-    if let Some(end) = ended(last_link) {
+    if let Some(end) = exit_text(last_link.exit_code, last_link.signal.as_deref()) {
         let color = if last_link.exit_code == Some(0) {
             Color::Green
         } else {

@@ -14,15 +14,7 @@ use super::{
     containers::short_id,
     pane_block,
 };
-use crate::timeline::{Phase, Role};
-
-pub fn ms(ns: u64) -> String {
-    if ns >= 10_000_000_000 {
-        format!("{:.1} s", ns as f64 / 1e9)
-    } else {
-        format!("{:.1} ms", ns as f64 / 1e6)
-    }
-}
+use crate::timeline::{Phase, Role, present::ms_or_s};
 
 fn phase_color(p: Phase) -> Color {
     match p {
@@ -124,12 +116,12 @@ pub fn lines(s: &Selected, width: u16) -> Vec<Line<'static>> {
             Span::styled(format!("{:<10}", p.phase.name()), name_style),
             Span::raw(format!(
                 " {:>10} │",
-                format!("+{}", ms(p.start_ns.saturating_sub(s.start_ns)))
+                format!("+{}", ms_or_s(p.start_ns.saturating_sub(s.start_ns)))
             )),
             Span::raw(" ".repeat(from)),
             Span::styled("█".repeat(len), Style::new().fg(phase_color(p.phase))),
             Span::raw(" ".repeat(bar_width - from - len)),
-            Span::raw(format!("│ {:>9}", ms(p.duration_ns))),
+            Span::raw(format!("│ {:>9}", ms_or_s(p.duration_ns))),
         ]));
     }
     if s.phases.is_empty() {
@@ -149,7 +141,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             format!(
                 " Lifecycle {} · {}{ending} ",
                 short_id(&s.id),
-                ms(s.end_ns.saturating_sub(s.start_ns))
+                ms_or_s(s.end_ns.saturating_sub(s.start_ns))
             )
         }
         None => " Lifecycle ".to_string(),

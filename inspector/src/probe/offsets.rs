@@ -1,0 +1,61 @@
+//! The kernel struct offsets the probe needs, from the running kernel's BTF.
+
+use inspector_common::KernelOffsets;
+
+use super::btf::{Btf, BtfError};
+
+/// Looks up every offset in [`KernelOffsets`]; fails naming the first field this
+/// kernel does not have.
+pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
+    let o = |s: &str, f: &str| btf.member_offset(s, f);
+    Ok(KernelOffsets {
+        task_pid: o("task_struct", "pid")?,
+        task_tgid: o("task_struct", "tgid")?,
+        task_real_parent: o("task_struct", "real_parent")?,
+        task_group_leader: o("task_struct", "group_leader")?,
+        task_start_time: o("task_struct", "start_time")?,
+        task_nsproxy: o("task_struct", "nsproxy")?,
+        task_thread_pid: o("task_struct", "thread_pid")?,
+        task_exit_code: o("task_struct", "exit_code")?,
+        task_mm: o("task_struct", "mm")?,
+        task_files: o("task_struct", "files")?,
+        task_fs: o("task_struct", "fs")?,
+        task_signal: o("task_struct", "signal")?,
+        signal_live: o("signal_struct", "live")?,
+        nsproxy_mnt_ns: o("nsproxy", "mnt_ns")?,
+        mnt_namespace_inum: o("mnt_namespace", "ns.inum")?,
+        pid_level: o("pid", "level")?,
+        pid_numbers: o("pid", "numbers")?,
+        upid_size: btf.struct_size("upid")?,
+        upid_nr: o("upid", "nr")?,
+        upid_ns: o("upid", "ns")?,
+        pid_namespace_inum: o("pid_namespace", "ns.inum")?,
+        mm_arg_start: o("mm_struct", "arg_start")?,
+        mm_arg_end: o("mm_struct", "arg_end")?,
+        binprm_filename: o("linux_binprm", "filename")?,
+        files_fdt: o("files_struct", "fdt")?,
+        fdtable_max_fds: o("fdtable", "max_fds")?,
+        fdtable_fd: o("fdtable", "fd")?,
+        file_f_path: o("file", "f_path")?,
+        file_f_inode: o("file", "f_inode")?,
+        path_mnt: o("path", "mnt")?,
+        path_dentry: o("path", "dentry")?,
+        inode_i_ino: o("inode", "i_ino")?,
+        inode_i_sb: o("inode", "i_sb")?,
+        sb_s_magic: o("super_block", "s_magic")?,
+        sb_s_dev: o("super_block", "s_dev")?,
+        dentry_d_parent: o("dentry", "d_parent")?,
+        dentry_d_name_name: o("dentry", "d_name.name")?,
+        mount_mnt: o("mount", "mnt")?,
+        mount_mnt_parent: o("mount", "mnt_parent")?,
+        mount_mnt_mountpoint: o("mount", "mnt_mountpoint")?,
+        vfsmount_mnt_root: o("vfsmount", "mnt_root")?,
+        fs_pwd: o("fs_struct", "pwd")?,
+        cgroup_root: o("cgroup", "root")?,
+        cgroup_level: o("cgroup", "level")?,
+        cgroup_kn: o("cgroup", "kn")?,
+        cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
+        kernfs_node_id: o("kernfs_node", "id")?,
+        _pad: 0,
+    })
+}

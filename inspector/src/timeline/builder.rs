@@ -1,0 +1,998 @@
+//! The builder: events, fed in order, correlated into container timelines.
+//! Each process gets a role (from what it exec'd and its parent) and a
+//! container (from its command line, its parent, or a container id in a path
+//! it names); each event goes to its process's container, and the milestones
+//! among them cut the container's life into phases.
+//!
+//! [`Builder`] hands out a [`ContainerTimeline`] as soon as a container's life
+//! is over, then forgets it: memory follows the containers alive, not the
+//! events seen. [`live`] shows the containers still in progress.
+
+pub mod live;
+
+use std::{collections::VecDeque, rc::Rc};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{
+    ChainLink, ContainerTimeline, Step, TIMELINE_SCHEMA_VERSION,
+    phase::{Milestones, Phase},
+    role::{self, Role},
+};
+use crate::event::{Body, Event, Task};
+
+/// What the builder could not place, for tests and for a warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub events: u64,
+    /// Events of per-container processes (shim, runtime, entrypoint...) with no
+    /// container known.
+    pub unattributed: u64,
+    /// Events that arrived for a container whose timeline was already handed out.
+    pub late: u64,
+    pub lost: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Proc {
+    tgid: u32,
+    start_ns: u64,
+    nspid: u32,
+    ppid: u32,
+    comm: String,
+    exe: Option<String>,
+    argv: Vec<String>,
+    role: Role,
+    /// Shared: every event of the process looks it up.
+    container: Option<Rc<str>>,
+    /// For a runtime invocation: create, start, delete, run, kill...
+    verb: Option<String>,
+    /// When it exec'd its current image, and the step that was, kept for a
+    /// docker CLI whose container is only known later.
+    exec_ns: Option<u64>,
+    exec_step: Option<Step>,
+}
+
+#[derive(Debug, Default)]
+struct Container {
+    first_ns: u64,
+    last_ns: u64,
+
+    milestones: Milestones,
+    chain: Vec<ChainLink>,
+    steps: Vec<Step>,
+    events: u64,
+    /// Processes of this container still alive.
+    live: FxHashSet<u32>,
+    entrypoint: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    /// `runtime delete` (or the end of `runtime run`) was seen.
+    deleted: bool,
+    /// All its processes ended after its deletion: handed out once no more of
+    /// it turns up for a while (containerd's cleanup runs more processes).
+    ending: bool,
+    /// It was running before the trace began: its start was not seen.
+    already_running: bool,
+}
+
+/// How long (in the events' time) an ended container waits for stragglers.
+const GRACE_NS: u64 = 1_000_000_000;
+
+/// Builds container timelines from a stream of events.
+///
+/// Its maps hash with FxHash: their keys (pids, container ids) come from the
+/// kernel and Docker, not from an adversary, and SipHash was a tenth of the
+/// time of building timelines from a recording (`cargo xtask bench timeline`).
+#[derive(Default)]
+pub struct Builder {
+    procs: FxHashMap<u32, Proc>,
+    containers: FxHashMap<String, Container>,
+    done: FxHashSet<String>,
+    finished: VecDeque<ContainerTimeline>,
+    /// `docker run|create|start` commands not yet matched with a container.
+    pending_cli: Vec<u32>,
+    /// Containers whose life looks over, waiting out [`GRACE_NS`].
+    ending: Vec<String>,
+    /// One event's (ktime, wall-clock time): the clocks' offset is the same for
+    /// the whole stream, so one pair dates every container.
+    anchor: Option<(u64, String)>,
+    stats: Stats,
+}
+
+fn exit_parts(body: &Body) -> (Option<i32>, Option<String>) {
+    match body {
+        Body::Exit {
+            exit_code, signal, ..
+        } => (*exit_code, signal.clone()),
+        _ => (None, None),
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Timelines of containers whose life ended, oldest first.
+    pub fn take_finished(&mut self) -> impl Iterator<Item = ContainerTimeline> + '_ {
+        self.finished.drain(..)
+    }
+
+    /// Ends the stream: containers still going are handed out marked incomplete.
+    pub fn finish(mut self) -> Vec<ContainerTimeline> {
+        let mut out: Vec<ContainerTimeline> = self.finished.drain(..).collect();
+        let mut rest: Vec<(String, Container)> = self.containers.drain().collect();
+        rest.sort_by_key(|(_, c)| c.first_ns);
+        for (id, c) in rest {
+            let complete = c.ending && self.stats.lost == 0;
+            out.push(render_container(id, c, complete, self.anchor.as_ref()));
+        }
+        out
+    }
+
+    /// The process an event came from, made up from the event's own header when
+    /// its fork or exec was not seen (it was running before the trace began).
+    fn proc_for(&mut self, task: &Task) -> &mut Proc {
+        let stale = self
+            .procs
+            .get(&task.tgid)
+            .is_some_and(|p| p.start_ns != task.start_ns && p.start_ns != 0);
+        if stale {
+            // The pid was reused: the old process is gone.
+            self.procs.remove(&task.tgid);
+        }
+        let p = self.procs.entry(task.tgid).or_insert_with(|| Proc {
+            tgid: task.tgid,
+            start_ns: task.start_ns,
+            nspid: task.nspid,
+            ppid: task.ptgid,
+            comm: task.comm.to_string(),
+            exe: None,
+            argv: Vec::new(),
+            role: role::role_of_comm(&task.comm),
+            container: None,
+            verb: None,
+            exec_ns: None,
+            exec_step: None,
+        });
+        // A process seeded from /proc: now its exact start time is known.
+        if p.start_ns == 0 {
+            p.start_ns = task.start_ns;
+            p.nspid = task.nspid;
+        }
+        p
+    }
+
+    /// Adds a process that was running before the first event: its role and
+    /// container from its command line, as if its exec had been seen. Parents
+    /// first, so that children inherit.
+    pub fn seed_process(&mut self, tgid: u32, ppid: u32, comm: &str, exe: &str, argv: &[String]) {
+        let inherited = self.procs.get(&ppid).map(|p| (p.role, p.container.clone()));
+        let mut role = role::role_of_exec(exe, argv)
+            .or_else(|| role::is_runtime_reexec(exe, argv).then_some(Role::RuntimeReexec))
+            .unwrap_or_else(|| role::role_of_comm(comm));
+        let mut container: Option<Rc<str>> = None;
+        match role {
+            Role::ShimStart | Role::Shim => container = role::shim_container(argv).map(Into::into),
+            Role::Runtime => container = role::runtime_command(argv).map(|(_, id)| id.into()),
+            _ => {}
+        }
+        if let Some((parent_role, parent_container)) = inherited
+            && container.is_none()
+        {
+            // What a child of the runtime's init runs is the entrypoint's.
+            role = match (parent_role, role) {
+                (Role::Shim, Role::Other) => Role::Entrypoint,
+                (Role::RuntimeInit | Role::Entrypoint | Role::EntrypointChild, Role::Other) => {
+                    Role::EntrypointChild
+                }
+                (_, r) => r,
+            };
+            if role.is_per_container() {
+                container = parent_container;
+            }
+        }
+        self.procs.insert(
+            tgid,
+            Proc {
+                tgid,
+                start_ns: 0,
+                nspid: 0,
+                ppid,
+                comm: comm.to_string(),
+                exe: Some(exe.to_string()),
+                argv: argv.to_vec(),
+                role,
+                container: container.clone(),
+                verb: None,
+                exec_ns: None,
+                exec_step: None,
+            },
+        );
+        if let Some(id) = container {
+            self.join(&id, tgid, 0);
+            if let Some(c) = self.containers.get_mut(&*id) {
+                c.already_running = true;
+            }
+        }
+    }
+
+    /// Marks `tgid` as the init process (entrypoint) of container `id`, as a
+    /// runtime's state directory says: a container running before the trace.
+    pub fn seed_container_init(&mut self, id: &str, tgid: u32, now: u64) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.role = Role::Entrypoint;
+            p.container = Some(id.into());
+        } else {
+            return;
+        }
+        self.join(id, tgid, now);
+        let c = self.container(id, now);
+        c.already_running = true;
+        c.entrypoint = Some(tgid);
+        c.milestones.mark(Phase::Running, now);
+    }
+
+    pub fn push(&mut self, e: Event) {
+        self.stats.events += 1;
+        let Some(task) = &e.task else {
+            if let Body::Lost { count, .. } = e.body {
+                // Counts come from the recording: u64::MAX must not wrap to 0.
+                self.stats.lost = self.stats.lost.saturating_add(count);
+            }
+            return;
+        };
+        let t = e.ktime_ns;
+        let task_tgid = task.tgid;
+        if self.anchor.is_none() && !e.time.is_empty() {
+            self.anchor = Some((t, e.time.clone()));
+        }
+        self.proc_for(task);
+        // Process-level changes first: they decide the role and container the
+        // event itself is attributed to.
+        match &e.body {
+            Body::Fork {
+                child_tgid,
+                child_start_ns,
+                thread: false,
+                ..
+            } => self.on_fork(task.tgid, *child_tgid, *child_start_ns, t),
+            Body::Exec {
+                filename,
+                argv,
+                ret: 0,
+                ..
+            } => {
+                self.on_exec(task, filename, argv, t);
+                let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
+                if p.role == Role::DockerCli && p.container.is_none() {
+                    p.exec_step = Some(step(e.clone(), Role::DockerCli, None));
+                }
+            }
+            _ => {}
+        }
+
+        let p = &self.procs[&task.tgid];
+        let role = p.role;
+        let container = match &p.container {
+            Some(id) => Some(id.clone()),
+            None => self.container_by_path(&e.body).map(Into::into),
+        };
+        match container {
+            Some(id) => {
+                let exit = matches!(e.body, Body::Exit { .. }).then(|| e.body.clone());
+                // One lookup in the common case: a container alive.
+                if let Some(c) = self.containers.get_mut(&*id) {
+                    record(c, e, role);
+                } else if self.done.contains(&*id) {
+                    self.stats.late += 1;
+                } else {
+                    record(self.container(&id, t), e, role);
+                }
+                if let Some(body) = exit {
+                    self.on_exit(task_tgid, &body, t);
+                }
+                if !self.ending.is_empty() {
+                    self.tick(t);
+                }
+                return;
+            }
+            None if role.is_per_container() => self.stats.unattributed += 1,
+            None => {}
+        }
+
+        if let Body::Exit { .. } = e.body {
+            self.on_exit(task_tgid, &e.body, t);
+        }
+        if !self.ending.is_empty() {
+            self.tick(t);
+        }
+    }
+
+    fn on_fork(&mut self, parent: u32, child: u32, child_start: u64, t: u64) {
+        let p = &self.procs[&parent];
+        // A new process keeps its parent's part until it execs something else.
+        let role = match p.role {
+            Role::RuntimeReexec | Role::RuntimeInit => Role::RuntimeInit,
+            Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
+            Role::DockerCli | Role::Hook => p.role,
+            r => r,
+        };
+        let child_proc = Proc {
+            tgid: child,
+            start_ns: child_start,
+            nspid: 0,
+            ppid: parent,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            argv: Vec::new(),
+            role,
+            container: if role.is_per_container() {
+                p.container.clone()
+            } else {
+                None
+            },
+            verb: None,
+            exec_ns: None,
+            exec_step: None,
+        };
+        let container = child_proc.container.clone();
+        self.procs.insert(child, child_proc);
+        if let Some(id) = container {
+            self.join(&id, child, t);
+        }
+    }
+
+    fn on_exec(&mut self, task: &Task, filename: &str, argv: &[String], t: u64) {
+        let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
+        p.exe = Some(filename.to_string());
+        p.argv = argv.to_vec();
+        p.comm = task.comm.to_string();
+        p.nspid = task.nspid;
+        p.exec_ns = Some(t);
+        let before = p.role;
+        p.role = if let Some(r) = role::role_of_exec(filename, argv) {
+            r
+        } else if role::is_runtime_reexec(filename, argv) {
+            Role::RuntimeReexec
+        } else {
+            match before {
+                Role::RuntimeInit => Role::Entrypoint,
+                Role::Runtime | Role::RuntimeReexec => Role::Hook,
+                Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
+                r => r,
+            }
+        };
+        let mut named: Option<String> = None;
+        match p.role {
+            Role::ShimStart | Role::Shim => named = role::shim_container(argv),
+            Role::Runtime => {
+                if let Some((verb, id)) = role::runtime_command(argv) {
+                    p.verb = Some(verb);
+                    named = Some(id);
+                }
+            }
+            _ => {}
+        }
+        let mut left: Option<Rc<str>> = None;
+        if let Some(id) = named {
+            p.container = Some(id.into());
+        } else if !p.role.is_per_container() && p.role != Role::DockerCli {
+            left = p.container.take();
+        }
+        let role = p.role;
+        let verb = p.verb.clone();
+        let container = p.container.clone();
+        let tgid = p.tgid;
+        // A process that became something else (a runtime's own helper) no
+        // longer keeps the container it was forked into alive.
+        if let Some(c) = left.and_then(|id| self.containers.get_mut(&*id)) {
+            c.live.remove(&tgid);
+        }
+
+        if role == Role::DockerCli && container.is_none() {
+            let wants_container = argv
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .is_some_and(|verb| matches!(verb.as_str(), "run" | "create" | "start"));
+            let names = argv
+                .iter()
+                .find_map(|a| self.containers.keys().find(|id| a == *id).cloned());
+            match names {
+                Some(id) => {
+                    self.procs.get_mut(&tgid).unwrap().container = Some(id.as_str().into());
+                    self.join(&id, tgid, t);
+                }
+                None if wants_container => self.pending_cli.push(tgid),
+                None => {}
+            }
+            return;
+        }
+        let Some(id) = container else { return };
+        self.join(&id, tgid, t);
+        let Some(c) = self.containers.get_mut(&*id) else {
+            // Its timeline was already handed out.
+            return;
+        };
+        match (role, verb.as_deref()) {
+            (Role::ShimStart, _) => c.milestones.mark(Phase::ShimStart, t),
+            (Role::Runtime, Some("create" | "run")) => c.milestones.mark(Phase::Create, t),
+            (Role::Runtime, Some("start")) => c.milestones.mark(Phase::Start, t),
+            (Role::Runtime, Some("delete")) => {
+                c.milestones.mark(Phase::Delete, t);
+                c.deleted = true;
+            }
+            (Role::Entrypoint, _) if c.entrypoint.is_none() => {
+                c.milestones.mark(Phase::Running, t);
+                c.entrypoint = Some(tgid);
+            }
+            _ => {}
+        }
+        // The docker CLI that asked for this container, when only one is waiting.
+        if role == Role::ShimStart && self.pending_cli.len() == 1 {
+            let cli = self.pending_cli.remove(0);
+            if let Some(p) = self.procs.get_mut(&cli) {
+                p.container = Some(id.clone());
+                self.join(&id, cli, t);
+            }
+        }
+    }
+
+    fn on_exit(&mut self, tgid: u32, body: &Body, t: u64) {
+        let Some(p) = self.procs.remove(&tgid) else {
+            return;
+        };
+        self.pending_cli.retain(|&c| c != tgid);
+        let Some(id) = p.container else { return };
+        let Some(c) = self.containers.get_mut(&*id) else {
+            return;
+        };
+        let (code, signal) = exit_parts(body);
+        c.live.remove(&tgid);
+        if let Some(link) = c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
+            link.exit_ns = Some(t);
+            link.exit_code = code;
+            link.signal = signal.clone();
+        }
+        if c.entrypoint == Some(tgid) {
+            c.milestones.mark(Phase::Stopped, t);
+            c.exit_code = code;
+            c.signal = signal;
+        }
+        match p.verb.as_deref() {
+            Some("create") if p.role == Role::Runtime => c.milestones.mark(Phase::Created, t),
+            Some("run") if p.role == Role::Runtime => c.deleted = true,
+            _ => {}
+        }
+        if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() && !c.ending
+        {
+            c.ending = true;
+            self.ending.push(id.to_string());
+        }
+    }
+
+    /// Hands out the containers that ended more than [`GRACE_NS`] before `now`
+    /// (a ktime): call it as time passes, even when no event arrives.
+    pub fn tick(&mut self, now: u64) {
+        let mut i = 0;
+        while i < self.ending.len() {
+            let id = &self.ending[i];
+            let Some(c) = self.containers.get(id) else {
+                self.ending.swap_remove(i);
+                continue;
+            };
+            if !c.live.is_empty() {
+                // Something of it started again (cleanup): wait for its end.
+                self.containers.get_mut(id).unwrap().ending = false;
+                self.ending.swap_remove(i);
+                continue;
+            }
+            if now > c.last_ns.saturating_add(GRACE_NS) {
+                let id = self.ending.swap_remove(i);
+                let c = self.containers.remove(&id).expect("present");
+                self.done.insert(id.clone());
+                // Events lost on the way may have been this container's.
+                let complete = self.stats.lost == 0;
+                self.finished
+                    .push_back(render_container(id, c, complete, self.anchor.as_ref()));
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// A container, made when first named.
+    fn container(&mut self, id: &str, t: u64) -> &mut Container {
+        // Looked up on every event: no key allocated unless it is new.
+        if !self.containers.contains_key(id) {
+            self.containers.insert(
+                id.to_string(),
+                Container {
+                    first_ns: t,
+                    last_ns: t,
+                    ..Default::default()
+                },
+            );
+        }
+        self.containers.get_mut(id).expect("present")
+    }
+
+    /// Adds a process to a container's chain.
+    fn join(&mut self, id: &str, tgid: u32, t: u64) {
+        if self.done.contains(id) {
+            return;
+        }
+        let p = self
+            .procs
+            .get_mut(&tgid)
+            .expect("joined processes are known");
+        let start = p.exec_ns.unwrap_or(t).min(t);
+        let role = p.role;
+        // A docker CLI matched late brings the exec it was started with.
+        let exec_step = p.exec_step.take();
+        let fresh = ChainLink {
+            role,
+            pid: tgid,
+            nspid: p.nspid,
+            ppid: p.ppid,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            argv: p.argv.clone(),
+            start_ns: start,
+            exit_ns: None,
+            exit_code: None,
+            signal: None,
+        };
+        let c = self.container(id, start);
+        if start > 0 {
+            if c.first_ns == 0 {
+                c.first_ns = start;
+                c.last_ns = c.last_ns.max(start);
+            }
+            c.first_ns = c.first_ns.min(start);
+        }
+        c.live.insert(tgid);
+        if let Some(step) = exec_step
+            && !c.chain.iter().any(|l| l.pid == tgid)
+        {
+            c.steps.insert(
+                c.steps.partition_point(|s| s.ktime_ns <= step.ktime_ns),
+                step,
+            );
+            c.events += 1;
+        }
+        match c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
+            // Forked but not yet exec'd, or exec'd again in the same part
+            // (runc's re-exec from its memfd): the same link, now complete.
+            Some(link) if link.argv.is_empty() || link.role == role => {
+                let first = link.start_ns;
+                *link = ChainLink {
+                    start_ns: first,
+                    ..fresh
+                };
+            }
+            // New, or the same process in a new part (runc's init exec'ing
+            // the entrypoint).
+            _ => c.chain.push(fresh),
+        }
+    }
+
+    /// The container an event of a shared daemon (dockerd, containerd, systemd)
+    /// is about, from a container id in the path it names.
+    fn container_by_path(&self, body: &Body) -> Option<String> {
+        let (path, cgroup) = match body {
+            Body::CgroupMkdir(c) | Body::CgroupRmdir(c) => (c.path.as_str(), true),
+            Body::CgroupAttach { cgroup, .. } => (cgroup.path.as_str(), true),
+            Body::CgroupWrite { file, .. } => (file.as_str(), true),
+            Body::Mount { target, .. } | Body::Umount { target, .. } => (target.as_str(), false),
+            Body::Chdir { path, .. } => (path.as_str(), false),
+            _ => return None,
+        };
+        if cgroup {
+            // A container's cgroup can be made before its runtime runs
+            // (systemd makes the scope of the systemd cgroup driver).
+            return role::docker_id_in_path(path).map(str::to_string);
+        }
+        // containerd's task directory names the container before any shim runs.
+        if let Some((_, rest)) = path.split_once("io.containerd.runtime.v2.task/")
+            && let Some(id) = rest.split('/').nth(1)
+            && !id.is_empty()
+        {
+            return Some(id.to_string());
+        }
+        // Elsewhere a 64-hex name may be an image layer: only containers
+        // already known count.
+        path.split('/')
+            .find(|part| part.len() == 64 && self.containers.contains_key(*part))
+            .map(str::to_string)
+    }
+}
+
+/// Adds an event to its container.
+fn record(c: &mut Container, e: Event, role: Role) {
+    let t = e.ktime_ns;
+    c.events += 1;
+    // `runtime run` deletes the container itself once the entrypoint exits:
+    // its first cgroup removal opens the delete phase.
+    if matches!(e.body, Body::CgroupRmdir(_)) && c.milestones.get(Phase::Stopped).is_some() {
+        c.milestones.mark(Phase::Delete, t);
+    }
+    // 0: made by seeding, before any event dated it.
+    c.first_ns = if c.first_ns == 0 {
+        t
+    } else {
+        c.first_ns.min(t)
+    };
+    c.last_ns = c.last_ns.max(t);
+    if matches!(e.body, Body::Fork { thread: true, .. }) {
+        return;
+    }
+    let phase = current_phase(&c.milestones, t);
+    c.steps.push(step(e, role, phase));
+}
+
+fn step(e: Event, role: Role, phase: Option<Phase>) -> Step {
+    let task = e.task.as_ref().expect("events with a task only");
+    let (ret, duration_ns) = syscall_result(&e.body);
+    Step {
+        ktime_ns: e.ktime_ns,
+        pid: task.tgid,
+        tid: task.tid,
+        role,
+        phase,
+        kind: e.body.kind().into(),
+        detail: String::new(),
+        body: Some(Box::new(e.body)),
+        ret,
+        duration_ns,
+    }
+}
+
+fn syscall_result(body: &Body) -> (Option<i64>, Option<u64>) {
+    if let Body::Exec { ret, .. } = body {
+        return (Some(*ret), None);
+    }
+    match body.syscall_result() {
+        Some(r) => (Some(r.ret), Some(r.duration_ns)),
+        None => (None, None),
+    }
+}
+
+/// The phase under way at `t`, from the milestones seen so far.
+fn current_phase(m: &Milestones, t: u64) -> Option<Phase> {
+    Phase::ALL
+        .iter()
+        .rev()
+        .find(|&&p| m.get(p).is_some_and(|s| s <= t))
+        .copied()
+}
+
+fn render_container(
+    id: String,
+    mut c: Container,
+    complete: bool,
+    anchor: Option<&(u64, String)>,
+) -> ContainerTimeline {
+    // The request phase starts at the docker CLI's exec, when it is known.
+    if let Some(cli) = c.chain.iter().find(|l| l.role == Role::DockerCli) {
+        c.milestones.mark(Phase::Request, cli.start_ns);
+    }
+    c.chain.sort_by_key(|l| l.start_ns);
+    let end = c.last_ns;
+    let start = c.first_ns;
+    let phases = c.milestones.spans(end);
+    // Steps from before the first milestone (a chdir of the shim-to-be) stay
+    // unphased; those after take the phase they fell in.
+    for s in &mut c.steps {
+        s.phase = current_phase(&c.milestones, s.ktime_ns);
+    }
+    ContainerTimeline {
+        v: TIMELINE_SCHEMA_VERSION,
+        id,
+        complete: complete && c.milestones.get(Phase::Stopped).is_some(),
+        start_ns: start,
+        end_ns: end,
+        duration_ns: end.saturating_sub(start),
+        start_time: wall_time(anchor, start),
+        exit_code: c.exit_code,
+        signal: c.signal,
+        phases,
+        chain: c.chain,
+        steps: c.steps,
+        events: c.events,
+        already_running: c.already_running,
+    }
+}
+
+/// The wall-clock time of `ktime`, RFC 3339, from one event whose both times
+/// are known; empty when there is none or it cannot be told (see [`wall_clock`]).
+fn wall_time(anchor: Option<&(u64, String)>, ktime: u64) -> String {
+    let Some((at, time)) = anchor else {
+        return String::new();
+    };
+    match wall_clock(*at, time, ktime) {
+        Some(wall) => humantime::format_rfc3339_nanos(wall).to_string(),
+        None => String::new(),
+    }
+}
+
+/// The wall-clock time of `ktime`, from one event's pair of times (`at`, its
+/// ktime, and `time`, its RFC 3339 wall-clock time): the two clocks' offset is
+/// the same for the whole recording. `None` when `time` is not RFC 3339 or
+/// the result falls outside what RFC 3339 can write (before 1970 or after
+/// 9999: a recording edited by hand, or from a machine whose clock was far
+/// off), rather than a time that is wrong or a panic.
+pub fn wall_clock(at: u64, time: &str, ktime: u64) -> Option<std::time::SystemTime> {
+    /// 10000-01-01T00:00:00Z: the first time with a five-digit year.
+    const YEAR_10000: std::time::Duration = std::time::Duration::from_secs(253_402_300_800);
+    let anchor = humantime::parse_rfc3339(time).ok()?;
+    let wall = if ktime <= at {
+        anchor.checked_sub(std::time::Duration::from_nanos(at - ktime))?
+    } else {
+        anchor.checked_add(std::time::Duration::from_nanos(ktime - at))?
+    };
+    let since_epoch = wall.duration_since(std::time::UNIX_EPOCH).ok()?;
+    (since_epoch < YEAR_10000).then_some(wall)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{perfetto, reader::for_each_event, render};
+
+    const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
+    const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
+
+    fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
+        let mut b = Builder::new();
+        for_each_event(jsonl.as_bytes(), |e| b.push(e)).unwrap();
+        let stats = b.stats();
+        (b.finish(), stats)
+    }
+
+    fn hex_ids(text: &str) -> Vec<&str> {
+        text.split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == 64)
+            .collect()
+    }
+
+    #[test]
+    fn docker_run_is_one_complete_container_with_every_role_and_phase() {
+        let (timelines, stats) = build(DOCKER_RUN);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let t = &timelines[0];
+        assert!(t.complete);
+        assert_eq!(t.id.len(), 64);
+        assert_eq!(t.exit_code, Some(0));
+        assert_eq!(stats.unattributed, 0);
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(phases, Phase::ALL);
+        let sum: u64 = t.phases.iter().map(|p| p.duration_ns).sum();
+        assert_eq!(sum, t.duration_ns, "phases add up to the container's span");
+        for role in Role::DOCKER_RUN {
+            assert!(
+                t.chain.iter().any(|l| l.role == role),
+                "no {role:?} in the chain"
+            );
+        }
+        let entry = t.chain.iter().find(|l| l.role == Role::Entrypoint).unwrap();
+        assert_eq!(entry.nspid, 1, "the entrypoint is pid 1 inside");
+        for s in &t.steps {
+            let detail = s.detail();
+            for id in hex_ids(&detail) {
+                // Other 64-hex names may only be image layers.
+                assert!(
+                    id == t.id || detail.contains(&format!("overlay2/{id}")),
+                    "step of another container: {detail}"
+                );
+            }
+        }
+        // The key steps are there, in their phase.
+        let in_phase = |kind: &str, phase: Phase| {
+            t.steps
+                .iter()
+                .any(|s| s.kind == kind && s.phase == Some(phase))
+        };
+        assert!(in_phase("unshare", Phase::Create));
+        assert!(in_phase("pivot_root", Phase::Create));
+        assert!(in_phase("cgroup_mkdir", Phase::Create));
+        assert!(in_phase("cgroup_rmdir", Phase::Delete));
+    }
+
+    #[test]
+    fn runc_run_has_no_docker_roles_and_keeps_the_exit_code() {
+        let (timelines, stats) = build(RUNC_RUN);
+        assert_eq!(timelines.len(), 1);
+        let t = &timelines[0];
+        assert_eq!(t.id, "fixture-ctr");
+        assert!(t.complete);
+        assert_eq!(t.exit_code, Some(3));
+        assert_eq!(stats.unattributed, 0);
+        assert!(t.chain.iter().all(|l| !matches!(
+            l.role,
+            Role::DockerCli | Role::Dockerd | Role::Containerd | Role::Shim | Role::ShimStart
+        )));
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::Create, Phase::Running, Phase::Stopped, Phase::Delete]
+        );
+    }
+
+    #[test]
+    fn the_runtimes_own_long_lived_helper_is_part_of_no_container() {
+        // inspector-runtime's first `create` after a build starts its
+        // exe-keeper, which outlives every container: it must not keep this
+        // one's timeline open.
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        let (t, start) = (
+            first["ktime_ns"].as_u64().unwrap(),
+            first["start_ns"].as_u64().unwrap(),
+        );
+        let header = |tgid: u32, ptgid: u32, comm: &str, at: u64, started: u64| {
+            format!(
+                r#""v":1,"ktime_ns":{at},"time":"","tgid":{tgid},"tid":{tgid},"ptgid":{ptgid},"nspid":{tgid},"comm":"{comm}","start_ns":{started},"cgroup_id":1,"pidns":1,"mntns":1"#
+            )
+        };
+        let fork = format!(
+            r#"{{{},"kind":"fork","child_tgid":99999,"child_tid":99999,"child_start_ns":{},"thread":false}}"#,
+            header(29554, 29496, "runc", t + 1, start),
+            t + 1
+        );
+        let exec = format!(
+            r#"{{{},"kind":"exec","filename":"/proc/self/fd/5","argv":["inspector-runtime","exe-keeper"],"argv_truncated":false,"ret":0}}"#,
+            header(99999, 29554, "5", t + 2, t + 1)
+        );
+        lines.insert(1, fork);
+        lines.insert(2, exec);
+        let (timelines, _) = build(&(lines.join("\n") + "\n"));
+        assert_eq!(timelines.len(), 1);
+        assert!(timelines[0].complete);
+        assert_eq!(timelines[0].exit_code, Some(3));
+    }
+
+    #[test]
+    fn a_recording_cut_anywhere_gives_incomplete_timelines_not_a_crash() {
+        let lines: Vec<&str> = DOCKER_RUN.lines().collect();
+        for cut in (0..lines.len()).step_by(7) {
+            let text = lines[..cut].join("\n") + "\n";
+            let (timelines, _) = build(&text);
+            for t in &timelines {
+                assert!(t.duration_ns < 10_000_000_000);
+            }
+            if cut < lines.len() / 2 && !timelines.is_empty() {
+                assert!(timelines.iter().all(|t| !t.complete), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_pid_is_a_new_process() {
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        // The same recording twice, the second time 10 s later: same pids, new
+        // start times, a new container name.
+        let again: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for key in ["ktime_ns", "start_ns", "child_start_ns"] {
+                    if let Some(n) = v[key].as_u64() {
+                        v[key] = (n + 10_000_000_000).into();
+                    }
+                }
+                serde_json::to_string(&v)
+                    .unwrap()
+                    .replace("fixture-ctr", "fixture-two")
+            })
+            .collect();
+        lines.extend(again);
+        let (timelines, stats) = build(&(lines.join("\n") + "\n"));
+        let ids: Vec<&str> = timelines.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["fixture-ctr", "fixture-two"]);
+        assert!(
+            timelines
+                .iter()
+                .all(|t| t.complete && t.exit_code == Some(3))
+        );
+        assert_eq!(timelines[0].events, timelines[1].events);
+        assert_eq!(stats.unattributed, 0);
+    }
+
+    /// `RUNC_RUN` with its first event dated `time` and moved `shift_ns`
+    /// later: the events after it are earlier than the one that dates them.
+    fn dated_first(time: &str, shift_ns: i64) -> String {
+        let mut lines: Vec<String> = RUNC_RUN.lines().map(String::from).collect();
+        let mut first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        first["time"] = time.into();
+        first["ktime_ns"] = (first["ktime_ns"].as_u64().unwrap() as i64 + shift_ns).into();
+        lines[0] = serde_json::to_string(&first).unwrap();
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_wall_clock_before_1970_or_after_9999_is_unknown_not_a_panic() {
+        for (time, shift) in [
+            ("1970-01-01T00:00:01Z", 5_000_000_000),
+            ("9999-12-31T23:59:59.999Z", -5_000_000_000),
+            ("0000-01-01T00:00:00Z", 0),
+        ] {
+            let (timelines, _) = build(&dated_first(time, shift));
+            assert_eq!(timelines.len(), 1, "{time}");
+            let t = &timelines[0];
+            assert!(
+                t.start_time.is_empty() || t.start_time == time.replace(".999Z", ".999000000Z"),
+                "{time}: {}",
+                t.start_time
+            );
+            assert!(render::text(t, true).contains("container fixture-ctr"));
+        }
+        let t = build(&dated_first("1970-01-01T00:00:01Z", 5_000_000_000)).0;
+        assert_eq!(t[0].start_time, "");
+        assert!(render::text(&t[0], false).contains("started at an unknown time"));
+        // In range, times are exact.
+        let at = 5_000_000_000;
+        let wall = |k| {
+            wall_clock(at, "1970-01-01T00:00:01Z", k)
+                .map(|t| humantime::format_rfc3339_nanos(t).to_string())
+        };
+        assert_eq!(
+            wall(at - 1_000_000_000).unwrap(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(wall(at - 1_000_000_001), None);
+        assert!(wall(u64::MAX).unwrap().starts_with("2554-"));
+        assert_eq!(wall_clock(0, "9999-06-01T00:00:00Z", u64::MAX), None);
+        assert_eq!(wall_clock(0, "9999-12-31T23:59:59.999999999Z", 1), None);
+        assert_eq!(wall_clock(0, "not a time", 1), None);
+    }
+
+    #[test]
+    fn lost_counts_add_up_without_wrapping() {
+        let lost = |count: u64| {
+            format!(
+                r#"{{"v":1,"ktime_ns":1,"time":"","kind":"lost","count":{count},"total":{count}}}"#
+            )
+        };
+        let text = format!("{RUNC_RUN}{}\n{}\n", lost(u64::MAX), lost(1));
+        let (timelines, stats) = build(&text);
+        assert_eq!(stats.lost, u64::MAX);
+        assert!(!timelines[0].complete, "events were lost");
+    }
+
+    #[test]
+    fn json_and_perfetto_views_are_well_formed() {
+        let (mut timelines, _) = build(DOCKER_RUN);
+        timelines[0].fill_details();
+        let json = serde_json::to_string(&timelines[0]).unwrap();
+        let back: ContainerTimeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, timelines[0]);
+        let doc = perfetto::document(&timelines);
+        let events = doc["traceEvents"].as_array().unwrap();
+        for phase in Phase::ALL {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["ph"] == "X" && e["name"] == phase.name()),
+                "no slice for {phase:?}"
+            );
+        }
+        assert!(
+            events
+                .iter()
+                .any(|e| e["ph"] == "i" && e["name"] == "pivot_root")
+        );
+        assert!(events.iter().any(|e| {
+            e["ph"] == "M"
+                && e["args"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("· entrypoint"))
+        }));
+    }
+}
