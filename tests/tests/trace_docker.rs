@@ -209,3 +209,40 @@ fn cgroupns_private_shows_runc_init_unsharing_the_cgroup_namespace() {
         t.dump()
     );
 }
+
+#[test]
+fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    let tracer = Tracer::start(&[]);
+    let status = Command::new(DOCKER)
+        .args(["run", "--rm"])
+        .arg(image())
+        .arg("/no/such")
+        .status()
+        .unwrap();
+    let trace = tracer.stop();
+    assert_eq!(status.code(), Some(127), "docker run of a missing entrypoint");
+    assert!(trace.success, "inspector failed: {}", trace.stderr);
+    let mut builder = inspector::timeline::Builder::new();
+    for e in trace.events.iter().cloned() {
+        builder.push(e);
+    }
+    let timelines = builder.finish();
+    let failed: Vec<_> = timelines.iter().filter(|t| t.failure.is_some()).collect();
+    assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
+    let t = failed[0];
+    assert!(t.complete, "a failed start ends: {t:#?}");
+    let f = t.failure.as_ref().unwrap();
+    assert_eq!(
+        (f.role, f.phase),
+        (
+            inspector::timeline::Role::RuntimeInit,
+            Some(inspector::timeline::Phase::Create)
+        ),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.exit_code, Some(1), "{}", f.summary);
+}

@@ -16,6 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     ChainLink, ContainerTimeline, Step, TIMELINE_SCHEMA_VERSION,
+    model::Failure,
     phase::{Milestones, Phase},
     role::{self, Role},
 };
@@ -74,6 +75,9 @@ struct Container {
     ending: bool,
     /// It was running before the trace began: its start was not seen.
     already_running: bool,
+    /// The first process of its making that failed before its entrypoint
+    /// ran: its start failed, and its life ends with its teardown.
+    failure: Option<Failure>,
 }
 
 /// How long (in the events' time) an ended container waits for stragglers.
@@ -460,6 +464,21 @@ impl Builder {
             link.exit_code = code;
             link.signal = signal.clone();
         }
+        let failed = code.is_some_and(|code| code != 0) || (code.is_none() && signal.is_some());
+        if failed
+            && c.failure.is_none()
+            && c.milestones.get(Phase::Running).is_none()
+            && p.role.makes_the_container()
+        {
+            c.failure = Some(Failure {
+                summary: String::new(),
+                role: p.role,
+                pid: tgid,
+                phase: current_phase(&c.milestones, t),
+                exit_code: code,
+                signal: signal.clone(),
+            });
+        }
         if c.entrypoint == Some(tgid) {
             c.milestones.mark(Phase::Stopped, t);
             c.exit_code = code;
@@ -470,8 +489,8 @@ impl Builder {
             Some("run") if p.role == Role::Runtime => c.deleted = true,
             _ => {}
         }
-        if c.deleted && c.live.is_empty() && c.milestones.get(Phase::Stopped).is_some() && !c.ending
-        {
+        let over = c.milestones.get(Phase::Stopped).is_some() || c.failure.is_some();
+        if c.deleted && c.live.is_empty() && over && !c.ending {
             c.ending = true;
             self.ending.push(id.to_string());
         }
@@ -695,7 +714,7 @@ fn render_container(
     ContainerTimeline {
         v: TIMELINE_SCHEMA_VERSION,
         id,
-        complete: complete && c.milestones.get(Phase::Stopped).is_some(),
+        complete: complete && (c.milestones.get(Phase::Stopped).is_some() || c.failure.is_some()),
         start_ns: start,
         end_ns: end,
         duration_ns: end.saturating_sub(start),
@@ -707,6 +726,7 @@ fn render_container(
         steps: c.steps,
         events: c.events,
         already_running: c.already_running,
+        failure: c.failure.map(Failure::summarised),
     }
 }
 
@@ -748,6 +768,8 @@ mod tests {
 
     const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
     const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
+    const MISSING_ENTRYPOINT: &str =
+        include_str!("../../tests/fixtures/docker-run-missing-entrypoint.jsonl");
 
     fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
         let mut b = Builder::new();
@@ -803,6 +825,59 @@ mod tests {
         assert!(in_phase("pivot_root", Phase::Create));
         assert!(in_phase("cgroup_mkdir", Phase::Create));
         assert!(in_phase("cgroup_rmdir", Phase::Delete));
+    }
+
+    #[test]
+    fn a_start_that_failed_ends_as_failed_naming_the_process_that_failed_first() {
+        // `docker run IMAGE /no/such`: runc init (the [2:INIT] child) exits 1
+        // in create, then runc create exits 1, runc delete tears it down
+        // and the docker CLI exits 127.
+        let (timelines, stats) = build(MISSING_ENTRYPOINT);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let t = &timelines[0];
+        assert!(t.complete, "a failed start is a whole life, not a cut one");
+        assert_eq!(stats.unattributed, 0);
+        assert_eq!((t.exit_code, t.signal.as_deref()), (None, None));
+        let f = t.failure.as_ref().expect("the start failed");
+        assert_eq!(
+            (f.role, f.phase, f.exit_code),
+            (Role::RuntimeInit, Some(Phase::Create), Some(1))
+        );
+        let first_failed = t
+            .chain
+            .iter()
+            .filter(|l| l.exit_code.is_some_and(|c| c != 0))
+            .min_by_key(|l| l.exit_ns)
+            .unwrap();
+        assert_eq!(f.pid, first_failed.pid);
+        assert_eq!(
+            f.summary,
+            format!(
+                "runtime init (pid {}) exited 1 during create; the entrypoint never ran",
+                f.pid
+            )
+        );
+        assert!(!t.phases.iter().any(|p| p.phase == Phase::Running));
+        let text = render::text(t, false);
+        assert!(text.contains(", failed to start,"), "{text}");
+        assert!(text.contains(&format!("  failed: {}", f.summary)), "{text}");
+        // Handed out as time passes, as a container that ran is: a live view
+        // does not keep it in `delete` for ever.
+        let mut b = Builder::new();
+        let mut last = 0;
+        for_each_event(MISSING_ENTRYPOINT.as_bytes(), |e| {
+            last = e.ktime_ns;
+            b.push(e)
+        })
+        .unwrap();
+        b.tick(last + GRACE_NS + 1);
+        let handed: Vec<_> = b.take_finished().collect();
+        assert_eq!(handed.len(), 1);
+        assert!(handed[0].failure.is_some());
+        // Containers that started have no failure, whatever their exit.
+        for fixture in [DOCKER_RUN, RUNC_RUN] {
+            assert!(build(fixture).0.iter().all(|t| t.failure.is_none()));
+        }
     }
 
     #[test]

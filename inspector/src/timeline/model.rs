@@ -40,6 +40,51 @@ pub struct ContainerTimeline {
     /// It was running before the trace began: what is shown starts there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub already_running: bool,
+    /// Its start failed: no entrypoint ran. Absent when it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
+
+/// Why a container did not start: the first process of its making (shim
+/// start, runtime, its re-exec and init, a hook) that exited with a non-zero
+/// code or was killed before the entrypoint ran. The cause it reports later
+/// ones (the runtime's exit 1 after its init's) follow from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// One line for people, first in every view.
+    pub summary: String,
+    pub role: Role,
+    pub pid: u32,
+    /// The phase it failed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+impl Failure {
+    /// With its summary written from its parts.
+    pub fn summarised(mut self) -> Self {
+        let how = super::present::exit_text(self.exit_code, self.signal.as_deref()).map_or_else(
+            || "ended".to_string(),
+            |e| match e {
+                super::present::ExitText::Code(code) => format!("exited {code}"),
+                signal => format!("was killed by {signal}"),
+            },
+        );
+        let during = self
+            .phase
+            .map(|p| format!(" during {}", p.name()))
+            .unwrap_or_default();
+        self.summary = format!(
+            "{} (pid {}) {how}{during}; the entrypoint never ran",
+            self.role.name(),
+            self.pid
+        );
+        self
+    }
 }
 
 /// A process in a container's chain.

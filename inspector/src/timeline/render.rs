@@ -24,9 +24,10 @@ fn cut(mut s: String, max: usize) -> String {
 /// Renders one container's timeline for a terminal.
 pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let mut out = String::new();
-    let ending = match (&t.exit_code, &t.signal) {
-        (Some(code), _) => format!(", exited {code}"),
-        (None, Some(sig)) => format!(", killed by {}", bare(sig)),
+    let ending = match (&t.exit_code, &t.signal, &t.failure) {
+        (Some(code), _, _) => format!(", exited {code}"),
+        (None, Some(sig), _) => format!(", killed by {}", bare(sig)),
+        (None, None, Some(_)) => ", failed to start".to_string(),
         _ => String::new(),
     };
     let state = match (t.complete, t.already_running) {
@@ -48,6 +49,9 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
         t.events,
     );
 
+    if let Some(f) = &t.failure {
+        let _ = writeln!(out, "  failed: {}", bare(&f.summary));
+    }
     let _ = writeln!(out, "  phases");
     let span = t.duration_ns.max(1) as f64;
     for p in &t.phases {

@@ -60,6 +60,15 @@ impl Role {
         Role::Entrypoint,
     ];
 
+    /// A role whose process makes the container before its entrypoint
+    /// runs: when one fails, the container's start has failed.
+    pub fn makes_the_container(self) -> bool {
+        matches!(
+            self,
+            Role::ShimStart | Role::Runtime | Role::RuntimeReexec | Role::RuntimeInit | Role::Hook
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Role::DockerCli => "docker CLI",

@@ -92,6 +92,8 @@ pub struct Selected {
     pub phase: Option<Phase>,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
+    /// Why its start failed, in one line, when it did.
+    pub failure: Option<String>,
     pub state: RowState,
     /// dockerd's and containerd's pids, which serve every container.
     pub daemons: Vec<(Role, u32)>,
@@ -255,6 +257,7 @@ impl App {
                 last_ns: t.end_ns,
                 exit_code: t.exit_code,
                 signal: t.signal.clone(),
+                failed: t.failure.is_some(),
                 state: RowState::Gone,
             })
             .collect();
@@ -281,6 +284,7 @@ impl App {
                 last_ns: s.last_ns,
                 exit_code: s.exit_code,
                 signal: s.signal,
+                failed: s.failed,
                 state: if s.ending {
                     RowState::Ending
                 } else if s.already_running {
@@ -326,6 +330,7 @@ impl App {
                 phase: row.phase,
                 exit_code: t.exit_code,
                 signal: t.signal.clone(),
+                failure: t.failure.as_ref().map(|f| f.summary.clone()),
                 state: row.state,
                 daemons,
             });
@@ -351,6 +356,7 @@ impl App {
             phase: c.phase,
             exit_code: c.exit_code,
             signal: c.signal,
+            failure: c.failure.map(|f| f.summary),
             state: row.state,
             daemons,
         })

@@ -35,6 +35,8 @@ pub struct ContainerRow {
     pub last_ns: u64,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
+    /// Its start failed: no entrypoint ran, so no exit of its own.
+    pub failed: bool,
     pub state: RowState,
 }
 
@@ -51,6 +53,7 @@ impl ContainerRow {
         match (&self.exit_code, &self.signal) {
             (Some(c), _) => c.to_string(),
             (None, Some(s)) => bare(s).into_owned(),
+            _ if self.failed => "failed".to_string(),
             _ => String::new(),
         }
     }

@@ -133,9 +133,10 @@ pub fn lines(s: &Selected, width: u16) -> Vec<Line<'static>> {
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let title = match &app.selected {
         Some(s) => {
-            let ending = match (&s.exit_code, &s.signal) {
-                (Some(c), _) => format!(", exited {c}"),
-                (None, Some(sig)) => format!(", killed by {}", crate::escape::bare(sig)),
+            let ending = match (&s.exit_code, &s.signal, &s.failure) {
+                (Some(c), _, _) => format!(", exited {c}"),
+                (None, Some(sig), _) => format!(", killed by {}", crate::escape::bare(sig)),
+                (None, None, Some(why)) => format!(", failed: {}", crate::escape::bare(why)),
                 _ => String::new(),
             };
             format!(

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use super::{Builder, Container, current_phase};
 use crate::{
     event::{Body, Event},
-    timeline::{ChainLink, Phase, PhaseSpan, Role},
+    timeline::{ChainLink, Failure, Phase, PhaseSpan, Role},
 };
 
 /// A container in progress, as far as the events so far tell.
@@ -33,6 +33,8 @@ pub struct LiveContainer {
     /// Its deletion was seen and all its processes ended: the builder is
     /// waiting out stragglers before handing out its timeline.
     pub ending: bool,
+    /// Its start failed (see [`Failure`]).
+    pub failure: Option<Failure>,
 }
 
 /// What a container list shows of a container, cheap enough to take for every
@@ -47,6 +49,8 @@ pub struct LiveSummary {
     pub signal: Option<String>,
     pub already_running: bool,
     pub ending: bool,
+    /// Its start failed.
+    pub failed: bool,
 }
 
 fn phase_now(c: &Container) -> Option<Phase> {
@@ -80,6 +84,7 @@ impl Builder {
                 signal: c.signal.clone(),
                 already_running: c.already_running,
                 ending: c.ending,
+                failed: c.failure.is_some(),
             })
             .collect();
         out.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.id.cmp(&b.id)));
@@ -109,6 +114,7 @@ impl Builder {
             events: c.events,
             already_running: c.already_running,
             ending: c.ending,
+            failure: c.failure.clone().map(Failure::summarised),
         })
     }
 
