@@ -223,7 +223,11 @@ fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
         .status()
         .unwrap();
     let trace = tracer.stop();
-    assert_eq!(status.code(), Some(127), "docker run of a missing entrypoint");
+    assert_eq!(
+        status.code(),
+        Some(127),
+        "docker run of a missing entrypoint"
+    );
     assert!(trace.success, "inspector failed: {}", trace.stderr);
     let mut builder = inspector::timeline::Builder::new();
     for e in trace.events.iter().cloned() {
@@ -245,4 +249,51 @@ fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
         f.summary
     );
     assert_eq!(f.exit_code, Some(1), "{}", f.summary);
+}
+
+#[test]
+fn an_entrypoint_that_is_not_an_executable_fails_at_start_with_enoexec() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    // Executable by its mode, but neither ELF nor `#!`: the kernel refuses
+    // it (ENOEXEC) when runc init executes it, after `runc start`.
+    let dir = TempDir::new("notexec");
+    let file = dir.path().join("notexec");
+    std::fs::write(&file, "just text\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tracer = Tracer::start(&[]);
+    let status = Command::new(DOCKER)
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/notexec:ro", file.display()))
+        .arg(image())
+        .arg("/notexec")
+        .status()
+        .unwrap();
+    let trace = tracer.stop();
+    assert!(!status.success(), "docker run of a text file succeeded");
+    assert!(trace.success, "inspector failed: {}", trace.stderr);
+    let mut builder = inspector::timeline::Builder::new();
+    for e in trace.events.iter().cloned() {
+        builder.push(e);
+    }
+    let timelines = builder.finish();
+    let failed: Vec<_> = timelines.iter().filter(|t| t.failure.is_some()).collect();
+    assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
+    let f = failed[0].failure.as_ref().unwrap();
+    assert_eq!(
+        (f.role, f.phase),
+        (
+            inspector::timeline::Role::RuntimeInit,
+            Some(inspector::timeline::Phase::Start)
+        ),
+        "{}",
+        f.summary
+    );
+    assert_eq!(
+        (f.syscall.as_deref(), f.errno.as_deref()),
+        (Some("execve"), Some("ENOEXEC")),
+        "{}",
+        f.summary
+    );
 }

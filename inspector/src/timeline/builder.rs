@@ -78,6 +78,9 @@ struct Container {
     /// The first process of its making that failed before its entrypoint
     /// ran: its start failed, and its life ends with its teardown.
     failure: Option<Failure>,
+    /// Until its entrypoint runs: each process of its making whose last
+    /// traced syscall failed, with that call (name, return value).
+    failed_calls: FxHashMap<u32, (&'static str, i64)>,
 }
 
 /// How long (in the events' time) an ended container waits for stragglers.
@@ -470,6 +473,7 @@ impl Builder {
             && c.milestones.get(Phase::Running).is_none()
             && p.role.makes_the_container()
         {
+            let call = c.failed_calls.get(&tgid);
             c.failure = Some(Failure {
                 summary: String::new(),
                 role: p.role,
@@ -477,7 +481,12 @@ impl Builder {
                 phase: current_phase(&c.milestones, t),
                 exit_code: code,
                 signal: signal.clone(),
+                syscall: call.map(|(kind, _)| kind.to_string()),
+                errno: call.and_then(|(_, ret)| crate::names::errno_name(*ret)),
             });
+        }
+        if c.milestones.get(Phase::Running).is_some() {
+            c.failed_calls = FxHashMap::default();
         }
         if c.entrypoint == Some(tgid) {
             c.milestones.mark(Phase::Stopped, t);
@@ -652,6 +661,26 @@ fn record(c: &mut Container, e: Event, role: Role) {
     if matches!(e.body, Body::Fork { thread: true, .. }) {
         return;
     }
+    // A process of the container's making whose last call failed: the
+    // likely cause, should it give up now. A later call that succeeded
+    // clears it (runc's init shrugs off mounts on /proc paths its kernel
+    // lacks).
+    if role.makes_the_container()
+        && c.milestones.get(Phase::Running).is_none()
+        && let (Some(ret), _) = syscall_result(&e.body)
+        && let Some(task) = &e.task
+    {
+        if ret < 0 {
+            // As strace names the call: the event kind `exec` is execve.
+            let call = match e.body.kind() {
+                "exec" => "execve",
+                kind => kind,
+            };
+            c.failed_calls.insert(task.tgid, (call, ret));
+        } else {
+            c.failed_calls.remove(&task.tgid);
+        }
+    }
     let phase = current_phase(&c.milestones, t);
     c.steps.push(step(e, role, phase));
 }
@@ -770,6 +799,8 @@ mod tests {
     const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
     const MISSING_ENTRYPOINT: &str =
         include_str!("../../tests/fixtures/docker-run-missing-entrypoint.jsonl");
+    const NOT_EXECUTABLE: &str =
+        include_str!("../../tests/fixtures/docker-run-entrypoint-not-executable.jsonl");
 
     fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
         let mut b = Builder::new();
@@ -861,6 +892,24 @@ mod tests {
         let text = render::text(t, false);
         assert!(text.contains(", failed to start,"), "{text}");
         assert!(text.contains(&format!("  failed: {}", f.summary)), "{text}");
+        // Perfetto marks it where the failing process ended.
+        let doc = perfetto::document(std::slice::from_ref(t));
+        let marks: Vec<_> = doc["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == "start failed")
+            .collect();
+        assert_eq!(
+            marks.len(),
+            2,
+            "on the process's row and the lifecycle track"
+        );
+        assert!(
+            marks
+                .iter()
+                .all(|e| e["args"]["summary"] == f.summary.as_str())
+        );
         // Handed out as time passes, as a container that ran is: a live view
         // does not keep it in `delete` for ever.
         let mut b = Builder::new();
@@ -878,6 +927,37 @@ mod tests {
         for fixture in [DOCKER_RUN, RUNC_RUN] {
             assert!(build(fixture).0.iter().all(|t| t.failure.is_none()));
         }
+    }
+
+    #[test]
+    fn a_failed_start_names_the_call_that_failed_last_when_there_is_one() {
+        // `docker run -v FILE:/notexec IMAGE /notexec`, FILE a text file of
+        // mode 0755: runc init's execve of it fails at start, and it exits 1.
+        let (timelines, _) = build(NOT_EXECUTABLE);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let f = timelines[0].failure.as_ref().expect("the start failed");
+        assert_eq!(
+            (f.role, f.phase, f.exit_code),
+            (Role::RuntimeInit, Some(Phase::Start), Some(1))
+        );
+        assert_eq!(
+            (f.syscall.as_deref(), f.errno.as_deref()),
+            (Some("execve"), Some("ENOEXEC"))
+        );
+        assert_eq!(
+            f.summary,
+            format!(
+                "runtime init (pid {}) exited 1 during start (its last call: execve ENOEXEC); \
+                 the entrypoint never ran",
+                f.pid
+            )
+        );
+        // A failed call followed by one that succeeded is not the cause:
+        // the missing entrypoint's runc init had mounts fail with ENOENT and
+        // ENOTDIR, then went on (the cause, a stat, is not traced).
+        let (timelines, _) = build(MISSING_ENTRYPOINT);
+        let f = timelines[0].failure.as_ref().unwrap();
+        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (None, None));
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub struct Failure {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// The last syscall that process made, when it failed, as the kernel
+    /// saw it (`execve`, `mount`...; only the calls the probe follows), with
+    /// its errno: the likely cause. Absent when its last call succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
 }
 
 impl Failure {
@@ -78,8 +85,16 @@ impl Failure {
             .phase
             .map(|p| format!(" during {}", p.name()))
             .unwrap_or_default();
+        let call = match (&self.syscall, &self.errno) {
+            (Some(syscall), Some(errno)) => format!(
+                " (its last call: {} {})",
+                crate::escape::bare(syscall),
+                crate::escape::bare(errno)
+            ),
+            _ => String::new(),
+        };
         self.summary = format!(
-            "{} (pid {}) {how}{during}; the entrypoint never ran",
+            "{} (pid {}) {how}{during}{call}; the entrypoint never ran",
             self.role.name(),
             self.pid
         );

@@ -1,6 +1,8 @@
 //! Timelines as a Chrome trace (JSON) file, which the Perfetto UI and
 //! chrome://tracing open: per container, a track of its phases and one track
-//! per role, each process a row, each step an instant on it.
+//! per role, each process a row, each step an instant on it; a failed start
+//! an instant named `start failed` on the failing process's row and on the
+//! lifecycle track.
 
 use serde_json::{Value, json};
 
@@ -80,6 +82,24 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
                 "args": {"detail": s.detail(), "ret": s.ret, "duration_ns": s.duration_ns,
                          "phase": s.phase.map(|p| p.name())},
             }));
+        }
+        // A failed start: marked where the process that failed ended, on its
+        // row, and across the lifecycle track.
+        if let Some(f) = &t.failure {
+            let at = t
+                .chain
+                .iter()
+                .find(|l| l.pid == f.pid && l.role == f.role)
+                .and_then(|l| l.exit_ns)
+                .unwrap_or(t.end_ns);
+            for (pid, tid) in [(track(f.role), f.pid as u64), (lifecycle, 0)] {
+                events.push(json!({
+                    "ph": "i", "s": "t", "name": "start failed", "cat": "failure",
+                    "pid": pid, "tid": tid, "ts": us(at, origin),
+                    "args": {"summary": f.summary, "role": f.role.name(), "pid": f.pid,
+                             "syscall": f.syscall, "errno": f.errno},
+                }));
+            }
         }
     }
     json!({"traceEvents": events, "displayTimeUnit": "ms",
