@@ -3,7 +3,10 @@
 
 use std::process::Command;
 
-use inspector::event::{Body, Event};
+use inspector::{
+    event::{Body, Event},
+    timeline::{Builder, ContainerTimeline, Phase, Role},
+};
 use tests::{DOCKER, Need, TempDir, Trace, Tracer, image, probe_test};
 
 /// Runs `docker run --rm ARGS IMAGE true` under the tracer; returns the trace
@@ -210,41 +213,46 @@ fn cgroupns_private_shows_runc_init_unsharing_the_cgroup_namespace() {
     );
 }
 
+/// Runs `docker run --rm ARGS` under the tracer and builds its timelines;
+/// returns docker's exit status and the one container whose start failed.
+fn failed_docker_run(args: &[&str]) -> (std::process::ExitStatus, ContainerTimeline) {
+    let tracer = Tracer::start(&[]);
+    let status = Command::new(DOCKER)
+        .args(["run", "--rm"])
+        .args(args)
+        .status()
+        .unwrap();
+    let trace = tracer.stop();
+    assert!(trace.success, "inspector failed: {}", trace.stderr);
+    let mut builder = Builder::new();
+    for e in trace.events.iter().cloned() {
+        builder.push(e);
+    }
+    let mut failed: Vec<_> = builder
+        .finish()
+        .into_iter()
+        .filter(|t| t.failure.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
+    (status, failed.remove(0))
+}
+
 #[test]
 fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
     let Some(_lock) = probe_test(&[Need::Docker]) else {
         return;
     };
-    let tracer = Tracer::start(&[]);
-    let status = Command::new(DOCKER)
-        .args(["run", "--rm"])
-        .arg(image())
-        .arg("/no/such")
-        .status()
-        .unwrap();
-    let trace = tracer.stop();
+    let (status, t) = failed_docker_run(&[&image(), "/no/such"]);
     assert_eq!(
         status.code(),
         Some(127),
         "docker run of a missing entrypoint"
     );
-    assert!(trace.success, "inspector failed: {}", trace.stderr);
-    let mut builder = inspector::timeline::Builder::new();
-    for e in trace.events.iter().cloned() {
-        builder.push(e);
-    }
-    let timelines = builder.finish();
-    let failed: Vec<_> = timelines.iter().filter(|t| t.failure.is_some()).collect();
-    assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
-    let t = failed[0];
     assert!(t.complete, "a failed start ends: {t:#?}");
     let f = t.failure.as_ref().unwrap();
     assert_eq!(
         (f.role, f.phase),
-        (
-            inspector::timeline::Role::RuntimeInit,
-            Some(inspector::timeline::Phase::Create)
-        ),
+        (Role::RuntimeInit, Some(Phase::Create)),
         "{}",
         f.summary
     );
@@ -262,31 +270,13 @@ fn an_entrypoint_that_is_not_an_executable_fails_at_start_with_enoexec() {
     let file = dir.path().join("notexec");
     std::fs::write(&file, "just text\n").unwrap();
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let tracer = Tracer::start(&[]);
-    let status = Command::new(DOCKER)
-        .args(["run", "--rm", "-v"])
-        .arg(format!("{}:/notexec:ro", file.display()))
-        .arg(image())
-        .arg("/notexec")
-        .status()
-        .unwrap();
-    let trace = tracer.stop();
+    let volume = format!("{}:/notexec:ro", file.display());
+    let (status, t) = failed_docker_run(&["-v", &volume, &image(), "/notexec"]);
     assert!(!status.success(), "docker run of a text file succeeded");
-    assert!(trace.success, "inspector failed: {}", trace.stderr);
-    let mut builder = inspector::timeline::Builder::new();
-    for e in trace.events.iter().cloned() {
-        builder.push(e);
-    }
-    let timelines = builder.finish();
-    let failed: Vec<_> = timelines.iter().filter(|t| t.failure.is_some()).collect();
-    assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
-    let f = failed[0].failure.as_ref().unwrap();
+    let f = t.failure.as_ref().unwrap();
     assert_eq!(
         (f.role, f.phase),
-        (
-            inspector::timeline::Role::RuntimeInit,
-            Some(inspector::timeline::Phase::Start)
-        ),
+        (Role::RuntimeInit, Some(Phase::Start)),
         "{}",
         f.summary
     );
