@@ -29,6 +29,15 @@ pub mod kind {
     pub const CGROUP_WRITE: u32 = 16;
     /// A failed execve/execveat (a successful one is an [`EXEC`]).
     pub const EXEC_FAILED: u32 = 17;
+    /// Words a client wrote on its stderr, or a runtime into its `--log`
+    /// file: a [`MessageEvent`](super::MessageEvent).
+    pub const MESSAGE: u32 = 18;
+    /// A process killed by the kernel for a reason of its own (the OOM
+    /// killer, seccomp): a [`KillEvent`](super::KillEvent).
+    pub const KILLED: u32 = 19;
+    /// A call of the set a runtime's init fails on (rlimits, capabilities,
+    /// credentials, hostname) that failed; successes are not reported.
+    pub const SYSCALL_FAILED: u32 = 20;
 }
 
 pub const COMM_LEN: usize = 16;
@@ -40,6 +49,24 @@ pub const ARGS_LEN: usize = 1024;
 pub const PATH_PARTS_LEN: usize = 512;
 /// Most components a path rebuilt in the kernel can have.
 pub const PATH_MAX_DEPTH: u32 = 24;
+
+/// Bytes of a message kept per write (see [`MessageEvent`]).
+pub const MESSAGE_LEN: usize = 1024;
+
+/// `stream` of a [`MessageEvent`].
+pub const STREAM_STDERR: u32 = 1;
+/// The runtime's `--log` file (`log.json`, as containerd and inspector run name it).
+pub const STREAM_RUNTIME_LOG: u32 = 2;
+
+/// `cause` of a [`KillEvent`].
+pub const KILLED_BY_OOM: u32 = 1;
+pub const KILLED_BY_SECCOMP: u32 = 2;
+
+/// Bits of a `TRACK_COMMS` value: exec'ing this command starts following
+/// the process; what it writes on fd 2 is a message (a client's or a
+/// runtime's own words, not a daemon's log).
+pub const COMM_FOLLOW: u32 = 1;
+pub const COMM_STDERR_IS_MESSAGE: u32 = 2;
 
 /// `flags` bits of [`ExecEvent`].
 pub const EXEC_ARGS_TRUNCATED: u32 = 1;
@@ -53,6 +80,9 @@ pub const PATH_INCOMPLETE: u32 = 2;
 /// `flags` bit of [`SyscallEvent`]: reported at entry, without waiting for the
 /// return (cgroup writes unless `Config::write_results` is set).
 pub const SYSCALL_NO_RESULT: u32 = 1;
+/// `flags` bit of a parked [`SyscallEvent`]: sent only if the call fails
+/// (the probe's own; never reaches userspace set).
+pub const SYSCALL_ONLY_FAILURE: u32 = 2;
 
 /// Filesystem magic numbers the probe checks (from `include/uapi/linux/magic.h`).
 pub const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
@@ -165,6 +195,41 @@ pub struct CgroupEvent {
     pub path: [u8; STR_LEN],
 }
 
+/// Bytes written to stderr by a client or runtime, or to a runtime's log
+/// file, as they were written (a write is a line, usually).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MessageEvent {
+    pub hdr: Header,
+    /// `STREAM_*`.
+    pub stream: u32,
+    pub fd: u32,
+    /// Bytes the write asked for (more than `len` when cut).
+    pub count: u64,
+    /// Bytes kept in `text`.
+    pub len: u32,
+    pub _pad: u32,
+    pub text: [u8; MESSAGE_LEN],
+}
+
+/// The kernel killed a process: the OOM killer chose it, or seccomp
+/// stopped it at a forbidden call. `hdr` is the task in whose context it
+/// was decided (for the OOM killer, the one whose allocation failed).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KillEvent {
+    pub hdr: Header,
+    /// The process killed (for the OOM killer, the pid it names: its leader's).
+    pub victim_tgid: u32,
+    pub victim_tid: u32,
+    /// `KILLED_BY_*`.
+    pub cause: u32,
+    /// For seccomp: the call it was stopped at, and its audit arch.
+    pub syscall: i32,
+    pub arch: u32,
+    pub _pad: u32,
+}
+
 /// A system call with its arguments and return value, paired enter and exit.
 /// One layout serves all of them; `kind` says which fields mean what:
 ///
@@ -180,6 +245,7 @@ pub struct CgroupEvent {
 /// | FCHDIR | [fd] | | | the fd's path |
 /// | CGROUP_WRITE | [fd, count] | [dev, fs magic] | [value] | file in its hierarchy |
 /// | EXEC_FAILED | | | [filename] | |
+/// | SYSCALL_FAILED | [arg0, arg1] | | | |
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SyscallEvent {

@@ -1,21 +1,18 @@
 //! cgroups: made, removed, joined (the cgroup raw tracepoints, which carry the
-//! path), and written to (a `write` whose fd is a file on a cgroup filesystem).
+//! path), and written to (a `write` whose fd is a file on a cgroup
+//! filesystem: [`controller_write`], called by [`crate::write`]).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
-    macros::{raw_tracepoint, tracepoint},
+    macros::raw_tracepoint,
     programs::{RawTracePointContext, TracePointContext},
 };
-use inspector_common::{
-    CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, CgroupEvent, STR_LEN, SYSCALL_NO_RESULT, SyscallEvent,
-    kind,
-};
+use inspector_common::{CgroupEvent, STR_LEN, SYSCALL_NO_RESULT, SyscallEvent, kind};
 
 use crate::{
-    kernel::{bounded, fd_file, file_identity, fill_header, kernel_str, off, read, read_ptr},
+    kernel::{bounded, fill_header, kernel_str, off, read, read_ptr},
     maps::{
-        EVENTS, config_write_results, count_lost, enabled, is_self, maybe_wanted, submit_flags,
-        wanted,
+        EVENTS, config_write_results, count_lost, enabled, is_self, submit_flags, wanted,
     },
     path,
     syscall::{begin, park},
@@ -86,28 +83,15 @@ pub fn insp_cgroup_attach(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `write(fd, buf, count)` on the hot path of every process on the machine: a
-/// bit test (`maybe_wanted`) before anything else, then a check of the fd's
-/// filesystem before any copying.
-#[tracepoint]
-pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !maybe_wanted(tgid) {
-        return 0;
-    }
-    let fd = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(u64::MAX);
-    let file = fd_file(fd);
-    if file == 0 {
-        return 0;
-    }
-    let (magic, dev, _ino) = file_identity(file);
-    if magic != CGROUP_SUPER_MAGIC && magic != CGROUP2_SUPER_MAGIC {
-        return 0;
-    }
+/// A write to a cgroup controller file (`file` on a cgroup filesystem of
+/// `magic`, device `dev`): its value, the file's path in its hierarchy, and
+/// its return with `Config::write_results`.
+#[inline(always)]
+pub fn controller_write(ctx: &TracePointContext, fd: u64, file: u64, magic: u64, dev: u32) {
     let buf = unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0);
     let count = unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0);
-    let Some(ev) = begin(&ctx, kind::CGROUP_WRITE) else {
-        return 0;
+    let Some(ev) = begin(ctx, kind::CGROUP_WRITE) else {
+        return;
     };
     ev.args[0] = fd;
     ev.args[1] = count;
@@ -140,8 +124,7 @@ pub fn insp_write_enter(ctx: TracePointContext) -> i32 {
         // Waiting for the return would need a program on every write's exit.
         ev.flags = SYSCALL_NO_RESULT;
         if EVENTS.output::<SyscallEvent>(&*ev, submit_flags()).is_err() {
-            count_lost(&ctx, kind::CGROUP_WRITE);
+            count_lost(ctx, kind::CGROUP_WRITE);
         }
     }
-    0
 }

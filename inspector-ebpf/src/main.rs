@@ -1,6 +1,7 @@
 //! The inspector probe: tracepoint programs that report, for container-related
 //! processes, how containers are made: processes, namespaces, mounts, the root
-//! pivot and cgroups.
+//! pivot and cgroups; and, when it goes wrong, why: failed calls, kills by
+//! the OOM killer or seccomp, and the messages clients and runtimes write.
 //!
 //! Only tracepoints, raw tracepoints and kernel-memory reads are used: fentry and
 //! kprobes are not available on the machines this runs on. Kernel struct offsets
@@ -14,10 +15,13 @@
 
 mod cgroup;
 mod kernel;
+mod kill;
 mod maps;
+mod message;
 mod path;
 mod process;
 mod syscall;
+mod write;
 
 #[cfg(not(test))]
 #[panic_handler]

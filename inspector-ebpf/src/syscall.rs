@@ -13,7 +13,9 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use inspector_common::{CLONE_NEW_MASK, NSFS_MAGIC, STR_LEN, SyscallEvent, kind};
+use inspector_common::{
+    CLONE_NEW_MASK, NSFS_MAGIC, STR_LEN, SYSCALL_ONLY_FAILURE, SyscallEvent, kind,
+};
 
 use crate::{
     kernel::{current_task, fd_file, file_identity, fill_header, ktime, off, read_ptr},
@@ -78,8 +80,9 @@ pub fn user_str(ev: &mut SyscallEvent, i: usize, src: u64) {
 }
 
 /// Every `sys_exit_*` we pair goes through here: the parked event gets its return
-/// value and is sent, unless it is a successful execve (that one is reported by
-/// `sched_process_exec`, in the new image).
+/// value and is sent, unless it succeeded and only a failure was wanted (an
+/// execve, which `sched_process_exec` reports in the new image, and the
+/// calls of [`insp_failable_enter`]).
 #[tracepoint]
 pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -96,7 +99,8 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
     // A stale entry (a syscall whose exit we missed) must not take this return value.
     if ev.nr == nr {
         let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
-        if !(ev.hdr.kind == kind::EXEC_FAILED && ret == 0) {
+        let quiet = ret >= 0 && (ev.hdr.kind == kind::EXEC_FAILED || ev.flags & SYSCALL_ONLY_FAILURE != 0);
+        if !quiet {
             ev.ret = ret;
             ev.end = ktime();
             if EVENTS.output::<SyscallEvent>(&*ev, submit_flags()).is_err() {
@@ -191,6 +195,23 @@ pub fn insp_execveat_enter(ctx: TracePointContext) -> i32 {
     ev.args[0] = arg(&ctx, 0);
     ev.args[1] = arg(&ctx, 4);
     user_str(ev, 0, arg(&ctx, 1));
+    park(ev);
+    0
+}
+
+/// The calls a runtime's init gives up on when the host refuses them
+/// (`prlimit64`/`setrlimit` raising a hard limit without CAP_SYS_RESOURCE,
+/// `capset` asking for capabilities the host lacks, credentials, hostname):
+/// one program for all of them, reported only when they fail, so that a
+/// start that works adds no event.
+#[tracepoint]
+pub fn insp_failable_enter(ctx: TracePointContext) -> i32 {
+    let Some(ev) = begin(&ctx, kind::SYSCALL_FAILED) else {
+        return 0;
+    };
+    ev.args[0] = arg(&ctx, 0);
+    ev.args[1] = arg(&ctx, 1);
+    ev.flags = SYSCALL_ONLY_FAILURE;
     park(ev);
     0
 }

@@ -5,8 +5,8 @@
 use compact_str::CompactString;
 use inspector_common::{
     CGROUP2_SUPER_MAGIC, CgroupEvent, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent,
-    ExitEvent, ForkEvent, Header, PATH_INCOMPLETE, PATH_TRUNCATED, PathParts, STR_LEN,
-    SYSCALL_NO_RESULT, SyscallEvent, kind,
+    ExitEvent, ForkEvent, Header, KILLED_BY_OOM, KillEvent, MessageEvent, PATH_INCOMPLETE,
+    PATH_TRUNCATED, PathParts, STR_LEN, STREAM_RUNTIME_LOG, SYSCALL_NO_RESULT, SyscallEvent, kind,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -184,6 +184,38 @@ pub enum Body {
         #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
         result: Option<SyscallResult>,
     },
+    /// Words a client wrote on its stderr, or a runtime into its log file,
+    /// as written (one write; usually a line).
+    Message {
+        /// `stderr` or `runtime_log`.
+        stream: String,
+        fd: i32,
+        text: String,
+        /// The write was longer than the probe keeps.
+        text_truncated: bool,
+    },
+    /// The kernel killed a process for a reason of its own.
+    Killed {
+        /// `oom` (the OOM killer chose it) or `seccomp` (stopped at a forbidden call).
+        cause: String,
+        /// The process killed (the event's own task is where it was decided).
+        task_tgid: u32,
+        task_tid: u32,
+        /// For seccomp: the call's name (`getppid`; an i386 call's ends in ` (i386)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        syscall: Option<String>,
+    },
+    /// A call of the kind a runtime's init gives up on (rlimits,
+    /// capabilities, credentials, hostname) that failed; the probe reports
+    /// no success of these.
+    SyscallFailed {
+        syscall: String,
+        /// For `prlimit64`/`setrlimit`: the limit, as `RLIMIT_NOFILE`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+        #[serde(flatten)]
+        result: SyscallResult,
+    },
     /// The probe could not report `count` events (ring buffer full); `total` so far.
     Lost {
         count: u64,
@@ -232,6 +264,9 @@ impl Body {
             Body::CgroupRmdir(_) => "cgroup_rmdir",
             Body::CgroupAttach { .. } => "cgroup_attach",
             Body::CgroupWrite { .. } => "cgroup_write",
+            Body::Message { .. } => "message",
+            Body::Killed { .. } => "killed",
+            Body::SyscallFailed { .. } => "syscall_failed",
             Body::Lost { .. } => "lost",
         }
     }
@@ -248,7 +283,8 @@ impl Body {
             | Body::PivotRoot { result, .. }
             | Body::Chroot { result, .. }
             | Body::Chdir { result, .. }
-            | Body::Fchdir { result, .. } => Some(result),
+            | Body::Fchdir { result, .. }
+            | Body::SyscallFailed { result, .. } => Some(result),
             Body::CgroupWrite { result, .. } => result.as_ref(),
             _ => None,
         }
@@ -449,6 +485,45 @@ impl Decoder {
             | kind::EXEC_FAILED => {
                 let ev: SyscallEvent = read_record(bytes, hdr.kind)?;
                 self.syscall(&ev)
+            }
+            kind::SYSCALL_FAILED => {
+                let ev: SyscallEvent = read_record(bytes, hdr.kind)?;
+                let syscall = names::syscall_name(ev.nr, names::AUDIT_ARCH_X86_64);
+                let resource = match syscall.as_str() {
+                    "prlimit64" => Some(names::rlimit_name(ev.args[1])),
+                    "setrlimit" => Some(names::rlimit_name(ev.args[0])),
+                    _ => None,
+                };
+                Body::SyscallFailed {
+                    syscall,
+                    resource,
+                    result: result(&ev),
+                }
+            }
+            kind::MESSAGE => {
+                let ev: MessageEvent = read_record(bytes, hdr.kind)?;
+                let len = (ev.len as usize).min(ev.text.len());
+                Body::Message {
+                    stream: if ev.stream == STREAM_RUNTIME_LOG {
+                        "runtime_log"
+                    } else {
+                        "stderr"
+                    }
+                    .to_string(),
+                    fd: ev.fd as i32,
+                    text: String::from_utf8_lossy(&ev.text[..len]).into_owned(),
+                    text_truncated: ev.count > len as u64,
+                }
+            }
+            kind::KILLED => {
+                let ev: KillEvent = read_record(bytes, hdr.kind)?;
+                let oom = ev.cause == KILLED_BY_OOM;
+                Body::Killed {
+                    cause: if oom { "oom" } else { "seccomp" }.to_string(),
+                    task_tgid: ev.victim_tgid,
+                    task_tid: ev.victim_tid,
+                    syscall: (!oom).then(|| names::syscall_name(ev.syscall as u32, ev.arch)),
+                }
             }
             other => return Err(DecodeError::UnknownKind(other)),
         };
@@ -740,6 +815,58 @@ mod tests {
             d.decode(&bytes(&h)),
             Err(DecodeError::Size { .. })
         ));
+    }
+
+    #[test]
+    fn failure_records_decode_with_names() {
+        let mut ev = zeroed_syscall(kind::SYSCALL_FAILED);
+        ev.nr = 302; // prlimit64
+        ev.args = [0, 7]; // RLIMIT_NOFILE
+        ev.ret = -1;
+        let e = decoder().decode(&bytes(&ev)).unwrap();
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], "syscall_failed");
+        assert_eq!(json["syscall"], "prlimit64");
+        assert_eq!(json["resource"], "RLIMIT_NOFILE");
+        assert_eq!(json["errno"], "EPERM");
+
+        // SAFETY: an all-zero record is valid plain data.
+        let mut m: MessageEvent = unsafe { std::mem::zeroed() };
+        m.hdr = header(kind::MESSAGE);
+        m.stream = STREAM_RUNTIME_LOG;
+        m.fd = 5;
+        let line = br#"{"level":"error","msg":"no such file"}"#;
+        m.text[..line.len()].copy_from_slice(line);
+        m.len = line.len() as u32;
+        m.count = 4096;
+        let e = decoder().decode(&bytes(&m)).unwrap();
+        let Body::Message {
+            stream,
+            text,
+            text_truncated,
+            ..
+        } = e.body
+        else {
+            panic!()
+        };
+        assert_eq!(stream, "runtime_log");
+        assert_eq!(text.as_bytes(), line);
+        assert!(text_truncated);
+
+        let k = KillEvent {
+            hdr: header(kind::KILLED),
+            victim_tgid: 100,
+            victim_tid: 100,
+            cause: inspector_common::KILLED_BY_SECCOMP,
+            syscall: 110,
+            arch: names::AUDIT_ARCH_X86_64,
+            _pad: 0,
+        };
+        let e = decoder().decode(&bytes(&k)).unwrap();
+        assert!(
+            matches!(e.body, Body::Killed { ref cause, syscall: Some(ref s), .. } if cause == "seccomp" && s == "getppid"),
+            "{e:?}"
+        );
     }
 
     #[test]

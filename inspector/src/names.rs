@@ -263,3 +263,48 @@ mod tests {
         assert_eq!(signal_name(35), "SIGRTMIN+1");
     }
 }
+
+/// `AUDIT_ARCH_*` of the two ABIs a seccomp kill can name (linux/audit.h).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+/// The name of syscall `nr` of the ABI `arch` (as seccomp reports it), or
+/// `syscall N` when it has none here.
+pub fn syscall_name(nr: u32, arch: u32) -> String {
+    let name = match arch {
+        AUDIT_ARCH_X86_64 => syscalls::x86_64::Sysno::new(nr as usize).map(|s| s.name()),
+        AUDIT_ARCH_I386 => syscalls::x86::Sysno::new(nr as usize).map(|s| s.name()),
+        _ => None,
+    };
+    match name {
+        Some(name) if arch == AUDIT_ARCH_I386 => format!("{name} (i386)"),
+        Some(name) => name.to_string(),
+        None => format!("syscall {nr}"),
+    }
+}
+
+const RLIMITS: &[&str] = &[
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_STACK",
+    "RLIMIT_CORE",
+    "RLIMIT_RSS",
+    "RLIMIT_NPROC",
+    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+];
+
+/// `RLIMIT_NOFILE` for 7.
+pub fn rlimit_name(resource: u64) -> String {
+    RLIMITS
+        .get(resource as usize)
+        .map_or_else(|| format!("rlimit {resource}"), |s| s.to_string())
+}

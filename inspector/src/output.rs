@@ -231,6 +231,43 @@ pub fn describe(body: &Body) -> String {
                 quoted(value.trim_end_matches('\n')),
             )
         }
+        Body::Message {
+            stream,
+            fd,
+            text,
+            text_truncated,
+        } => {
+            let more = if *text_truncated { "..." } else { "" };
+            let to = match stream.as_str() {
+                "runtime_log" => format!("runtime log (fd {fd})"),
+                other => bare(other).into_owned(),
+            };
+            format!("{to}: {}{more}", quoted(text.trim_end_matches('\n')))
+        }
+        Body::Killed {
+            cause,
+            task_tgid,
+            syscall,
+            ..
+        } => match (cause.as_str(), syscall) {
+            ("oom", _) => format!("--- OOM killer chose process {task_tgid} ---"),
+            (_, Some(call)) => {
+                format!("--- seccomp killed process {task_tgid} at {} ---", bare(call))
+            }
+            (other, None) => format!("--- {} killed process {task_tgid} ---", bare(other)),
+        },
+        Body::SyscallFailed {
+            syscall,
+            resource,
+            result,
+        } => {
+            let args = resource.as_deref().map(bare).unwrap_or_default();
+            format!(
+                "{}({args}) = {}",
+                bare(syscall),
+                ret_text(result.ret, &result.errno)
+            )
+        }
         Body::Lost { count, total } => {
             format!("!!! lost {count} events (ring buffer full), {total} so far")
         }

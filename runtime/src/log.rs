@@ -49,7 +49,10 @@ fn write(level: &str, msg: &str) {
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut f| writeln!(f, "{text}"))
+            // One write per line, as runc does: appended whole even when
+            // another writer shares the file, and read whole by whoever
+            // watches writes (inspector's probe).
+            .and_then(|mut f| f.write_all(format!("{text}\n").as_bytes()))
             .is_ok()
     });
     if !written {

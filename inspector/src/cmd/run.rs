@@ -255,14 +255,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..ProbeOptions::default()
     })?;
     let started = Instant::now();
-    let code = run_container(&runtime, prepared.dir.path(), &id, None, &stop, |quick| {
+    let ran = run_container(&runtime, prepared.dir.path(), &id, None, &stop, |quick| {
         // Short waits at first: most containers `inspector run` is used on
         // live for milliseconds, and the poll's period is added to their end.
         recorder.poll(if quick { QUICK_POLL } else { POLL })?;
         Ok(())
-    })?;
-    // Every process of the container has ended and `delete` has exited, so
-    // all their events are already in the ring: one last read takes them.
+    });
+    // Every process of the container has ended and `delete` has exited
+    // (a failed start is deleted before `run_container` returns), so all
+    // their events are already in the ring: one last read takes them. A
+    // failed start's timeline is shown too: it says why.
     recorder.poll(Duration::ZERO)?;
     let wall = started.elapsed();
     let (events, lost) = recorder.finish();
@@ -296,6 +298,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "inspector: the probe lost {lost} events; the timeline may miss steps"
         )?;
     }
+    drop(err);
+    let code = ran?;
+    let mut err = stderr.lock();
     writeln!(
         err,
         "inspector: container {id} exited {code} after {:.1} ms",

@@ -177,8 +177,9 @@ impl Runtime {
     ) -> Result<i32, RuntimeError> {
         let pid_file = bundle.join("container.pid");
         // The runtime's own log goes to a file so that its stderr can stay
-        // the container's.
-        let log = bundle.join("runtime.log");
+        // the container's; named as containerd's shim names it, which is
+        // the name the probe reads runtime messages from.
+        let log = bundle.join("log.json");
         let mut cmd = self.base();
         if let Some(root) = &self.root {
             cmd.arg("--root").arg(root);

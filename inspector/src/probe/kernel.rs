@@ -176,6 +176,8 @@ mod tests {
         ("cgroup_mkdir", 2),
         ("cgroup_rmdir", 2),
         ("cgroup_attach_task", 4),
+        ("mark_victim", 2),
+        ("signal_generate", 5),
     ];
 
     #[test]
@@ -194,9 +196,13 @@ mod tests {
             ("cgroup_mkdir", 2),
             ("cgroup_rmdir", 2),
             ("cgroup_attach_task", 4),
+            ("mark_victim", 1),
+            ("signal_generate", 5),
         ];
         let v = Variants::fit(RAW_HOOKS, args_of(DEBIAN_12), "6.1.0-47-amd64").unwrap();
         assert_eq!(v.program("insp_exit"), "insp_exit_task");
+        // Its OOM tracepoint passes the victim's pid, not its task.
+        assert_eq!(v.program("insp_oom_victim"), "insp_oom_victim_pid");
         assert_eq!(v.program("insp_fork"), "insp_fork");
     }
 

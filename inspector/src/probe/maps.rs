@@ -134,8 +134,12 @@ impl Maps {
 
     pub fn set_track_comms(&mut self, names: &[&str]) -> Result<(), ProbeError> {
         for name in names {
+            let mut bits = inspector_common::COMM_FOLLOW;
+            if super::STDERR_IS_MESSAGE.contains(name) {
+                bits |= inspector_common::COMM_STDERR_IS_MESSAGE;
+            }
             self.track_comms
-                .insert(comm_key(name)?, 1, 0)
+                .insert(comm_key(name)?, bits, 0)
                 .map_err(|source| ProbeError::Map {
                     name: "TRACK_COMMS",
                     error: source,

@@ -77,6 +77,21 @@ pub const SYSCALL_HOOKS: &[(&str, &str)] = &[
     ("insp_fchdir_enter", "sys_enter_fchdir"),
     ("insp_sys_exit", "sys_exit_fchdir"),
     ("insp_write_enter", "sys_enter_write"),
+    // The calls a runtime's init fails on; reported only when they fail.
+    ("insp_failable_enter", "sys_enter_prlimit64"),
+    ("insp_sys_exit", "sys_exit_prlimit64"),
+    ("insp_failable_enter", "sys_enter_setrlimit"),
+    ("insp_sys_exit", "sys_exit_setrlimit"),
+    ("insp_failable_enter", "sys_enter_capset"),
+    ("insp_sys_exit", "sys_exit_capset"),
+    ("insp_failable_enter", "sys_enter_setgroups"),
+    ("insp_sys_exit", "sys_exit_setgroups"),
+    ("insp_failable_enter", "sys_enter_setresuid"),
+    ("insp_sys_exit", "sys_exit_setresuid"),
+    ("insp_failable_enter", "sys_enter_setresgid"),
+    ("insp_sys_exit", "sys_exit_setresgid"),
+    ("insp_failable_enter", "sys_enter_sethostname"),
+    ("insp_sys_exit", "sys_exit_sethostname"),
 ];
 
 /// Attached with `ProbeOptions::write_results` only: a program on the exit of
@@ -126,6 +141,14 @@ pub const RAW_HOOKS: &[RawHook] = &[
     RawHook::new("insp_cgroup_mkdir", "cgroup", "cgroup_mkdir", 2),
     RawHook::new("insp_cgroup_rmdir", "cgroup", "cgroup_rmdir", 2),
     RawHook::new("insp_cgroup_attach", "cgroup", "cgroup_attach_task", 4),
+    RawHook {
+        // `(task, uid)` on recent kernels, `(pid)` before: the variant that
+        // reads the task is declared as reading two, so that a kernel
+        // passing one argument (a pid, not a task) gets the other.
+        older: Some(("insp_oom_victim_pid", 1)),
+        ..RawHook::new("insp_oom_victim", "oom", "mark_victim", 2)
+    },
+    RawHook::new("insp_signal", "signal", "signal_generate", 3),
 ];
 
 /// Command names whose exec starts tracking a process and its descendants: the
@@ -143,6 +166,20 @@ pub const DEFAULT_TRACK_COMMS: &[&str] = &[
     "podman",
     "conmon",
     "inspector-runti", // inspector-runtime
+];
+
+/// Of those, the ones whose stderr is words for a user (a client's error, a
+/// runtime's when it has no `--log`), captured as messages; the daemons'
+/// stderr is their log, not kept.
+pub const STDERR_IS_MESSAGE: &[&str] = &[
+    "docker",
+    "runc",
+    "crun",
+    "youki",
+    "ctr",
+    "nerdctl",
+    "podman",
+    "inspector-runti",
 ];
 
 #[derive(Debug, Error)]

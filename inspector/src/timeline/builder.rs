@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     ChainLink, ContainerTimeline, Step, TIMELINE_SCHEMA_VERSION,
-    model::Failure,
+    model::{Failure, Message},
     phase::{Milestones, Phase},
     role::{self, Role},
 };
@@ -52,7 +52,18 @@ struct Proc {
     /// docker CLI whose container is only known later.
     exec_ns: Option<u64>,
     exec_step: Option<Step>,
+    /// What a docker CLI wrote before its container was known (or when no
+    /// container ever was: the engine refused its request).
+    messages: Vec<Message>,
 }
+
+/// Most messages kept per container: a client pulling an image writes a
+/// line per progress update.
+const MESSAGES_KEPT: usize = 32;
+
+/// A failed call of a process of a container's making: (call, return
+/// value, what it was about).
+type FailedCall = (String, i64, Option<String>);
 
 #[derive(Debug, Default)]
 struct Container {
@@ -80,8 +91,18 @@ struct Container {
     failure: Option<Failure>,
     /// Until its entrypoint runs: each process of its making whose last
     /// traced syscall failed, with that call (name, return value).
-    failed_calls: FxHashMap<u32, (&'static str, i64)>,
+    failed_calls: FxHashMap<u32, FailedCall>,
+    /// Processes the kernel killed for a reason of its own: (cause, the
+    /// call seccomp stopped), until they exit.
+    kills: FxHashMap<u32, (String, Option<String>)>,
+    /// What its client and runtime wrote for their user (the first
+    /// [`MESSAGES_KEPT`]).
+    messages: Vec<Message>,
 }
+
+/// The id of a refused request's timeline, before the client's pid: no
+/// container (and so no container id) was made.
+const REQUEST: &str = "request of pid ";
 
 /// How long (in the events' time) an ended container waits for stragglers.
 const GRACE_NS: u64 = 1_000_000_000;
@@ -166,6 +187,7 @@ impl Builder {
             verb: None,
             exec_ns: None,
             exec_step: None,
+            messages: Vec::new(),
         });
         // A process seeded from /proc: now its exact start time is known.
         if p.start_ns == 0 {
@@ -219,6 +241,7 @@ impl Builder {
                 verb: None,
                 exec_ns: None,
                 exec_step: None,
+                messages: Vec::new(),
             },
         );
         if let Some(id) = container {
@@ -260,6 +283,22 @@ impl Builder {
             self.anchor = Some((t, e.time.clone()));
         }
         self.proc_for(task);
+        // A kill is about its victim, whoever's context it was decided in.
+        if let Body::Killed {
+            task_tgid: victim,
+            cause,
+            syscall,
+            ..
+        } = &e.body
+            && let Some(p) = self.procs.get(victim)
+            && let Some(id) = p.container.clone()
+            && let Some(c) = self.containers.get_mut(&*id)
+        {
+            c.kills.insert(*victim, (cause.clone(), syscall.clone()));
+            let role = p.role;
+            record(c, e, role);
+            return;
+        }
         // Process-level changes first: they decide the role and container the
         // event itself is attributed to.
         match &e.body {
@@ -312,6 +351,14 @@ impl Builder {
             None if role.is_per_container() => self.stats.unattributed += 1,
             None => {}
         }
+        // A client's words before its container is known: kept with it.
+        if let Body::Message { stream, text, .. } = &e.body
+            && role == Role::DockerCli
+            && let Some(p) = self.procs.get_mut(&task_tgid)
+            && p.messages.len() < MESSAGES_KEPT
+        {
+            p.messages.extend(Message::new(role, task_tgid, stream, text));
+        }
 
         if let Body::Exit { .. } = e.body {
             self.on_exit(task_tgid, &e.body, t);
@@ -347,6 +394,7 @@ impl Builder {
             verb: None,
             exec_ns: None,
             exec_step: None,
+            messages: Vec::new(),
         };
         let container = child_proc.container.clone();
         self.procs.insert(child, child_proc);
@@ -455,25 +503,39 @@ impl Builder {
         let Some(p) = self.procs.remove(&tgid) else {
             return;
         };
+        let was_pending = self.pending_cli.contains(&tgid);
         self.pending_cli.retain(|&c| c != tgid);
+        let (code, signal) = exit_parts(body);
+        let failed = code.is_some_and(|code| code != 0) || (code.is_none() && signal.is_some());
+        if was_pending && failed && p.container.is_none() {
+            self.refused_request(p, code, signal, t);
+            return;
+        }
         let Some(id) = p.container else { return };
         let Some(c) = self.containers.get_mut(&*id) else {
             return;
         };
-        let (code, signal) = exit_parts(body);
         c.live.remove(&tgid);
         if let Some(link) = c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
             link.exit_ns = Some(t);
             link.exit_code = code;
             link.signal = signal.clone();
         }
-        let failed = code.is_some_and(|code| code != 0) || (code.is_none() && signal.is_some());
-        if failed
-            && c.failure.is_none()
+        let kill = c.kills.remove(&tgid);
+        let start_failed = failed
             && c.milestones.get(Phase::Running).is_none()
-            && p.role.makes_the_container()
-        {
-            let call = c.failed_calls.get(&tgid);
+            && p.role.makes_the_container();
+        if c.failure.is_none() && (start_failed || kill.is_some()) {
+            let call = c.failed_calls.remove(&tgid);
+            let (killed_by, stopped_at) = kill.unzip();
+            let hook = (p.role == Role::Hook).then(|| p.exe.as_ref().or(p.argv.first()).cloned());
+            let (syscall, errno, subject) = match call {
+                _ if killed_by.is_some() => (stopped_at.flatten(), None, None),
+                Some((call, ret, subject)) => {
+                    (Some(call), crate::names::errno_name(ret), subject)
+                }
+                None => (None, None, hook.flatten()),
+            };
             c.failure = Some(Failure {
                 summary: String::new(),
                 role: p.role,
@@ -481,8 +543,11 @@ impl Builder {
                 phase: current_phase(&c.milestones, t),
                 exit_code: code,
                 signal: signal.clone(),
-                syscall: call.map(|(kind, _)| kind.to_string()),
-                errno: call.and_then(|(_, ret)| crate::names::errno_name(*ret)),
+                syscall,
+                errno,
+                subject,
+                killed_by,
+                messages: Vec::new(),
             });
         }
         if c.milestones.get(Phase::Running).is_some() {
@@ -503,6 +568,43 @@ impl Builder {
             c.ending = true;
             self.ending.push(id.to_string());
         }
+    }
+
+    /// A client that asked for a container and gave up before any was made
+    /// (the engine refused: a bind mount's source missing, an unknown
+    /// image): its request is a timeline of its own, with no container id,
+    /// the client's failure and its words.
+    fn refused_request(&mut self, p: Proc, code: Option<i32>, signal: Option<String>, t: u64) {
+        let key = format!("{REQUEST}{}", p.tgid);
+        let tgid = p.tgid;
+        self.procs.insert(tgid, p);
+        self.join(&key, tgid, t);
+        let p = self.procs.remove(&tgid).expect("inserted above");
+        let c = self.containers.get_mut(&key).expect("made by join");
+        c.live.remove(&tgid);
+        if let Some(link) = c.chain.iter_mut().find(|l| l.pid == tgid) {
+            link.exit_ns = Some(t);
+            link.exit_code = code;
+            link.signal = signal.clone();
+        }
+        c.last_ns = c.last_ns.max(t);
+        c.milestones.mark(Phase::Request, c.first_ns);
+        c.failure = Some(Failure {
+            summary: String::new(),
+            role: p.role,
+            pid: tgid,
+            phase: Some(Phase::Request),
+            exit_code: code,
+            signal,
+            syscall: None,
+            errno: None,
+            subject: None,
+            killed_by: None,
+            messages: Vec::new(),
+        });
+        c.deleted = true;
+        c.ending = true;
+        self.ending.push(key);
     }
 
     /// Hands out the containers that ended more than [`GRACE_NS`] before `now`
@@ -562,8 +664,10 @@ impl Builder {
             .expect("joined processes are known");
         let start = p.exec_ns.unwrap_or(t).min(t);
         let role = p.role;
-        // A docker CLI matched late brings the exec it was started with.
+        // A docker CLI matched late brings the exec it was started with,
+        // and what it wrote.
         let exec_step = p.exec_step.take();
+        let messages = std::mem::take(&mut p.messages);
         let fresh = ChainLink {
             role,
             pid: tgid,
@@ -586,6 +690,8 @@ impl Builder {
             c.first_ns = c.first_ns.min(start);
         }
         c.live.insert(tgid);
+        let room = MESSAGES_KEPT.saturating_sub(c.messages.len());
+        c.messages.extend(messages.into_iter().take(room));
         if let Some(step) = exec_step
             && !c.chain.iter().any(|l| l.pid == tgid)
         {
@@ -661,6 +767,16 @@ fn record(c: &mut Container, e: Event, role: Role) {
     if matches!(e.body, Body::Fork { thread: true, .. }) {
         return;
     }
+    if let (Body::Message { stream, text, .. }, Some(task)) = (&e.body, &e.task)
+        && c.messages.len() < MESSAGES_KEPT
+    {
+        // runc says it twice: in its log file and on its stderr.
+        if let Some(m) = Message::new(role, task.tgid, stream, text)
+            && !c.messages.iter().any(|old| old.pid == m.pid && old.text == m.text)
+        {
+            c.messages.push(m);
+        }
+    }
     // A process of the container's making whose last call failed: the
     // likely cause, should it give up now. A later call that succeeded
     // clears it (runc's init shrugs off mounts on /proc paths its kernel
@@ -672,11 +788,23 @@ fn record(c: &mut Container, e: Event, role: Role) {
     {
         if ret < 0 {
             // As strace names the call: the event kind `exec` is execve.
-            let call = match e.body.kind() {
-                "exec" => "execve",
-                kind => kind,
+            let (call, subject) = match &e.body {
+                Body::Exec { filename, .. } => ("execve".to_string(), Some(filename.clone())),
+                Body::Mount {
+                    source, target, ..
+                } => (
+                    "mount".to_string(),
+                    Some(match source {
+                        Some(source) => format!("{source} on {target}"),
+                        None => target.clone(),
+                    }),
+                ),
+                Body::SyscallFailed {
+                    syscall, resource, ..
+                } => (syscall.clone(), resource.clone()),
+                body => (body.kind().to_string(), None),
             };
-            c.failed_calls.insert(task.tgid, (call, ret));
+            c.failed_calls.insert(task.tgid, (call, ret, subject));
         } else {
             c.failed_calls.remove(&task.tgid);
         }
@@ -755,7 +883,13 @@ fn render_container(
         steps: c.steps,
         events: c.events,
         already_running: c.already_running,
-        failure: c.failure.map(Failure::summarised),
+        failure: c.failure.map(|f| {
+            Failure {
+                messages: c.messages,
+                ..f
+            }
+            .summarised()
+        }),
     }
 }
 
@@ -801,6 +935,13 @@ mod tests {
         include_str!("../../tests/fixtures/docker-run-missing-entrypoint.jsonl");
     const NOT_EXECUTABLE: &str =
         include_str!("../../tests/fixtures/docker-run-entrypoint-not-executable.jsonl");
+    /// Traced as a user would: five `docker run`s (entrypoint missing, not
+    /// executable, a bind source missing, `--privileged`, `exit 3`), then
+    /// five `inspector run --bundle`s (a bind source missing, a
+    /// createRuntime hook `/bin/false`, RLIMIT_NOFILE above the hard limit
+    /// on a host without CAP_SYS_RESOURCE, 8 MiB of memory for `head -c
+    /// 200M /dev/zero | tail`, seccomp killing getppid under `sh`).
+    const FAILURES: &str = include_str!("../../tests/fixtures/failures.jsonl");
 
     fn build(jsonl: &str) -> (Vec<ContainerTimeline>, Stats) {
         let mut b = Builder::new();
@@ -947,8 +1088,8 @@ mod tests {
         assert_eq!(
             f.summary,
             format!(
-                "runtime init (pid {}) exited 1 during start (its last call: execve ENOEXEC); \
-                 the entrypoint never ran",
+                "the entrypoint /notexec is not an executable: execve ENOEXEC in runtime init \
+                 (pid {}) during start; the entrypoint never ran",
                 f.pid
             )
         );
@@ -958,6 +1099,98 @@ mod tests {
         let (timelines, _) = build(MISSING_ENTRYPOINT);
         let f = timelines[0].failure.as_ref().unwrap();
         assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn each_failure_is_named_with_its_role_phase_cause_and_words() {
+        let (timelines, stats) = build(FAILURES);
+        assert_eq!(stats.unattributed, 0);
+        assert_eq!(timelines.len(), 10, "{timelines:#?}");
+        let find = |what: &str| {
+            timelines
+                .iter()
+                .find(|t| t.chain.iter().any(|l| l.argv.join(" ").contains(what)))
+                .unwrap_or_else(|| panic!("no timeline of {what}"))
+        };
+        let failure = |what: &str| find(what).failure.clone().unwrap();
+        let said = |f: &Failure, role: Role, words: &str| {
+            f.messages
+                .iter()
+                .any(|m| m.role == role && m.text.contains(words))
+        };
+        // Docker: each with runc's words in its log and the client's.
+        let f = failure("/no/such");
+        assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
+        assert!(said(&f, Role::Runtime, "stat /no/such: no such file"), "{f:#?}");
+        assert!(said(&f, Role::DockerCli, "docker: Error response from daemon"), "{f:#?}");
+        assert!(f.summary.contains("no such file or directory"), "{}", f.summary);
+        assert_eq!(
+            f.messages.iter().filter(|m| m.role == Role::Runtime).count(),
+            1,
+            "runc's log line and its stderr line are one message: {f:#?}"
+        );
+
+        let f = failure("/notexec");
+        assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Start)));
+        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("execve"), Some("ENOEXEC")));
+        assert!(f.summary.starts_with("the entrypoint /notexec is not an executable"), "{}", f.summary);
+        // runc init says it on the container's stderr, which the attached
+        // docker CLI relays on its own.
+        assert!(said(&f, Role::DockerCli, "exec format error"), "{f:#?}");
+
+        let t = find("src=/nonexistent");
+        let f = t.failure.clone().unwrap();
+        assert_eq!((f.role, f.phase), (Role::DockerCli, Some(Phase::Request)));
+        assert!(t.id.starts_with(REQUEST), "{}", t.id);
+        assert!(t.complete);
+        assert_eq!(t.chain.len(), 1, "no runtime ran: {:#?}", t.chain);
+        assert!(f.summary.starts_with("the engine refused the request"), "{}", f.summary);
+        assert!(f.summary.contains("bind source path does not exist: /nonexistent"), "{}", f.summary);
+
+        let f = failure("--privileged");
+        assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
+        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("capset"), Some("EPERM")));
+        assert!(said(&f, Role::Runtime, "unable to apply caps"), "{f:#?}");
+
+        let t = find("exit 3");
+        assert_eq!((t.exit_code, t.failure.as_ref()), (Some(3), None));
+
+        // inspector run --bundle, the runtime ours.
+        let bundles: Vec<&ContainerTimeline> = timelines
+            .iter()
+            .filter(|t| t.id.starts_with("inspector-"))
+            .collect();
+        assert_eq!(bundles.len(), 5);
+        let f = bundles[0].failure.clone().unwrap();
+        assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
+        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("mount"), Some("ENOENT")));
+        assert!(f.subject.as_deref().unwrap().starts_with("/nonexistent-src on "), "{f:#?}");
+        assert!(said(&f, Role::Runtime, "bind /nonexistent-src: ENOENT"), "{f:#?}");
+
+        let f = bundles[1].failure.clone().unwrap();
+        assert_eq!((f.role, f.phase, f.exit_code), (Role::Hook, Some(Phase::Create), Some(1)));
+        assert!(f.summary.starts_with("the hook /bin/false exited 1 during create"), "{}", f.summary);
+
+        let f = bundles[2].failure.clone().unwrap();
+        assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Start)));
+        assert_eq!(
+            (f.syscall.as_deref(), f.errno.as_deref(), f.subject.as_deref()),
+            (Some("prlimit64"), Some("EPERM"), Some("RLIMIT_NOFILE"))
+        );
+
+        let f = bundles[3].failure.clone().unwrap();
+        assert_eq!((f.killed_by.as_deref(), f.signal.as_deref()), (Some("oom"), Some("SIGKILL")));
+        assert_eq!(f.phase, Some(Phase::Running));
+        assert!(f.summary.contains("killed by the OOM killer"), "{}", f.summary);
+
+        let t = bundles[4];
+        let f = t.failure.clone().unwrap();
+        assert_eq!((f.role, f.phase), (Role::Entrypoint, Some(Phase::Running)));
+        assert_eq!(
+            (f.killed_by.as_deref(), f.syscall.as_deref(), f.signal.as_deref()),
+            (Some("seccomp"), Some("getppid"), Some("SIGSYS"))
+        );
+        assert_eq!(t.signal.as_deref(), Some("SIGSYS"));
     }
 
     #[test]

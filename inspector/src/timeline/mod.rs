@@ -32,7 +32,7 @@ pub mod running;
 
 pub use self::{
     builder::{Builder, Stats, live, wall_clock},
-    model::{ChainLink, ContainerTimeline, Failure, Step, TIMELINE_SCHEMA_VERSION},
+    model::{ChainLink, ContainerTimeline, Failure, Message, Step, TIMELINE_SCHEMA_VERSION},
     phase::{Milestones, Phase, PhaseSpan},
     present::short_id,
     role::Role,

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+
 use super::{Phase, PhaseSpan, Role};
 use crate::{event::Body, output};
 
@@ -45,10 +46,13 @@ pub struct ContainerTimeline {
     pub failure: Option<Failure>,
 }
 
-/// Why a container did not start: the first process of its making (shim
-/// start, runtime, its re-exec and init, a hook) that exited with a non-zero
-/// code or was killed before the entrypoint ran. The cause it reports later
-/// ones (the runtime's exit 1 after its init's) follow from.
+/// Why a container did not start, or was cut short: the first process of
+/// its making (shim start, runtime, its re-exec and init, a hook) that
+/// exited non-zero or was killed before the entrypoint ran; a process the
+/// kernel killed for a reason of its own (the OOM killer, seccomp), the
+/// entrypoint included; or, before any container existed, the client whose
+/// request the engine refused. Later failures (the runtime's exit 1 after
+/// its init's) follow from it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// One line for people, first in every view.
@@ -63,17 +67,94 @@ pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
     /// The last syscall that process made, when it failed, as the kernel
-    /// saw it (`execve`, `mount`...; only the calls the probe follows), with
-    /// its errno: the likely cause. Absent when its last call succeeded.
+    /// saw it (`execve`, `mount`, `prlimit64`...; only the calls the probe
+    /// follows), with its errno: the likely cause. Absent when its last
+    /// call succeeded; for a seccomp kill, the call it was stopped at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscall: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno: Option<String>,
+    /// What that call was about: execve's file, mount's `source on
+    /// target`, the rlimit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Why the kernel killed it, when it did: `oom` or `seccomp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_by: Option<String>,
+    /// The engine's and the runtime's own words, as they were written: the
+    /// runtime's log lines and the client's stderr.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
+}
+
+/// Words a client or runtime wrote for its user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub pid: u32,
+    /// `stderr` or `runtime_log`.
+    pub stream: String,
+    /// For a runtime's JSON log line, its `msg` (and `level` when not
+    /// `error`); otherwise the text as written, without its last newline.
+    pub text: String,
+}
+
+impl Message {
+    /// From a write: a runtime's JSON log line is read for its words.
+    /// `None` for a write of nothing but blanks (a newline written on its own).
+    pub fn new(role: Role, pid: u32, stream: &str, text: &str) -> Option<Self> {
+        if text.trim().is_empty() {
+            return None;
+        }
+        let text = text.trim_end_matches(['\n', '\r']);
+        #[derive(Deserialize)]
+        struct LogLine {
+            level: Option<String>,
+            msg: String,
+        }
+        let text = match serde_json::from_str::<LogLine>(text) {
+            Ok(LogLine { level, msg }) if stream == "runtime_log" => match level.as_deref() {
+                None | Some("error") => msg,
+                Some(level) => format!("{level}: {msg}"),
+            },
+            _ => text.to_string(),
+        };
+        Some(Message {
+            role,
+            pid,
+            stream: stream.to_string(),
+            text,
+        })
+    }
 }
 
 impl Failure {
-    /// With its summary written from its parts.
+    /// The message that says most: the runtime's last error, else the
+    /// client's first line (docker's `Error response from daemon: …`).
+    pub fn main_message(&self) -> Option<&str> {
+        let log = self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.stream == "runtime_log" && !m.text.starts_with("warning: "));
+        let m = log.or_else(|| self.messages.iter().find(|m| m.stream == "stderr"))?;
+        // A client's write may hold more than its error (docker adds a
+        // blank line and `Run 'docker run --help'…`).
+        m.text.lines().find(|l| !l.trim().is_empty())
+    }
+
+    /// With its summary written from its parts: what went wrong in words,
+    /// then where (the call and errno, the process, the phase).
     pub fn summarised(mut self) -> Self {
+        use crate::escape::bare;
+        let who = format!("{} (pid {})", self.role.name(), self.pid);
+        let during = self
+            .phase
+            .map(|p| format!(" during {}", p.name()))
+            .unwrap_or_default();
+        let subject = self.subject.as_deref().map(bare).unwrap_or_default();
+        let call = self.syscall.as_deref().map(bare).unwrap_or_default();
+        let errno = self.errno.as_deref().map(bare).unwrap_or_default();
         let how = super::present::exit_text(self.exit_code, self.signal.as_deref()).map_or_else(
             || "ended".to_string(),
             |e| match e {
@@ -81,23 +162,49 @@ impl Failure {
                 signal => format!("was killed by {signal}"),
             },
         );
-        let during = self
-            .phase
-            .map(|p| format!(" during {}", p.name()))
-            .unwrap_or_default();
-        let call = match (&self.syscall, &self.errno) {
-            (Some(syscall), Some(errno)) => format!(
-                " (its last call: {} {})",
-                crate::escape::bare(syscall),
-                crate::escape::bare(errno)
+        let words = self.main_message().map(|m| bare(m).into_owned());
+        let summary = match (self.killed_by.as_deref(), self.syscall.as_deref(), self.errno.as_deref()) {
+            (Some("oom"), ..) => format!(
+                "{who} was killed by the OOM killer{during}: the container's memory limit is too small for it"
             ),
-            _ => String::new(),
+            (Some("seccomp"), ..) => format!(
+                "{who} was killed by seccomp (SIGSYS) at {call}{during}: the container's seccomp profile forbids {call}"
+            ),
+            (_, Some("execve"), Some("ENOENT")) => {
+                format!("the entrypoint {subject} was not found: execve ENOENT in {who}{during}")
+            }
+            (_, Some("execve"), Some("ENOEXEC")) => format!(
+                "the entrypoint {subject} is not an executable: execve ENOEXEC in {who}{during}"
+            ),
+            (_, Some("execve"), Some("EACCES")) => format!(
+                "the entrypoint {subject} may not be executed: execve EACCES in {who}{during}"
+            ),
+            (_, Some("mount"), Some(_)) => {
+                format!("a mount failed ({subject}): mount {errno} in {who}{during}")
+            }
+            (_, Some("prlimit64" | "setrlimit"), Some(_)) => format!(
+                "the host refused the limit {subject}: {call} {errno} in {who}{during}"
+            ),
+            (_, Some("capset"), Some(_)) => format!(
+                "the host refused the capabilities asked for: capset {errno} in {who}{during}"
+            ),
+            (_, Some(_), Some(_)) => format!("{call} failed with {errno} in {who}{during}"),
+            _ if self.role == Role::DockerCli => format!(
+                "the engine refused the request: no container was made and no runtime ran (the \
+                 docker CLI, pid {}, {how})",
+                self.pid
+            ),
+            _ if self.role == Role::Hook => {
+                format!("the hook {subject} {how}{during}")
+            }
+            _ => format!("{who} {how}{during}"),
         };
-        self.summary = format!(
-            "{} (pid {}) {how}{during}{call}; the entrypoint never ran",
-            self.role.name(),
-            self.pid
-        );
+        let ran = matches!(self.role, Role::Entrypoint | Role::EntrypointChild);
+        self.summary = match words {
+            Some(words) => format!("{summary}: {words}"),
+            None if ran || self.role == Role::DockerCli => summary,
+            None => format!("{summary}; the entrypoint never ran"),
+        };
         self
     }
 }

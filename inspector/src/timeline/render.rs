@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    ContainerTimeline, Role,
+    ContainerTimeline, Failure, Role,
     present::{compact_command, exit_text, ms, short_id},
 };
 use crate::escape::bare;
@@ -21,12 +21,33 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
+/// The failure first: its summary, then what the engine and runtime said
+/// (each message on its own line, escaped).
+pub fn failed_block(out: &mut String, f: &Failure) {
+    let _ = writeln!(out, "  failed: {}", bare(&f.summary));
+    for m in &f.messages {
+        let who = match m.stream.as_str() {
+            "runtime_log" => format!("{} (its log)", m.role.name()),
+            _ => m.role.name().to_string(),
+        };
+        // A line of the terminal per line written; blank ones dropped.
+        let mut lines = m.text.lines().filter(|l| !l.trim().is_empty());
+        if let Some(first) = lines.next() {
+            let _ = writeln!(out, "    {who} said: {}", cut(bare(first).into_owned(), 400));
+        }
+        for line in lines {
+            let _ = writeln!(out, "      {}", cut(bare(line).into_owned(), 400));
+        }
+    }
+}
+
 /// Renders one container's timeline for a terminal.
 pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let mut out = String::new();
     let ending = match (&t.exit_code, &t.signal, &t.failure) {
         (Some(code), _, _) => format!(", exited {code}"),
         (None, Some(sig), _) => format!(", killed by {}", bare(sig)),
+        (None, None, Some(f)) if f.role == Role::DockerCli => ", refused".to_string(),
         (None, None, Some(_)) => ", failed to start".to_string(),
         _ => String::new(),
     };
@@ -50,7 +71,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     );
 
     if let Some(f) = &t.failure {
-        let _ = writeln!(out, "  failed: {}", bare(&f.summary));
+        failed_block(&mut out, f);
     }
     let _ = writeln!(out, "  phases");
     let span = t.duration_ns.max(1) as f64;

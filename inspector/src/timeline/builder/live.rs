@@ -114,7 +114,13 @@ impl Builder {
             events: c.events,
             already_running: c.already_running,
             ending: c.ending,
-            failure: c.failure.clone().map(Failure::summarised),
+            failure: c.failure.clone().map(|f| {
+                Failure {
+                    messages: c.messages.clone(),
+                    ..f
+                }
+                .summarised()
+            }),
         })
     }
 

@@ -139,6 +139,18 @@ fields! {
     value: Cow<'a, str>,
     value_truncated: bool,
 
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    text_truncated: bool,
+    #[serde(borrow)]
+    cause: Cow<'a, str>,
+    #[serde(borrow)]
+    syscall: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resource: Option<Cow<'a, str>>,
+
     count: u64,
     total: u64,
 }
@@ -279,6 +291,23 @@ pub fn parse(
             fd: f.fd,
             result: f.duration_ns.map(|_| result(&f)),
         },
+        "message" => Body::Message {
+            stream: own(std::mem::take(&mut f.stream)),
+            fd: f.fd,
+            text: own(std::mem::take(&mut f.text)),
+            text_truncated: f.text_truncated,
+        },
+        "killed" => Body::Killed {
+            cause: own(std::mem::take(&mut f.cause)),
+            task_tgid: f.task_tgid,
+            task_tid: f.task_tid,
+            syscall: own_opt(f.syscall.take()),
+        },
+        "syscall_failed" => Body::SyscallFailed {
+            syscall: own_opt(f.syscall.take()).unwrap_or_default(),
+            resource: own_opt(f.resource.take()),
+            result: result(&f),
+        },
         "lost" => Body::Lost {
             count: f.count,
             total: f.total,
@@ -313,9 +342,10 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    const FIXTURES: [&str; 2] = [
+    const FIXTURES: [&str; 3] = [
         include_str!("../../../tests/fixtures/docker-run-rm-true.jsonl"),
         include_str!("../../../tests/fixtures/runc-run-exit-3.jsonl"),
+        include_str!("../../../tests/fixtures/failures.jsonl"),
     ];
 
     /// The fast reader and `Event`'s own `Deserialize` agree on every line of

@@ -426,6 +426,9 @@ fn kind_slot(kind: &str) -> usize {
         "cgroup_attach" => 15,
         "cgroup_write" => 16,
         "lost" => 17,
+        "message" => 18,
+        "killed" => 19,
+        "syscall_failed" => 20,
         _ => KINDS - 1,
     }
 }
