@@ -149,7 +149,10 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
         };
         for step in &t.steps {
             attributed.insert((step.ktime_ns, step.tid));
-            if interrupted(&step.detail()) {
+            // Words are compared through the failure they explain: their
+            // text has times and ids in it, and a client pulling an image
+            // writes progress.
+            if step.kind == "message" || interrupted(&step.detail()) {
                 continue;
             }
             let link = t
@@ -163,6 +166,9 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
                 normalize::line(&step.detail(), &t.id),
                 once.contains(&(step.ktime_ns, step.tid)),
             );
+        }
+        if let Some(f) = &t.failure {
+            push_line(&mut section, f.role, FAILURE.to_string(), failure_line(f), false);
         }
         first = first.min(t.start_ns);
         last = last.max(t.end_ns);
@@ -303,6 +309,35 @@ pub fn one_time_set_up(events: &[Event], container_ids: &[&str]) -> HashSet<(u64
     once
 }
 
+/// The sequence a failed container's failure is compared as.
+pub const FAILURE: &str = "failure";
+
+/// A failure as a golden compares it: who, when, and the kernel's reason,
+/// without pids or words (see [`crate::timeline::Failure`]).
+fn failure_line(f: &crate::timeline::Failure) -> String {
+    use crate::escape::bare;
+    let mut line = f.role.name().to_string();
+    match &f.killed_by {
+        Some(cause) => {
+            line += &format!(" killed by {}", bare(cause));
+            if let Some(call) = &f.syscall {
+                line += &format!(" at {}", bare(call));
+            }
+        }
+        None => line += " failed",
+    }
+    if let Some(phase) = f.phase {
+        line += &format!(" during {}", phase.name());
+    }
+    if let (Some(call), Some(errno), None) = (&f.syscall, &f.errno, &f.killed_by) {
+        line += &format!(": {} {}", bare(call), bare(errno));
+    }
+    match crate::timeline::present::exit_text(f.exit_code, f.signal.as_deref()) {
+        Some(exit) => line + &format!(" → {exit}"),
+        None => line,
+    }
+}
+
 /// The name of a role's sequence. Each invocation of the runtime and of the
 /// shim's `delete` is a sequence of its own: they run one after the other,
 /// but the long-lived shim's events would race theirs in a shared one.
@@ -407,6 +442,7 @@ mod tests {
     /// /docker cgroups (hybrid cgroup v1): runc made the parents.
     const FRESH_DOCKER_RUN: &str =
         include_str!("../../tests/fixtures/docker-run-rm-true-fresh-engine.jsonl");
+    const FAILURES: &str = include_str!("../../tests/fixtures/failures.jsonl");
     /// The repository's golden, recorded on a warm engine.
     const WARM_GOLDEN: &str = include_str!("../../../tests/goldens/docker-run-rm-true.golden");
 
@@ -670,5 +706,38 @@ mod tests {
         let (golden, summary) = from_recording(early.as_bytes()).unwrap();
         assert!(!golden.is_empty());
         assert!(summary.out_of_order > 0);
+    }
+
+    #[test]
+    fn a_failed_start_is_compared_by_its_failure_and_not_by_its_words() {
+        let mut events = Vec::new();
+        for_each_event(FAILURES.as_bytes(), |e| events.push(e)).unwrap();
+        let golden = from_events(&events, None);
+        let failures: Vec<String> = golden
+            .sections
+            .iter()
+            .flat_map(|s| &s.roles)
+            .filter(|r| r.role == FAILURE)
+            .flat_map(|r| r.lines().map(|l| l.text.clone()))
+            .collect();
+        for want in [
+            "runtime init failed during start: execve ENOEXEC → exit 1",
+            "runtime init failed during create: capset EPERM → exit 1",
+            "docker CLI failed during request → exit 125",
+            "hook failed during create → exit 1",
+            "runtime init failed during start: prlimit64 EPERM → exit 127",
+            "entrypoint child killed by oom during running → SIGKILL",
+            "entrypoint killed by seccomp at getppid during running → SIGSYS",
+        ] {
+            assert!(failures.iter().any(|f| f == want), "{want} not in {failures:#?}");
+        }
+        assert_eq!(failures.len(), 9, "{failures:#?}");
+        let text = format::render(&golden);
+        assert!(!text.contains("said"), "no message is a line of a golden");
+        assert!(!text.contains("Error response"), "{text}");
+        // Read back as written, and equal to a second reading of the run.
+        assert_eq!(format::parse(&text).unwrap(), golden);
+        let again = compare::compare(&golden, &from_events(&events, None));
+        assert_eq!(compare::unified(&again, "a", "b", 3), "");
     }
 }

@@ -216,6 +216,29 @@ fn body() -> impl Strategy<Value = Body> {
                     }
                 }
             ),
+        (text(), any::<i32>(), text(), any::<bool>()).prop_map(
+            |(stream, fd, text, text_truncated)| Body::Message {
+                stream,
+                fd,
+                text,
+                text_truncated
+            }
+        ),
+        (text(), any::<u32>(), any::<u32>(), prop::option::of(text())).prop_map(
+            |(cause, task_tgid, task_tid, syscall)| Body::Killed {
+                cause,
+                task_tgid,
+                task_tid,
+                syscall
+            }
+        ),
+        (text(), prop::option::of(text()), result()).prop_map(|(syscall, resource, result)| {
+            Body::SyscallFailed {
+                syscall,
+                resource,
+                result,
+            }
+        }),
         (any::<u64>(), any::<u64>()).prop_map(|(count, total)| Body::Lost { count, total }),
     ]
 }

@@ -92,8 +92,8 @@ pub struct Selected {
     pub phase: Option<Phase>,
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
-    /// Why its start failed, in one line, when it did.
-    pub failure: Option<String>,
+    /// Why it failed, when it did: shown first.
+    pub failure: Option<crate::timeline::Failure>,
     pub state: RowState,
     /// dockerd's and containerd's pids, which serve every container.
     pub daemons: Vec<(Role, u32)>,
@@ -330,7 +330,7 @@ impl App {
                 phase: row.phase,
                 exit_code: t.exit_code,
                 signal: t.signal.clone(),
-                failure: t.failure.as_ref().map(|f| f.summary.clone()),
+                failure: t.failure.clone(),
                 state: row.state,
                 daemons,
             });
@@ -356,7 +356,7 @@ impl App {
             phase: c.phase,
             exit_code: c.exit_code,
             signal: c.signal,
-            failure: c.failure.map(|f| f.summary),
+            failure: c.failure,
             state: row.state,
             daemons,
         })

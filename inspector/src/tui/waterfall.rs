@@ -73,6 +73,26 @@ pub fn chain_line(s: &Selected) -> Vec<(Role, u32)> {
 
 pub fn lines(s: &Selected, width: u16) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
+    // A failure first: what went wrong, then the engine's and runtime's words.
+    if let Some(f) = &s.failure {
+        let red = Style::new().fg(Color::Red);
+        lines.push(Line::from(vec![
+            Span::styled("failed: ", red.add_modifier(Modifier::BOLD)),
+            Span::styled(crate::escape::bare(&f.summary).into_owned(), red),
+        ]));
+        for m in &f.messages {
+            let Some(first) = m.text.lines().find(|l| !l.trim().is_empty()) else {
+                continue;
+            };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("  {} said: ", m.role.name()),
+                    Style::new().fg(Color::DarkGray),
+                ),
+                Span::raw(crate::escape::bare(first).into_owned()),
+            ]));
+        }
+    }
     let mut chain: Vec<Span> = Vec::new();
     for (i, (role, pid)) in chain_line(s).into_iter().enumerate() {
         if i > 0 {
@@ -133,10 +153,11 @@ pub fn lines(s: &Selected, width: u16) -> Vec<Line<'static>> {
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let title = match &app.selected {
         Some(s) => {
+            // The failure's own words open the pane.
             let ending = match (&s.exit_code, &s.signal, &s.failure) {
+                (_, _, Some(_)) => ", failed".to_string(),
                 (Some(c), _, _) => format!(", exited {c}"),
                 (None, Some(sig), _) => format!(", killed by {}", crate::escape::bare(sig)),
-                (None, None, Some(why)) => format!(", failed: {}", crate::escape::bare(why)),
                 _ => String::new(),
             };
             format!(
