@@ -214,8 +214,10 @@ fn cgroupns_private_shows_runc_init_unsharing_the_cgroup_namespace() {
 }
 
 /// Runs `docker run --rm ARGS` under the tracer and builds its timelines;
-/// returns docker's exit status and the one container whose start failed.
-fn failed_docker_run(args: &[&str]) -> (std::process::ExitStatus, ContainerTimeline) {
+/// returns docker's exit status, its timelines and the trace.
+fn docker_run_timelines(
+    args: &[&str],
+) -> (std::process::ExitStatus, Vec<ContainerTimeline>, Trace) {
     let tracer = Tracer::start(&[]);
     let status = Command::new(DOCKER)
         .args(["run", "--rm"])
@@ -228,13 +230,26 @@ fn failed_docker_run(args: &[&str]) -> (std::process::ExitStatus, ContainerTimel
     for e in trace.events.iter().cloned() {
         builder.push(e);
     }
-    let mut failed: Vec<_> = builder
-        .finish()
+    (status, builder.finish(), trace)
+}
+
+/// [`docker_run_timelines`] of a run that fails: docker's exit status and
+/// the one timeline with a failure.
+fn failed_docker_run(args: &[&str]) -> (std::process::ExitStatus, ContainerTimeline) {
+    let (status, timelines, trace) = docker_run_timelines(args);
+    let mut failed: Vec<_> = timelines
         .into_iter()
         .filter(|t| t.failure.is_some())
         .collect();
     assert_eq!(failed.len(), 1, "one failed start:\n{}", trace.dump());
     (status, failed.remove(0))
+}
+
+/// Did `role` say `words` (a runtime in its log, a client on its stderr)?
+fn said(f: &inspector::timeline::Failure, role: Role, words: &str) -> bool {
+    f.messages
+        .iter()
+        .any(|m| m.role == role && m.text.contains(words))
 }
 
 #[test]
@@ -257,6 +272,15 @@ fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
         f.summary
     );
     assert_eq!(f.exit_code, Some(1), "{}", f.summary);
+    // runc's words, from its log.json (gone with the bundle by now), once
+    // though it also wrote them on its stderr; and the client's.
+    assert!(said(f, Role::Runtime, "stat /no/such: no such file or directory"), "{f:#?}");
+    assert_eq!(f.messages.iter().filter(|m| m.role == Role::Runtime).count(), 1, "{f:#?}");
+    assert!(
+        said(f, Role::DockerCli, "docker: Error response from daemon"),
+        "{f:#?}"
+    );
+    assert!(f.summary.ends_with("stat /no/such: no such file or directory"), "{}", f.summary);
 }
 
 #[test]
@@ -286,4 +310,75 @@ fn an_entrypoint_that_is_not_an_executable_fails_at_start_with_enoexec() {
         "{}",
         f.summary
     );
+    assert!(
+        f.summary.starts_with("the entrypoint /notexec is not an executable: execve ENOEXEC"),
+        "{}",
+        f.summary
+    );
+    // runc init says it on the container's stderr, relayed by the client.
+    assert!(said(f, Role::DockerCli, "exec format error"), "{f:#?}");
+}
+
+#[test]
+fn a_request_the_engine_refuses_is_the_clients_failure_with_no_runtime() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    let source = format!("/nonexistent-inspector-{}", std::process::id());
+    let mount = format!("type=bind,src={source},dst=/x");
+    let (status, t) = failed_docker_run(&["--mount", &mount, &image(), "true"]);
+    assert_eq!(status.code(), Some(125), "dockerd refuses before any container");
+    let f = t.failure.as_ref().unwrap();
+    assert_eq!((f.role, f.phase), (Role::DockerCli, Some(Phase::Request)), "{f:#?}");
+    assert!(t.id.starts_with("request of pid "), "no container id: {}", t.id);
+    assert!(t.complete);
+    assert!(
+        t.chain.iter().all(|l| l.role == Role::DockerCli),
+        "no runtime ran: {:#?}",
+        t.chain
+    );
+    assert!(f.summary.starts_with("the engine refused the request"), "{}", f.summary);
+    assert!(
+        f.summary
+            .contains(&format!("bind source path does not exist: {source}")),
+        "dockerd's words: {}",
+        f.summary
+    );
+}
+
+#[test]
+fn a_privileged_container_on_a_host_lacking_capabilities_fails_at_capset() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    // This host's root lacks CAP_SYS_RESOURCE and others: `--privileged`
+    // asks runc for every capability, and capset refuses.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let full = status.lines().any(|l| l.starts_with("CapBnd:") && l.ends_with("000001ffffffffff"));
+    if full {
+        eprintln!("skipped: this host's root has every capability, so --privileged starts");
+        return;
+    }
+    let (status, t) = failed_docker_run(&["--privileged", &image(), "true"]);
+    assert!(!status.success());
+    let f = t.failure.as_ref().unwrap();
+    assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)), "{f:#?}");
+    assert_eq!(
+        (f.syscall.as_deref(), f.errno.as_deref()),
+        (Some("capset"), Some("EPERM")),
+        "{f:#?}"
+    );
+    assert!(said(f, Role::Runtime, "unable to apply caps"), "{f:#?}");
+}
+
+#[test]
+fn a_container_that_exits_3_did_not_fail() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    let (status, timelines, trace) = docker_run_timelines(&[&image(), "sh", "-c", "exit 3"]);
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(timelines.len(), 1, "{}", trace.dump());
+    let t = &timelines[0];
+    assert_eq!((t.exit_code, &t.failure), (Some(3), &None), "{t:#?}");
 }
