@@ -302,6 +302,16 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 const TRACE: &[&str] = &["trace", "--format", "jsonl", "--output", "/dev/null"];
 const FLOOR: &[&str] = &["bench-floor"];
+/// Following the storm's own writer (`dd`), as if it were a runtime.
+const TRACE_DD: &[&str] = &[
+    "trace",
+    "--format",
+    "jsonl",
+    "--output",
+    "/dev/null",
+    "--track-comm",
+    "dd",
+];
 
 fn docker_run() -> Result<Vec<Row>> {
     let command = [docker::DOCKER, "run", "--rm", docker::IMAGE, "true"];
@@ -431,6 +441,7 @@ fn storm() -> Result<Vec<Row>> {
             Setup::Nothing,
             Setup::Inspector(FLOOR),
             Setup::Inspector(TRACE),
+            Setup::Inspector(TRACE_DD),
         ],
         15,
     )?;
@@ -451,6 +462,13 @@ fn storm() -> Result<Vec<Row>> {
             "x",
         )
         .at_most(1.1),
+        // The writer followed: every write's file is looked at (a cgroup
+        // file? the runtime's log.json?), none is copied.
+        Row::new(
+            "1M writes by a followed process, inspector / nothing",
+            paired_ratio(&t[0], &t[3]),
+            "x",
+        ),
     ])
 }
 

@@ -767,9 +767,12 @@ fn record(c: &mut Container, e: Event, role: Role) {
     if matches!(e.body, Body::Fork { thread: true, .. }) {
         return;
     }
-    if let (Body::Message { stream, text, .. }, Some(task)) = (&e.body, &e.task)
-        && c.messages.len() < MESSAGES_KEPT
-    {
+    if let (Body::Message { stream, text, .. }, Some(task)) = (&e.body, &e.task) {
+        // A client attached to a chatty container relays its stderr: past
+        // the first messages, the rest are counted, not kept.
+        if c.messages.len() >= MESSAGES_KEPT {
+            return;
+        }
         // runc says it twice: in its log file and on its stderr.
         if let Some(m) = Message::new(role, task.tgid, stream, text)
             && !c.messages.iter().any(|old| old.pid == m.pid && old.text == m.text)

@@ -1,8 +1,9 @@
 //! Timelines as a Chrome trace (JSON) file, which the Perfetto UI and
 //! chrome://tracing open: per container, a track of its phases and one track
-//! per role, each process a row, each step an instant on it; a failed start
-//! an instant named `start failed` on the failing process's row and on the
-//! lifecycle track.
+//! per role, each process a row, each step an instant on it; a failure an
+//! instant named `start failed` (or `failed`, when the kernel killed a
+//! process of a container that had started) on the failing process's row
+//! and on the lifecycle track, with its summary, call, kill and words.
 
 use serde_json::{Value, json};
 
@@ -92,12 +93,19 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
                 .find(|l| l.pid == f.pid && l.role == f.role)
                 .and_then(|l| l.exit_ns)
                 .unwrap_or(t.end_ns);
+            let name = if f.phase >= Some(super::Phase::Running) {
+                "failed"
+            } else {
+                "start failed"
+            };
+            let words: Vec<&str> = f.messages.iter().map(|m| m.text.as_str()).collect();
             for (pid, tid) in [(track(f.role), f.pid as u64), (lifecycle, 0)] {
                 events.push(json!({
-                    "ph": "i", "s": "t", "name": "start failed", "cat": "failure",
+                    "ph": "i", "s": "t", "name": name, "cat": "failure",
                     "pid": pid, "tid": tid, "ts": us(at, origin),
                     "args": {"summary": f.summary, "role": f.role.name(), "pid": f.pid,
-                             "syscall": f.syscall, "errno": f.errno},
+                             "syscall": f.syscall, "errno": f.errno,
+                             "killed_by": f.killed_by, "messages": words},
                 }));
             }
         }

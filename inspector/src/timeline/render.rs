@@ -166,6 +166,13 @@ mod tests {
             ],
             "steps": [{"ktime_ns": 1, "pid": 3, "tid": 3, "role": "entrypoint", "phase": null,
                 "kind": "exec", "detail": HOSTILE}],
+            // A runtime's and a client's words are whatever they wrote.
+            "failure": {"summary": HOSTILE, "role": "runtime-init", "pid": 3,
+                "messages": [
+                    {"role": "runtime", "pid": 2, "stream": "runtime_log", "text": HOSTILE},
+                    {"role": "docker-cli", "pid": 1, "stream": "stderr",
+                     "text": format!("{HOSTILE}\n\nFAKE2\x1b]0;title\x07")},
+                ]},
         }))
         .unwrap()
     }
@@ -191,6 +198,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r"→ \x1b[2J\nFAKE\u{202e}"), "{text}");
+        // The failure and its words, a line each, escaped.
+        assert!(text.contains(r"  failed: \x1b[2J\nFAKE\u{202e}"), "{text}");
+        assert!(text.contains(r"    runtime (its log) said: \x1b[2J"), "{text}");
+        assert!(text.contains("      FAKE2\\x1b]0;title\\x07"), "{text}");
         // A long command line is cut on a character, never inside one.
         assert!(text.contains("é\\x1b é\\x1b"), "{text}");
         assert!(text.contains('…'), "{text}");

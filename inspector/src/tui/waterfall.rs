@@ -185,3 +185,53 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         area,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{Failure, Message};
+
+    #[test]
+    fn a_failed_container_opens_with_its_failure_and_words_escaped() {
+        let failure = Failure {
+            summary: "the hook /bin/false exited 1 during create".to_string(),
+            role: Role::Hook,
+            pid: 7,
+            phase: Some(Phase::Create),
+            exit_code: Some(1),
+            signal: None,
+            syscall: None,
+            errno: None,
+            subject: Some("/bin/false".to_string()),
+            killed_by: None,
+            messages: vec![Message {
+                role: Role::Runtime,
+                pid: 6,
+                stream: "runtime_log".to_string(),
+                text: "\n\x1b[2Jhook failed\nsecond line".to_string(),
+            }],
+        };
+        let s = Selected {
+            id: "c".to_string(),
+            start_ns: 0,
+            end_ns: 10,
+            phases: Vec::new(),
+            chain: Vec::new(),
+            phase: Some(Phase::Create),
+            exit_code: None,
+            signal: None,
+            failure: Some(failure),
+            state: super::super::containers::RowState::Gone,
+            daemons: Vec::new(),
+        };
+        let text: Vec<String> = lines(&s, 80)
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(
+            text[0],
+            "failed: the hook /bin/false exited 1 during create"
+        );
+        assert_eq!(text[1], r"  runtime said: \x1b[2Jhook failed");
+    }
+}
