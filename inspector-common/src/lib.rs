@@ -62,11 +62,14 @@ pub const STREAM_RUNTIME_LOG: u32 = 2;
 pub const KILLED_BY_OOM: u32 = 1;
 pub const KILLED_BY_SECCOMP: u32 = 2;
 
-/// Bits of a `TRACK_COMMS` value: exec'ing this command starts following
-/// the process; what it writes on fd 2 is a message (a client's or a
-/// runtime's own words, not a daemon's log).
+/// Bits of a `TRACK_COMMS` value, which a followed process's `TRACKED`
+/// value takes from the command it last exec'd: exec'ing this command starts
+/// following the process; what it writes on fd 2 is a message (a client's
+/// or a runtime's own words, not a daemon's log); what it writes to a file
+/// named `log.json` is (a runtime's `--log`).
 pub const COMM_FOLLOW: u32 = 1;
 pub const COMM_STDERR_IS_MESSAGE: u32 = 2;
+pub const COMM_WRITES_RUNTIME_LOG: u32 = 4;
 
 /// `flags` bits of [`ExecEvent`].
 pub const EXEC_ARGS_TRUNCATED: u32 = 1;

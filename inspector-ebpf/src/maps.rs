@@ -8,7 +8,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use inspector_common::{COMM_LEN, Config, RunState, SyscallEvent};
+use inspector_common::{
+    COMM_LEN, COMM_STDERR_IS_MESSAGE, COMM_WRITES_RUNTIME_LOG, Config, RunState, SyscallEvent,
+};
 
 /// The event stream. Userspace sets the real size at load (`--buffer-size`).
 #[map]
@@ -20,6 +22,8 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Processes (tgid) whose events are reported: those exec'ing a binary named in
 /// `TRACK_COMMS`, their descendants, and those userspace found running at start.
+/// The value: the `COMM_*` bits of the command it last exec'd (see
+/// `message`), `COMM_FOLLOW` alone for one not exec'd since it was followed.
 #[map]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
 
@@ -30,6 +34,14 @@ pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
 /// `pid_max`; 65536 words cover the largest pid_max Linux allows.
 #[map]
 pub static TRACKED_BITS: Array<u64> = Array::with_max_entries(65536, 0);
+
+/// One bit per tgid, set for a followed process whose command's writes
+/// may be messages (a client's stderr, a runtime's log: the `COMM_*` bits
+/// in its `TRACKED` value). The write hook tests it before the hash: every
+/// write of an entrypoint, dockerd or containerd pays a bit test, no more.
+/// Sized as `TRACKED_BITS`.
+#[map]
+pub static SPEAKS_BITS: Array<u64> = Array::with_max_entries(65536, 0);
 
 /// Command names (as `comm`, NUL padded) that start tracking when exec'd.
 #[map]
@@ -118,24 +130,43 @@ pub fn maybe_wanted(tgid: u32) -> bool {
     if config_trace_all() {
         return tgid != self_tgid();
     }
-    match TRACKED_BITS.get(tgid >> 6) {
-        Some(word) => *word & (1u64 << (tgid & 63)) != 0,
-        None => false,
-    }
+    test_bit(&TRACKED_BITS, tgid)
 }
 
-/// Starts reporting a process.
+/// Starts reporting a process, whose command's `COMM_*` bits are `bits`
+/// (or says what its new command's are).
 #[inline(always)]
-pub fn track(tgid: u32) {
-    let _ = TRACKED.insert(tgid, 1, 0);
-    flip_bit(tgid, true);
+pub fn track(tgid: u32, bits: u32) {
+    let _ = TRACKED.insert(tgid, bits, 0);
+    flip_bit(&TRACKED_BITS, tgid, true);
+    let speaks = bits & (COMM_STDERR_IS_MESSAGE | COMM_WRITES_RUNTIME_LOG) != 0;
+    flip_bit(&SPEAKS_BITS, tgid, speaks);
+}
+
+/// The `COMM_*` bits of a followed process's command, when its writes may
+/// be messages (0 otherwise): a bit test, then for the few that speak, the hash.
+#[inline(always)]
+pub fn speaker_bits(tgid: u32) -> u32 {
+    if !test_bit(&SPEAKS_BITS, tgid) {
+        return 0;
+    }
+    unsafe { TRACKED.get(tgid) }.copied().unwrap_or(0)
 }
 
 /// Stops reporting a process that exited.
 #[inline(always)]
 pub fn untrack(tgid: u32) {
     let _ = TRACKED.remove(tgid);
-    flip_bit(tgid, false);
+    flip_bit(&TRACKED_BITS, tgid, false);
+    flip_bit(&SPEAKS_BITS, tgid, false);
+}
+
+#[inline(always)]
+fn test_bit(bitmap: &Array<u64>, tgid: u32) -> bool {
+    match bitmap.get(tgid >> 6) {
+        Some(word) => *word & (1u64 << (tgid & 63)) != 0,
+        None => false,
+    }
 }
 
 /// Sets or clears a tgid's bit with an atomic add, which BPF has on every
@@ -143,8 +174,8 @@ pub fn untrack(tgid: u32) {
 /// when the bit is in the other state, which holds because a tgid's bit only
 /// changes through its own fork, exec and exit, and those do not overlap.
 #[inline(always)]
-fn flip_bit(tgid: u32, set: bool) {
-    let Some(word) = TRACKED_BITS.get_ptr_mut(tgid >> 6) else {
+fn flip_bit(bitmap: &Array<u64>, tgid: u32, set: bool) {
+    let Some(word) = bitmap.get_ptr_mut(tgid >> 6) else {
         return;
     };
     let bit = 1u64 << (tgid & 63);

@@ -4,24 +4,28 @@
 //! shim deletes the bundle, log.json with it). Two streams:
 //! - fd 2 of a process whose command is marked `COMM_STDERR_IS_MESSAGE`
 //!   (clients and runtimes; a daemon's stderr is its log, not kept);
-//! - a file named `log.json`: the runtime's `--log`, as containerd's shim
-//!   and `inspector run` name it (runc, crun and inspector-runtime write a
-//!   JSON line per message there).
+//! - a file named `log.json` written by a process whose command is marked
+//!   `COMM_WRITES_RUNTIME_LOG` (runtimes): the runtime's `--log`, as
+//!   containerd's shim and `inspector run` name it (runc, crun and
+//!   inspector-runtime write a JSON line per message there).
 //!
-//! Only followed processes get here (see `write`), and of their writes
-//! only these two: what an entrypoint prints is not copied.
+//! Only followed processes get here (see `write`), and a bit per process
+//! (`SPEAKS_BITS`) turns away all but clients and runtimes before any of
+//! the file is read: what an entrypoint writes costs a bit test, and is
+//! never copied.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_probe_read_kernel_buf, generated::bpf_probe_read_user},
+    helpers::{bpf_probe_read_kernel_buf, generated::bpf_probe_read_user},
     programs::TracePointContext,
 };
 use inspector_common::{
-    COMM_STDERR_IS_MESSAGE, MESSAGE_LEN, MessageEvent, STREAM_RUNTIME_LOG, STREAM_STDERR, kind,
+    COMM_STDERR_IS_MESSAGE, COMM_WRITES_RUNTIME_LOG, MESSAGE_LEN, MessageEvent,
+    STREAM_RUNTIME_LOG, STREAM_STDERR, kind,
 };
 
 use crate::{
     kernel::{bounded, fill_header, off, read_ptr},
-    maps::{EVENTS, TRACK_COMMS, count_lost, enabled, submit_flags, wanted},
+    maps::{EVENTS, count_lost, enabled, submit_flags, speaker_bits, wanted},
 };
 
 /// The name the runtime's log file has, with its NUL.
@@ -43,20 +47,17 @@ fn is_runtime_log(file: u64) -> bool {
     &got == RUNTIME_LOG
 }
 
-/// Is the current process one whose stderr is words for its user?
-#[inline(always)]
-fn stderr_is_message() -> bool {
-    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-    unsafe { TRACK_COMMS.get(comm) }.is_some_and(|bits| bits & COMM_STDERR_IS_MESSAGE != 0)
-}
-
 /// Reports this write (fd `fd`, open on `file`) if it is a message.
 #[inline(always)]
 pub fn capture(ctx: &TracePointContext, fd: u64, file: u64) {
     let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
-    let stream = if fd == 2 && stderr_is_message() {
+    let bits = speaker_bits(tgid);
+    if bits & (COMM_STDERR_IS_MESSAGE | COMM_WRITES_RUNTIME_LOG) == 0 {
+        return;
+    }
+    let stream = if fd == 2 && bits & COMM_STDERR_IS_MESSAGE != 0 {
         STREAM_STDERR
-    } else if fd != 2 && is_runtime_log(file) {
+    } else if fd != 2 && bits & COMM_WRITES_RUNTIME_LOG != 0 && is_runtime_log(file) {
         STREAM_RUNTIME_LOG
     } else {
         return;

@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use inspector_common::{
-    ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent,
-    STR_LEN, kind,
+    ARGS_LEN, COMM_FOLLOW, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent, ExitEvent,
+    ForkEvent, STR_LEN, kind,
 };
 
 use crate::{
@@ -36,7 +36,7 @@ pub fn insp_fork(ctx: RawTracePointContext) -> i32 {
 
     // Tracking is inherited by new processes (threads share their process's entry).
     if !thread && is_tracked(tgid) {
-        track(child_tgid);
+        track(child_tgid, COMM_FOLLOW);
     }
     if !wanted(tgid) {
         return 0;
@@ -83,12 +83,18 @@ pub fn insp_exec(ctx: RawTracePointContext) -> i32 {
     if old_pid != tid {
         let _ = PENDING.remove(old_pid);
     }
+    // The command decides whether to follow the process, and for one
+    // followed, what its writes may be (see `message`): runc's init
+    // becoming the entrypoint is no longer a runtime.
+    let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let bits = unsafe { TRACK_COMMS.get(comm) }.copied();
     if !is_tracked(tgid) {
-        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        if unsafe { TRACK_COMMS.get(comm).is_some() } {
-            track(tgid);
+        if let Some(bits) = bits {
+            track(tgid, bits);
             aya_log_ebpf::debug!(&ctx, "following tgid {}: it exec'd a tracked command", tgid);
         }
+    } else {
+        track(tgid, bits.unwrap_or(COMM_FOLLOW));
     }
     if !wanted(tgid) {
         return 0;

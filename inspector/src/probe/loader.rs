@@ -84,6 +84,7 @@ fn load_fresh(plan: &Plan) -> Result<Fresh, ProbeError> {
         .override_global("AYA_LOG_LEVEL", &plan.log_level, false)
         .map_max_entries("EVENTS", plan.buffer_size)
         .map_max_entries("TRACKED_BITS", plan.bits_len)
+        .map_max_entries("SPEAKS_BITS", plan.bits_len)
         .load(PROBE_OBJECT)
         .map_err(|e| ProbeError::Load(Box::new(e)))?;
     let logger = if plan.log_level > 0 {

@@ -15,17 +15,19 @@ pub struct Maps {
     pub lost: PerCpuArray<MapData, u64>,
     tracked: HashMap<MapData, u32, u32>,
     tracked_bits: Array<MapData, u64>,
+    speaks_bits: Array<MapData, u64>,
     track_comms: HashMap<MapData, [u8; COMM_LEN], u32>,
     pending: HashMap<MapData, u32, [u8; size_of::<SyscallEvent>()]>,
     clone_flags: HashMap<MapData, u32, u64>,
     pub run: Array<MapData, RunState>,
 }
 
-pub const MAP_NAMES: [&str; 8] = [
+pub const MAP_NAMES: [&str; 9] = [
     "EVENTS",
     "LOST",
     "TRACKED",
     "TRACKED_BITS",
+    "SPEAKS_BITS",
     "TRACK_COMMS",
     "PENDING",
     "CLONE_FLAGS",
@@ -51,6 +53,7 @@ impl Maps {
             lost,
             tracked,
             bits,
+            speaks,
             comms,
             pending,
             clone_flags,
@@ -61,6 +64,7 @@ impl Maps {
             lost: typed(lost, take(lost)?)?,
             tracked: typed(tracked, take(tracked)?)?,
             tracked_bits: typed(bits, take(bits)?)?,
+            speaks_bits: typed(speaks, take(speaks)?)?,
             track_comms: typed(comms, take(comms)?)?,
             pending: typed(pending, take(pending)?)?,
             clone_flags: typed(clone_flags, take(clone_flags)?)?,
@@ -97,10 +101,10 @@ impl Maps {
         for tgid in tracked {
             let _ = self.tracked.remove(&tgid);
             let index = tgid / 64;
-            if let Ok(word) = self.tracked_bits.get(&index, 0) {
-                let _ = self
-                    .tracked_bits
-                    .set(index, word & !(1u64 << (tgid % 64)), 0);
+            for bitmap in [&mut self.tracked_bits, &mut self.speaks_bits] {
+                if let Ok(word) = bitmap.get(&index, 0) {
+                    let _ = bitmap.set(index, word & !(1u64 << (tgid % 64)), 0);
+                }
             }
         }
         let pending: Vec<u32> = self.pending.keys().flatten().collect();
@@ -137,6 +141,9 @@ impl Maps {
             let mut bits = inspector_common::COMM_FOLLOW;
             if super::STDERR_IS_MESSAGE.contains(name) {
                 bits |= inspector_common::COMM_STDERR_IS_MESSAGE;
+            }
+            if super::RUNTIMES.contains(name) {
+                bits |= inspector_common::COMM_WRITES_RUNTIME_LOG;
             }
             self.track_comms
                 .insert(comm_key(name)?, bits, 0)

@@ -168,6 +168,10 @@ pub const DEFAULT_TRACK_COMMS: &[&str] = &[
     "inspector-runti", // inspector-runtime
 ];
 
+/// Of those, the OCI runtimes: what they write to a file named `log.json`
+/// (their `--log`) is words for a user.
+pub const RUNTIMES: &[&str] = &["runc", "crun", "youki", "inspector-runti"];
+
 /// Of those, the ones whose stderr is words for a user (a client's error, a
 /// runtime's when it has no `--log`), captured as messages; the daemons'
 /// stderr is their log, not kept.

@@ -82,7 +82,7 @@ pub struct Plan {
     pub config: Config,
     pub log_level: u8,
     pub buffer_size: u32,
-    /// Words of the `TRACKED_BITS` bitmap, from the kernel's `pid_max`.
+    /// Words of the `TRACKED_BITS` and `SPEAKS_BITS` bitmaps, from the kernel's `pid_max`.
     pub bits_len: u32,
 }
 
