@@ -224,46 +224,6 @@ pub fn errno_name(ret: i64) -> Option<String> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runc_unshare_flags_read_like_strace() {
-        assert_eq!(
-            clone_flags(0x6c02_0000, false),
-            "CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET"
-        );
-    }
-
-    #[test]
-    fn clone_keeps_the_exit_signal() {
-        assert_eq!(clone_flags(0x4111, true), "CLONE_VM|CLONE_VFORK|SIGCHLD");
-        assert_eq!(clone_flags(17, true), "SIGCHLD");
-        assert_eq!(clone_flags(0, true), "0");
-    }
-
-    #[test]
-    fn unknown_bits_stay_visible() {
-        assert_eq!(umount_flags(2 | 64), "MNT_DETACH|0x40");
-    }
-
-    #[test]
-    fn mount_flags_drop_the_magic() {
-        assert_eq!(mount_flags(0xc0ed_0000 | 4096 | 16384), "MS_BIND|MS_REC");
-        assert_eq!(mount_flags(0), "0");
-    }
-
-    #[test]
-    fn errno_and_signal_names() {
-        assert_eq!(errno_name(-2).as_deref(), Some("ENOENT"));
-        assert_eq!(errno_name(0), None);
-        assert_eq!(errno_name(-1000).as_deref(), Some("errno 1000"));
-        assert_eq!(signal_name(9), "SIGKILL");
-        assert_eq!(signal_name(35), "SIGRTMIN+1");
-    }
-}
-
 /// `AUDIT_ARCH_*` of the two ABIs a seccomp kill can name (linux/audit.h).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -307,4 +267,54 @@ pub fn rlimit_name(resource: u64) -> String {
     RLIMITS
         .get(resource as usize)
         .map_or_else(|| format!("rlimit {resource}"), |s| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_unshare_flags_read_like_strace() {
+        assert_eq!(
+            clone_flags(0x6c02_0000, false),
+            "CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET"
+        );
+    }
+
+    #[test]
+    fn syscalls_and_rlimits_are_named_by_their_abi() {
+        assert_eq!(syscall_name(110, AUDIT_ARCH_X86_64), "getppid");
+        assert_eq!(syscall_name(64, AUDIT_ARCH_I386), "getppid (i386)");
+        assert_eq!(syscall_name(99_999, AUDIT_ARCH_X86_64), "syscall 99999");
+        assert_eq!(syscall_name(110, 0), "syscall 110");
+        assert_eq!(rlimit_name(7), "RLIMIT_NOFILE");
+        assert_eq!(rlimit_name(u64::MAX), format!("rlimit {}", u64::MAX));
+    }
+
+    #[test]
+    fn clone_keeps_the_exit_signal() {
+        assert_eq!(clone_flags(0x4111, true), "CLONE_VM|CLONE_VFORK|SIGCHLD");
+        assert_eq!(clone_flags(17, true), "SIGCHLD");
+        assert_eq!(clone_flags(0, true), "0");
+    }
+
+    #[test]
+    fn unknown_bits_stay_visible() {
+        assert_eq!(umount_flags(2 | 64), "MNT_DETACH|0x40");
+    }
+
+    #[test]
+    fn mount_flags_drop_the_magic() {
+        assert_eq!(mount_flags(0xc0ed_0000 | 4096 | 16384), "MS_BIND|MS_REC");
+        assert_eq!(mount_flags(0), "0");
+    }
+
+    #[test]
+    fn errno_and_signal_names() {
+        assert_eq!(errno_name(-2).as_deref(), Some("ENOENT"));
+        assert_eq!(errno_name(0), None);
+        assert_eq!(errno_name(-1000).as_deref(), Some("errno 1000"));
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(35), "SIGRTMIN+1");
+    }
 }

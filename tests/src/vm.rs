@@ -338,6 +338,7 @@ fn stage(root: &Path) -> std::io::Result<()> {
     }
 
     limits_bundle(&root.join("opt/limits"))?;
+    failure_bundles(&root.join("opt"))?;
     let golden = workspace().join("tests/goldens").join(REPO_GOLDEN);
     if golden.exists() {
         fs::create_dir_all(root.join("opt/goldens"))?;
@@ -439,6 +440,79 @@ fn limits_bundle(bundle: &Path) -> std::io::Result<()> {
     });
     let text = serde_json::to_string_pretty(&config).expect("a JSON value");
     fs::write(bundle.join("config.json"), text + "\n")
+}
+
+/// The bundles of the failure checks, each failing one way the probe's
+/// newer hooks name (a kernel of their own: `mark_victim` passes a pid on
+/// 6.1, a task later): `/opt/fail-oom` (8 MiB for `tail` holding 200 MB),
+/// `/opt/fail-seccomp` (getppid killed under `sh`), `/opt/fail-rlimit`
+/// (RLIMIT_NOFILE above the kernel's ceiling: prlimit64 EPERM even as root).
+fn failure_bundles(opt: &Path) -> std::io::Result<()> {
+    let cases = [
+        (
+            "fail-oom",
+            serde_json::json!(["/bin/sh", "-c", "head -c 200000000 /dev/zero | tail"]),
+            serde_json::json!({"resources": {"memory": {"limit": 8 * 1024 * 1024}}}),
+            serde_json::json!([]),
+        ),
+        (
+            "fail-seccomp",
+            serde_json::json!(["/bin/sh", "-c", "echo hi"]),
+            serde_json::json!({"seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_KILL_PROCESS"}]
+            }}),
+            serde_json::json!([]),
+        ),
+        (
+            "fail-rlimit",
+            serde_json::json!(["/bin/true"]),
+            serde_json::json!({}),
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1u64 << 31, "soft": 1024}]),
+        ),
+    ];
+    for (name, args, linux, rlimits) in cases {
+        let bundle = opt.join(name);
+        let rootfs = bundle.join("rootfs");
+        for dir in ["proc", "dev", "tmp"] {
+            fs::create_dir_all(rootfs.join(dir))?;
+        }
+        busybox(
+            &rootfs.join("bin"),
+            &["sh", "head", "tail", "true", "echo"].map(String::from),
+        )?;
+        let mut config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": args,
+                "env": ["PATH=/bin"],
+                "cwd": "/",
+                "rlimits": rlimits
+            },
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": name,
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}
+            ],
+            "linux": {
+                "namespaces": [
+                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                    {"type": "uts"}, {"type": "mount"}
+                ]
+            }
+        });
+        if let (Some(to), Some(from)) = (config["linux"].as_object_mut(), linux.as_object()) {
+            to.extend(from.clone());
+        }
+        let text = serde_json::to_string_pretty(&config).expect("a JSON value");
+        fs::write(bundle.join("config.json"), text + "\n")?;
+    }
+    Ok(())
 }
 
 /// `find . | cpio -o -H newc`, owned by root whoever staged it.

@@ -178,3 +178,46 @@ fn run_true_on_6_1_matches_the_golden_in_the_repository() {
     let c = guest.check("golden-repo");
     assert_eq!(c.rc, Some(0), "{}", c.show());
 }
+
+/// The failure line `inspector run` printed for the bundle `name` (see
+/// `failure_bundles` in tests/src/vm.rs).
+fn failed_line(name: &str) -> String {
+    let Some(guest) = guest() else {
+        return String::new();
+    };
+    let c = guest.check(name);
+    assert_ne!(c.rc, Some(0), "{}", c.show());
+    c.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("  failed: "))
+        .unwrap_or_else(|| panic!("no failure named:\n{}", c.show()))
+        .to_string()
+}
+
+#[test]
+fn an_oom_kill_on_6_1_is_named_from_its_older_tracepoint() {
+    if guest().is_none() {
+        return;
+    }
+    let line = failed_line("fail-oom");
+    assert!(line.contains("was killed by the OOM killer"), "{line}");
+}
+
+#[test]
+fn a_seccomp_kill_on_6_1_names_the_call() {
+    if guest().is_none() {
+        return;
+    }
+    let line = failed_line("fail-seccomp");
+    assert!(line.contains("killed by seccomp (SIGSYS) at getppid"), "{line}");
+}
+
+#[test]
+fn an_rlimit_refused_on_6_1_names_prlimit64_and_eperm() {
+    if guest().is_none() {
+        return;
+    }
+    let line = failed_line("fail-rlimit");
+    assert!(line.contains("prlimit64 EPERM"), "{line}");
+    assert!(line.contains("RLIMIT_NOFILE"), "{line}");
+}

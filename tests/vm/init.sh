@@ -135,6 +135,9 @@ frame trace trace
 frame trace.jsonl cat /tmp/t.jsonl
 frame run bounded $LIMIT $INSPECTOR run --name vmrun -- /bin/sh -c 'echo hello; exit 3'
 frame limits bounded $LIMIT $INSPECTOR run --name vmlimits --bundle /opt/limits
+for failing in fail-oom fail-seccomp fail-rlimit; do
+    frame $failing bounded $LIMIT $INSPECTOR run --brief --name $failing --bundle /opt/$failing
+done
 frame golden-record bounded $LIMIT $INSPECTOR record --golden /tmp/g -- $RUN_TRUE
 frame golden.txt cat /tmp/g
 frame golden-check bounded $LIMIT $INSPECTOR check --golden /tmp/g -- $RUN_TRUE
