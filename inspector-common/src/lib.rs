@@ -38,6 +38,12 @@ pub mod kind {
     /// A call of the set a runtime's init fails on (rlimits, capabilities,
     /// credentials, hostname) that failed; successes are not reported.
     pub const SYSCALL_FAILED: u32 = 20;
+    /// A context switch with a followed task on either side: a
+    /// [`SwitchEvent`](super::SwitchEvent) (with `--sched` only).
+    pub const SCHED_SWITCH: u32 = 21;
+    /// A followed task woken: a [`WakeupEvent`](super::WakeupEvent) (with
+    /// `--sched` only).
+    pub const SCHED_WAKEUP: u32 = 22;
 }
 
 pub const COMM_LEN: usize = 16;
@@ -233,6 +239,43 @@ pub struct KillEvent {
     pub _pad: u32,
 }
 
+/// A context switch where the task leaving or the task coming is followed.
+/// No [`Header`]: switches are the most frequent record by far, and the
+/// header's dozen kernel reads would be most of their cost.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SwitchEvent {
+    /// `kind::SCHED_SWITCH`, where every other record has its header's.
+    pub kind: u32,
+    pub cpu: u32,
+    pub ktime: u64,
+    pub prev_tgid: u32,
+    pub prev_tid: u32,
+    pub next_tgid: u32,
+    pub next_tid: u32,
+    /// The state the task leaving sleeps in (`TASK_*` bits of
+    /// `task->__state`); 0 when it was preempted and stays runnable.
+    pub prev_state: u32,
+    /// The syscall the task leaving sleeps in (`orig_ax` of its user
+    /// registers), or -1 when it is runnable or not in one.
+    pub prev_syscall: i32,
+}
+
+/// A followed task woken (`sched_waking`), by the task running then: the
+/// waker, or whoever an interrupt found running (a timer's wake-up).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WakeupEvent {
+    /// `kind::SCHED_WAKEUP`.
+    pub kind: u32,
+    pub cpu: u32,
+    pub ktime: u64,
+    pub waker_tgid: u32,
+    pub waker_tid: u32,
+    pub tgid: u32,
+    pub tid: u32,
+}
+
 /// A system call with its arguments and return value, paired enter and exit.
 /// One layout serves all of them; `kind` says which fields mean what:
 ///
@@ -298,6 +341,10 @@ pub struct RunState {
     pub self_tgid: u32,
     /// 0: every program returns at once, touching no map.
     pub enabled: u32,
+    /// 1: report inspector's own context switches too (`--sched`): it is
+    /// the client of the containers `inspector run` starts.
+    pub sched_self: u32,
+    pub _pad: u32,
 }
 
 /// Offsets (bytes) of the kernel struct fields the probe reads, taken from the
@@ -354,6 +401,12 @@ pub struct KernelOffsets {
     pub cgroup_kn: u32,
     pub cgroup_root_hierarchy_id: u32,
     pub kernfs_node_id: u32,
+    /// `task_struct.__state` (`state` before 5.14).
+    pub task_state: u32,
+    pub task_stack: u32,
+    /// From a task's kernel stack (`task->stack`) to the `orig_ax` of the
+    /// user registers saved at its top: the syscall it is in.
+    pub stack_orig_ax: u32,
     pub _pad: u32,
 }
 

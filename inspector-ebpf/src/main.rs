@@ -20,6 +20,7 @@ mod maps;
 mod message;
 mod path;
 mod process;
+mod sched;
 mod syscall;
 mod write;
 

@@ -119,6 +119,13 @@ pub fn is_self(tgid: u32) -> bool {
     tgid == self_tgid()
 }
 
+/// Is this inspector itself, asked to report its own context switches?
+#[inline(always)]
+pub fn is_self_scheduled(tgid: u32) -> bool {
+    RUN.get(0)
+        .is_some_and(|run| run.sched_self != 0 && run.self_tgid == tgid)
+}
+
 #[inline(always)]
 pub fn is_tracked(tgid: u32) -> bool {
     unsafe { TRACKED.get(tgid).is_some() }

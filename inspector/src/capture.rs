@@ -96,8 +96,15 @@ impl Recorder {
                     }
                     _ => {}
                 }
+                // The engine's threads switch all the time: quiet means no
+                // event of what it does.
+                if !matches!(
+                    event.body,
+                    Body::SchedSwitch { .. } | Body::SchedWakeup { .. }
+                ) {
+                    self.last_event = Instant::now();
+                }
                 self.events.push(event);
-                self.last_event = Instant::now();
             }
         }
         Ok(())

@@ -6,7 +6,8 @@ use compact_str::CompactString;
 use inspector_common::{
     CGROUP2_SUPER_MAGIC, CgroupEvent, EXEC_ARGS_TRUNCATED, EXEC_FILENAME_TRUNCATED, ExecEvent,
     ExitEvent, ForkEvent, Header, KILLED_BY_OOM, KillEvent, MessageEvent, PATH_INCOMPLETE,
-    PATH_TRUNCATED, PathParts, STR_LEN, STREAM_RUNTIME_LOG, SYSCALL_NO_RESULT, SyscallEvent, kind,
+    PATH_TRUNCATED, PathParts, STR_LEN, STREAM_RUNTIME_LOG, SYSCALL_NO_RESULT, SwitchEvent,
+    SyscallEvent, WakeupEvent, kind,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -216,6 +217,33 @@ pub enum Body {
         #[serde(flatten)]
         result: SyscallResult,
     },
+    /// A context switch with a followed task on either side (`--sched`).
+    /// No task fields: the two tasks are named here.
+    SchedSwitch {
+        cpu: u32,
+        /// The task leaving the CPU.
+        task_tgid: u32,
+        task_tid: u32,
+        /// Its state: `R` (preempted: still runnable), `S` (sleeping), `D`
+        /// (uninterruptible), `I` (idle)…, as `ps` letters them.
+        state: String,
+        /// The syscall it sleeps in, when it does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        syscall: Option<String>,
+        /// The task taking the CPU.
+        next_tgid: u32,
+        next_tid: u32,
+    },
+    /// A followed task woken (`--sched`), by the task that ran then.
+    SchedWakeup {
+        cpu: u32,
+        /// The task woken.
+        task_tgid: u32,
+        task_tid: u32,
+        /// The waker, or whoever an interrupt found running (a timer).
+        waker_tgid: u32,
+        waker_tid: u32,
+    },
     /// The probe could not report `count` events (ring buffer full); `total` so far.
     Lost {
         count: u64,
@@ -267,6 +295,8 @@ impl Body {
             Body::Message { .. } => "message",
             Body::Killed { .. } => "killed",
             Body::SyscallFailed { .. } => "syscall_failed",
+            Body::SchedSwitch { .. } => "sched_switch",
+            Body::SchedWakeup { .. } => "sched_wakeup",
             Body::Lost { .. } => "lost",
         }
     }
@@ -406,6 +436,39 @@ impl Decoder {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        // The scheduler's records have no header: their kind comes first.
+        let lean = bytes
+            .get(..4)
+            .map(|k| u32::from_le_bytes(k.try_into().expect("4 bytes")));
+        match lean {
+            Some(kind::SCHED_SWITCH) => {
+                let ev: SwitchEvent = read_record(bytes, kind::SCHED_SWITCH)?;
+                let body = Body::SchedSwitch {
+                    cpu: ev.cpu,
+                    task_tgid: ev.prev_tgid,
+                    task_tid: ev.prev_tid,
+                    state: names::task_state(ev.prev_state),
+                    syscall: (ev.prev_syscall >= 0).then(|| {
+                        names::syscall_name(ev.prev_syscall as u32, names::AUDIT_ARCH_X86_64)
+                    }),
+                    next_tgid: ev.next_tgid,
+                    next_tid: ev.next_tid,
+                };
+                return Ok(self.event(ev.ktime, None, body));
+            }
+            Some(kind::SCHED_WAKEUP) => {
+                let ev: WakeupEvent = read_record(bytes, kind::SCHED_WAKEUP)?;
+                let body = Body::SchedWakeup {
+                    cpu: ev.cpu,
+                    task_tgid: ev.tgid,
+                    task_tid: ev.tid,
+                    waker_tgid: ev.waker_tgid,
+                    waker_tid: ev.waker_tid,
+                };
+                return Ok(self.event(ev.ktime, None, body));
+            }
+            _ => {}
+        }
         let hdr: Header =
             read_record(bytes, 0).map_err(|_| DecodeError::Short { len: bytes.len() })?;
         let body = match hdr.kind {

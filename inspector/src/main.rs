@@ -57,9 +57,10 @@ enum Command {
     /// loads them again).
     Unload(UnloadArgs),
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
-    /// until interrupted.
+    /// (with --sched, to sched:sched_switch and sched:sched_waking) until
+    /// interrupted.
     #[command(hide = true)]
-    BenchFloor,
+    BenchFloor(cmd::bench_floor::BenchFloorArgs),
     /// The keeper of a finished run's probe links (started by inspector itself).
     #[command(hide = true)]
     KeepProbe(KeepProbeArgs),
@@ -111,7 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }),
         Command::Unload(args) => cmd::unload::run(args),
-        Command::BenchFloor => cmd::bench_floor::run(),
+        Command::BenchFloor(args) => cmd::bench_floor::run(args),
         Command::KeepProbe(args) => cmd::keep_probe::run(args),
     }
 }

@@ -269,6 +269,24 @@ pub fn rlimit_name(resource: u64) -> String {
         .map_or_else(|| format!("rlimit {resource}"), |s| s.to_string())
 }
 
+/// A task's state as `ps` letters it, from its `TASK_*` bits (0: runnable).
+pub fn task_state(state: u32) -> String {
+    const TASK_NOLOAD: u32 = 0x400;
+    let letter = match state {
+        0 => "R",
+        s if s & 0x1 != 0 => "S",
+        s if s & 0x2 != 0 && s & TASK_NOLOAD != 0 => "I",
+        s if s & 0x2 != 0 => "D",
+        s if s & 0x4 != 0 => "T",
+        s if s & 0x8 != 0 => "t",
+        s if s & 0x10 != 0 => "X",
+        s if s & 0x20 != 0 => "Z",
+        s if s & 0x40 != 0 => "P",
+        _ => return format!("0x{state:x}"),
+    };
+    letter.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

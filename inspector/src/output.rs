@@ -42,7 +42,10 @@ pub fn text_line(e: &Event) -> String {
     let who = match &e.task {
         Some(t) if t.tid != t.tgid => format!("{}[{}/{}]", bare(&t.comm), t.tgid, t.tid),
         Some(t) => format!("{}[{}]", bare(&t.comm), t.tgid),
-        None => "inspector".to_string(),
+        None => match &e.body {
+            Body::SchedSwitch { cpu, .. } | Body::SchedWakeup { cpu, .. } => format!("cpu{cpu}"),
+            _ => "inspector".to_string(),
+        },
     };
     let what = describe(&e.body);
     format!("{clock} {who} {what}")
@@ -268,6 +271,28 @@ pub fn describe(body: &Body) -> String {
                 ret_text(result.ret, &result.errno)
             )
         }
+        Body::SchedSwitch {
+            task_tgid,
+            task_tid,
+            state,
+            syscall,
+            next_tgid,
+            next_tid,
+            ..
+        } => {
+            let why = match syscall {
+                Some(call) => format!("{} in {}", bare(state), bare(call)),
+                None => bare(state).into_owned(),
+            };
+            format!("sched_switch {task_tgid}/{task_tid} ({why}) → {next_tgid}/{next_tid}")
+        }
+        Body::SchedWakeup {
+            task_tgid,
+            task_tid,
+            waker_tgid,
+            waker_tid,
+            ..
+        } => format!("sched_wakeup {task_tgid}/{task_tid} by {waker_tgid}/{waker_tid}"),
         Body::Lost { count, total } => {
             format!("!!! lost {count} events (ring buffer full), {total} so far")
         }

@@ -20,6 +20,10 @@ pub enum Which {
     /// 1M one-byte writes by an untraced process, inspector vs one empty
     /// syscall-tracepoint program (target ≤ 1.1×).
     Storm,
+    /// 1M pipe round trips between two untraced processes (`perf bench sched
+    /// pipe`), inspector --sched vs one empty program on the same scheduler
+    /// tracepoints (target ≤ 1.1×).
+    SwitchStorm,
     /// 10,000 fork+exec of /bin/true with every process traced: 0 lost with the
     /// default buffer, a non-zero count (and no crash) with a tiny one.
     ForkExec,
@@ -58,6 +62,7 @@ pub fn run(which: &[Which]) -> Result<()> {
         match w {
             Which::DockerRun => report.extend(docker_run()?),
             Which::Storm => report.extend(storm()?),
+            Which::SwitchStorm => report.extend(switch_storm()?),
             Which::ForkExec => report.extend(fork_exec()?),
             Which::Startup => report.extend(startup()?),
             Which::Timeline => report.extend(timeline()?),
@@ -302,6 +307,15 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 const TRACE: &[&str] = &["trace", "--format", "jsonl", "--output", "/dev/null"];
 const FLOOR: &[&str] = &["bench-floor"];
+/// With the scheduler's records (`--sched`).
+const TRACE_SCHED: &[&str] = &[
+    "trace",
+    "--format",
+    "jsonl",
+    "--output",
+    "/dev/null",
+    "--sched",
+];
 /// Following the storm's own writer (`dd`), as if it were a runtime.
 const TRACE_DD: &[&str] = &[
     "trace",
@@ -469,6 +483,41 @@ fn storm() -> Result<Vec<Row>> {
             paired_ratio(&t[0], &t[3]),
             "x",
         ),
+    ])
+}
+
+/// Context switches by processes inspector does not follow: what `--sched`
+/// costs everyone else. Its floor is one empty program on the same raw
+/// tracepoints; `perf bench sched pipe` is two processes ping-ponging a
+/// byte over pipes.
+fn switch_storm() -> Result<Vec<Row>> {
+    let command = ["perf", "bench", "sched", "pipe", "-l", "1000000"];
+    let t = interleaved(
+        &command,
+        &[
+            Setup::Nothing,
+            Setup::Inspector(&["bench-floor", "--sched"]),
+            Setup::Inspector(TRACE_SCHED),
+        ],
+        10,
+    )?;
+    Ok(vec![
+        Row::new(
+            "1M pipe round trips, nothing attached",
+            median(t[0].clone()) * 1000.0,
+            "ms",
+        ),
+        Row::new(
+            "1M round trips, one empty program on sched_switch+waking / nothing",
+            paired_ratio(&t[0], &t[1]),
+            "x",
+        ),
+        Row::new(
+            "1M round trips, inspector --sched / one empty program",
+            paired_ratio(&t[1], &t[2]),
+            "x",
+        )
+        .at_most(1.1),
     ])
 }
 

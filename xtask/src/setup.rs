@@ -27,6 +27,7 @@ const PACKAGES: &[&str] = &[
     "strace",
     "tmux",
     "gcc", // builds the seccomp tests' static helper (an int $0x80 caller)
+    "linux-perf", // `perf bench sched pipe`: the context-switch storm bench
 ];
 
 /// Debian packages the VM test uses, installed without their recommends

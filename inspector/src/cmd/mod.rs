@@ -41,6 +41,8 @@ impl Following {
             log_level,
             track_comms: self.track_comm,
             write_results,
+            sched: false,
+            sched_self: false,
         }
     }
 }

@@ -74,6 +74,11 @@ pub struct RunArgs {
     /// Print the phases and the chain of processes only, not every step.
     #[arg(long)]
     brief: bool,
+    /// Also say where the time went: the critical path from the runtime's
+    /// first exec to the entrypoint's, its largest causes under the
+    /// waterfall (puts a program on every context switch while it runs).
+    #[arg(long, conflicts_with = "tui")]
+    why: bool,
     /// Ring buffer size in bytes (a power of two).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER_SIZE)]
     buffer_size: u32,
@@ -252,6 +257,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut recorder = Recorder::attach(&ProbeOptions {
         buffer_size: args.buffer_size,
+        sched: args.why,
+        sched_self: args.why,
         ..ProbeOptions::default()
     })?;
     let started = Instant::now();
@@ -500,12 +507,18 @@ fn wait_for_init(
     }
 }
 
+/// The timeline of container `id`, with where its time went when the
+/// events have the scheduler's records.
 fn timeline_of(events: &[inspector::event::Event], id: &str) -> Option<ContainerTimeline> {
     let mut builder = Builder::new();
+    let mut sched = inspector::timeline::why::Sched::default();
     for e in events {
+        sched.push(e);
         builder.push(e.clone());
     }
-    builder.finish().into_iter().find(|t| t.id == id)
+    let mut t = builder.finish().into_iter().find(|t| t.id == id)?;
+    t.why = sched.explain(&t);
+    Some(t)
 }
 
 #[cfg(test)]

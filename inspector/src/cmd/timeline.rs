@@ -5,7 +5,7 @@
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use inspector::timeline::{Builder, perfetto, reader, render};
+use inspector::timeline::{Builder, ContainerTimeline, perfetto, reader, render, why};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TimelineFormat {
@@ -29,6 +29,11 @@ pub struct TimelineArgs {
     /// Text: phases and chain only, without every step.
     #[arg(long)]
     brief: bool,
+    /// Where the time went: each container's critical path, from its
+    /// client's exec to its entrypoint's, and the causes that took most of
+    /// it (a recording made with `inspector trace --sched`).
+    #[arg(long)]
+    why: bool,
 }
 
 pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
@@ -40,7 +45,7 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let wanted = |t: &inspector::timeline::ContainerTimeline| {
+    let wanted = |t: &ContainerTimeline| {
         args.container
             .as_deref()
             .is_none_or(|prefix| t.id.starts_with(prefix))
@@ -49,7 +54,7 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     // follows the containers alive; a Perfetto document is written whole.
     let mut kept = Vec::new();
     let mut shown = 0usize;
-    let mut emit = |mut t: inspector::timeline::ContainerTimeline,
+    let mut emit = |mut t: ContainerTimeline,
                     out: &mut dyn Write|
      -> std::io::Result<()> {
         if !wanted(&t) {
@@ -71,14 +76,30 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     };
     let mut builder = Builder::new();
     let mut write_error = None;
-    let summary = reader::for_each_timeline_event(input, |e| {
+    let mut sched = args.why.then(why::Sched::default);
+    let explained = |t: &mut ContainerTimeline, sched: &Option<why::Sched>| {
+        if let Some(sched) = sched {
+            t.why = sched.explain(t);
+        }
+    };
+    let each = |e: inspector::event::Event| {
+        if let Some(sched) = &mut sched {
+            sched.push(&e);
+        }
         builder.push(e);
-        for t in builder.take_finished() {
+        for mut t in builder.take_finished() {
+            explained(&mut t, &sched);
             if let Err(err) = emit(t, &mut out) {
                 write_error.get_or_insert(err);
             }
         }
-    })?;
+    };
+    // The path needs every thread's making: read in full.
+    let summary = if args.why {
+        reader::for_each_event(input, each)?
+    } else {
+        reader::for_each_timeline_event(input, each)?
+    };
     if let Some(err) = write_error {
         return Err(err.into());
     }
@@ -86,8 +107,17 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
         eprintln!("inspector: {warning}");
     }
     let stats = builder.stats();
-    for t in builder.finish() {
+    for mut t in builder.finish() {
+        explained(&mut t, &sched);
         emit(t, &mut out)?;
+    }
+    if let Some(sched) = &sched
+        && sched.records == 0
+    {
+        eprintln!(
+            "inspector: --why: the recording has no scheduler records; record it with \
+             `inspector trace --sched --format jsonl -o FILE`"
+        );
     }
     if args.format == TimelineFormat::Perfetto {
         inspector::escape::to_json_writer(&mut out, &perfetto::document(&kept))?;

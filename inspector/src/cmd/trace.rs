@@ -41,6 +41,11 @@ pub struct TraceArgs {
     /// on the exit of every write(2) on the machine (about 5% on a write storm).
     #[arg(long)]
     cgroup_write_results: bool,
+    /// Also report the context switches and wake-ups of followed tasks, for
+    /// `inspector timeline --why` (where the time went). This puts a program
+    /// on every context switch of the machine.
+    #[arg(long)]
+    sched: bool,
     /// Print each container's timeline as its life ends (events then go to
     /// --output only).
     #[arg(long)]
@@ -104,9 +109,12 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
 
     let stop = super::stop_on_signals()?;
     let opts = TraceOptions {
-        probe: args
-            .following
-            .probe(args.log_level, args.cgroup_write_results),
+        probe: ProbeOptions {
+            sched: args.sched,
+            ..args
+                .following
+                .probe(args.log_level, args.cgroup_write_results)
+        },
         format: args.format,
         output: args.output,
         duration: args.duration,

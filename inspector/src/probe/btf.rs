@@ -359,6 +359,11 @@ impl Btf {
     }
 
     /// Size in bytes of a struct or union.
+    /// Does the kernel have this struct (a config option's sign)?
+    pub fn has_struct(&self, strukt: &str) -> bool {
+        self.find_struct(strukt).is_ok()
+    }
+
     pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
         let id = self.find_struct(strukt)?;
         Ok(self.ty(id)?.size_or_type)

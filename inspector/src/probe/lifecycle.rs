@@ -109,7 +109,7 @@ fn try_come_up(opts: &ProbeOptions, keep: bool) -> Result<Probe, Failed> {
     } = Way::choose(&plan, keep).take(&plan, &events_dir)?;
 
     // 4. ready: the probe is off until the maps are this run's.
-    loaded.maps.set_enabled(false)?;
+    loaded.maps.set_enabled(false, false)?;
     loaded.maps.reset()?;
     let comms = plan.comm_names();
     loaded.maps.set_track_comms(&comms)?;
@@ -133,7 +133,7 @@ fn try_come_up(opts: &ProbeOptions, keep: bool) -> Result<Probe, Failed> {
     let attached = links.0.len();
 
     // 6. on
-    loaded.maps.set_enabled(true)?;
+    loaded.maps.set_enabled(true, opts.sched_self)?;
     // No process made since the first scan (the kernel's last pid is the
     // same): no need for a second.
     let after = if pid_before.is_some() && last_pid() == pid_before {
@@ -256,7 +256,7 @@ fn let_go(adopted: Option<Vec<Option<OwnedFd>>>) {
 /// nothing; then the links go to a keeper for the next run, with the lease,
 /// or are let go in the background.
 pub(super) fn go_down(run: &mut Array<MapData, RunState>, links: Links, lease: Option<Lease>) {
-    let _ = maps::switch(run, false);
+    let _ = maps::switch(run, false, false);
     let links = links.into_fds();
     let keep = keeper::keep_time();
     match lease {

@@ -135,6 +135,34 @@ impl Floor {
             })?;
         Ok(Floor { _ebpf: ebpf })
     }
+
+    /// The baseline of the context-switch storm: one program that does
+    /// nothing on the raw tracepoints `--sched` attaches to.
+    pub fn attach_sched() -> Result<Self, ProbeError> {
+        prereq::check()?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .override_global("AYA_LOG_LEVEL", &0u8, false)
+            .load(PROBE_OBJECT)
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
+        let prog: &mut aya::programs::RawTracePoint = ebpf
+            .program_mut("insp_raw_noop")
+            .expect("program compiled into the probe")
+            .try_into()
+            .expect("a raw tracepoint program");
+        prog.load().map_err(|source| ProbeError::Program {
+            program: "insp_raw_noop".to_string(),
+            error: Box::new(source),
+        })?;
+        for tp in ["sched_switch", "sched_waking"] {
+            prog.attach(tp).map_err(|source| ProbeError::Attach {
+                program: "insp_raw_noop".to_string(),
+                tracepoint: format!("raw {tp}"),
+                error: std::io::Error::other(source),
+            })?;
+        }
+        Ok(Floor { _ebpf: ebpf })
+    }
 }
 
 /// Loads the `wanted` programs on as many threads as there are cores: the

@@ -73,8 +73,8 @@ impl Maps {
     }
 
     /// Switches the probe on or off (see [`switch`]).
-    pub fn set_enabled(&mut self, enabled: bool) -> Result<(), ProbeError> {
-        switch(&mut self.run, enabled).map_err(|source| ProbeError::Map {
+    pub fn set_enabled(&mut self, enabled: bool, sched_self: bool) -> Result<(), ProbeError> {
+        switch(&mut self.run, enabled, sched_self).map_err(|source| ProbeError::Map {
             name: "RUN",
             error: source,
         })
@@ -158,10 +158,16 @@ impl Maps {
 
 /// Switches the probe whose `RUN` map this is on or off; this process is the
 /// one never reported.
-pub fn switch(run: &mut Array<MapData, RunState>, on: bool) -> Result<(), aya::maps::MapError> {
+pub fn switch(
+    run: &mut Array<MapData, RunState>,
+    on: bool,
+    sched_self: bool,
+) -> Result<(), aya::maps::MapError> {
     let state = RunState {
         self_tgid: std::process::id(),
         enabled: on as u32,
+        sched_self: sched_self as u32,
+        _pad: 0,
     };
     run.set(0, state, 0)
 }

@@ -151,6 +151,13 @@ pub const RAW_HOOKS: &[RawHook] = &[
     RawHook::new("insp_signal", "signal", "signal_generate", 3),
 ];
 
+/// Attached with `ProbeOptions::sched` only (`--sched`): they run on every
+/// context switch and wake-up of the machine.
+pub const SCHED_HOOKS: &[RawHook] = &[
+    RawHook::new("insp_sched_switch", "sched", "sched_switch", 3),
+    RawHook::new("insp_sched_waking", "sched", "sched_waking", 1),
+];
+
 /// Command names whose exec starts tracking a process and its descendants: the
 /// container engines, shims and runtimes. As the kernel's `comm`, at most 15 bytes.
 pub const DEFAULT_TRACK_COMMS: &[&str] = &[
@@ -241,6 +248,12 @@ pub struct ProbeOptions {
     pub track_comms: Vec<String>,
     /// Pair cgroup controller writes with their return value.
     pub write_results: bool,
+    /// Report the context switches and wake-ups of followed tasks (where
+    /// the time goes: `timeline --why`).
+    pub sched: bool,
+    /// With `sched`, inspector's own too: `inspector run` is the client of
+    /// the container it runs.
+    pub sched_self: bool,
 }
 
 impl Default for ProbeOptions {
@@ -251,6 +264,8 @@ impl Default for ProbeOptions {
             log_level: None,
             track_comms: Vec::new(),
             write_results: false,
+            sched: false,
+            sched_self: false,
         }
     }
 }

@@ -56,6 +56,22 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         cgroup_kn: o("cgroup", "kn")?,
         cgroup_root_hierarchy_id: o("cgroup_root", "hierarchy_id")?,
         kernfs_node_id: o("kernfs_node", "id")?,
+        task_state: o("task_struct", "__state").or_else(|_| o("task_struct", "state"))?,
+        task_stack: o("task_struct", "stack")?,
+        stack_orig_ax: stack_orig_ax(btf)?,
         _pad: 0,
     })
+}
+
+/// x86-64's kernel stacks: 16 KiB (`THREAD_SIZE`; 32 with KASAN, a
+/// debugging build), the user registers saved at the top, below 16 bytes
+/// of padding on kernels built for FRED (`TOP_OF_KERNEL_STACK_PADDING`,
+/// a macro: BTF says whether FRED's frame is there).
+const THREAD_SIZE: u32 = 16384;
+
+/// Where a task's `orig_ax` (the syscall it is in) lies from `task->stack`.
+fn stack_orig_ax(btf: &Btf) -> Result<u32, BtfError> {
+    let padding = if btf.has_struct("fred_info") { 16 } else { 0 };
+    let regs = btf.struct_size("pt_regs")?;
+    Ok(THREAD_SIZE - padding - regs + btf.member_offset("pt_regs", "orig_ax")?)
 }

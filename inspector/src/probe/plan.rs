@@ -7,7 +7,8 @@ use std::path::Path;
 use inspector_common::Config;
 
 use super::{
-    DEFAULT_TRACK_COMMS, ProbeError, ProbeOptions, RAW_HOOKS, SYSCALL_HOOKS, WRITE_EXIT_HOOK,
+    DEFAULT_TRACK_COMMS, ProbeError, ProbeOptions, RAW_HOOKS, SCHED_HOOKS, SYSCALL_HOOKS,
+    WRITE_EXIT_HOOK,
     comm_key, loader::PROBE_OBJECT, pinned, prereq,
 };
 
@@ -64,6 +65,7 @@ fn hooks(
         .chain(
             RAW_HOOKS
                 .iter()
+                .chain(SCHED_HOOKS.iter().filter(|_| opts.sched))
                 .map(|hook| (hook.program, Target::Raw(hook.tracepoint, hook.category))),
         )
         .collect();

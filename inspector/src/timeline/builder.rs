@@ -893,6 +893,7 @@ fn render_container(
             }
             .summarised()
         }),
+        why: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub mod role;
 #[cfg(test)]
 mod round_trip;
 pub mod running;
+pub mod why;
 
 pub use self::{
     builder::{Builder, Stats, live, wall_clock},

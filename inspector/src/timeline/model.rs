@@ -44,6 +44,10 @@ pub struct ContainerTimeline {
     /// Its start failed: no entrypoint ran. Absent when it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Where its time went (`timeline --why`, from a recording made with
+    /// `--sched`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<super::why::Why>,
 }
 
 /// Why a container did not start, or was cut short: the first process of

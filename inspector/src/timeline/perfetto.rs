@@ -3,7 +3,8 @@
 //! per role, each process a row, each step an instant on it; a failure an
 //! instant named `start failed` (or `failed`, when the kernel killed a
 //! process of a container that had started) on the failing process's row
-//! and on the lifecycle track, with its summary, call, kill and words.
+//! and on the lifecycle track, with its summary, call, kill and words; with
+//! `--why`, a track of the critical path, arrows where it crosses processes.
 
 use serde_json::{Value, json};
 
@@ -83,6 +84,45 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
                 "args": {"detail": s.detail(), "ret": s.ret, "duration_ns": s.duration_ns,
                          "phase": s.phase.map(|p| p.name())},
             }));
+        }
+        // Where the time went (`--why`): a track of the critical path, a row
+        // per process on it, a slice per stretch (running, runnable,
+        // blocked and why), and an arrow where the path goes from one
+        // process to another (a wake-up, a fork).
+        if let Some(why) = &t.why {
+            let path_track = base + 99;
+            events.push(json!({"ph": "M", "name": "process_name", "pid": path_track,
+                "args": {"name": format!("container {label} · critical path")}}));
+            events.push(json!({"ph": "M", "name": "process_sort_index", "pid": path_track,
+                "args": {"sort_index": base + 1}}));
+            let mut named = Vec::new();
+            for (i, seg) in why.critical_path.iter().enumerate() {
+                if !named.contains(&seg.pid) {
+                    named.push(seg.pid);
+                    events.push(json!({"ph": "M", "name": "thread_name", "pid": path_track,
+                        "tid": seg.pid,
+                        "args": {"name": format!("{} {} [{}]", seg.role.name(), seg.comm, seg.pid)}}));
+                }
+                let ts = us(t.start_ns, origin) + seg.start_ms * 1000.0;
+                events.push(json!({
+                    "ph": "X", "name": format!("{} {}", seg.state.name(), seg.cause),
+                    "cat": "critical path", "pid": path_track, "tid": seg.pid,
+                    "ts": ts, "dur": seg.dur_ms * 1000.0,
+                    "args": {"role": seg.role.name(), "tid": seg.tid, "state": seg.state.name(),
+                             "cause": seg.cause, "duration_ms": seg.dur_ms},
+                }));
+                if let Some(next) = why.critical_path.get(i + 1)
+                    && next.pid != seg.pid
+                {
+                    let id = base * 100_000 + i as u64;
+                    let end = ts + seg.dur_ms * 1000.0;
+                    events.push(json!({"ph": "s", "name": "critical path", "cat": "critical path",
+                        "id": id, "pid": path_track, "tid": seg.pid, "ts": end}));
+                    events.push(json!({"ph": "f", "bp": "e", "name": "critical path",
+                        "cat": "critical path", "id": id, "pid": path_track, "tid": next.pid,
+                        "ts": end}));
+                }
+            }
         }
         // A failed start: marked where the process that failed ended, on its
         // row, and across the lifecycle track.

@@ -41,6 +41,35 @@ pub fn failed_block(out: &mut String, f: &Failure) {
     }
 }
 
+/// Where the time went (`--why`): the start's latency and the causes that
+/// took most of its critical path, largest first; the teardown's too.
+pub fn why_block(out: &mut String, why: &super::why::Why) {
+    let _ = writeln!(
+        out,
+        "  where the time went: start {} (client's exec → entrypoint's exec)",
+        ms_f(why.start_latency_ms)
+    );
+    let causes = |out: &mut String, path: &[super::why::Segment]| {
+        for (role, pid, comm, cause, ms) in super::why::top_causes(path, 8) {
+            let who = if comm.is_empty() {
+                format!("{} (pid {pid})", role.name())
+            } else {
+                format!("{} {} (pid {pid})", role.name(), bare(&comm))
+            };
+            let _ = writeln!(out, "    {:>10}  {:<36} {}", ms_f(ms), cut(who, 36), bare(&cause));
+        }
+    };
+    causes(out, &why.critical_path);
+    if let Some(teardown) = why.teardown_ms {
+        let _ = writeln!(out, "  teardown {} (entrypoint's exit → last event)", ms_f(teardown));
+        causes(out, &why.teardown_path);
+    }
+}
+
+fn ms_f(ms: f64) -> String {
+    format!("{ms:.1} ms")
+}
+
 /// Renders one container's timeline for a terminal.
 pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let mut out = String::new();
@@ -72,6 +101,9 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
 
     if let Some(f) = &t.failure {
         failed_block(&mut out, f);
+    }
+    if let Some(why) = &t.why {
+        why_block(&mut out, why);
     }
     let _ = writeln!(out, "  phases");
     let span = t.duration_ns.max(1) as f64;

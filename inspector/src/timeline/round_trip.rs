@@ -239,6 +239,35 @@ fn body() -> impl Strategy<Value = Body> {
                 result,
             }
         }),
+        (
+            any::<u32>(),
+            (any::<u32>(), any::<u32>()),
+            text(),
+            prop::option::of(text()),
+            (any::<u32>(), any::<u32>())
+        )
+            .prop_map(
+                |(cpu, (task_tgid, task_tid), state, syscall, (next_tgid, next_tid))| {
+                    Body::SchedSwitch {
+                        cpu,
+                        task_tgid,
+                        task_tid,
+                        state,
+                        syscall,
+                        next_tgid,
+                        next_tid,
+                    }
+                }
+            ),
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(cpu, task_tgid, task_tid, waker_tgid, waker_tid)| Body::SchedWakeup {
+                cpu,
+                task_tgid,
+                task_tid,
+                waker_tgid,
+                waker_tid,
+            }
+        ),
         (any::<u64>(), any::<u64>()).prop_map(|(count, total)| Body::Lost { count, total }),
     ]
 }

@@ -194,6 +194,14 @@ impl App {
         if let Body::Lost { total, .. } = event.body {
             self.lost = self.lost.max(total);
         }
+        // A recording made with `--sched` has a switch or two per event the
+        // stream shows: the events pane is no place for them.
+        if matches!(
+            event.body,
+            Body::SchedSwitch { .. } | Body::SchedWakeup { .. }
+        ) {
+            return;
+        }
         // An exit makes the builder forget its process: ask first.
         let before = self.builder.container_of(&event);
         self.builder.push(event.clone());

@@ -151,6 +151,14 @@ fields! {
     #[serde(borrow)]
     resource: Option<Cow<'a, str>>,
 
+    cpu: u32,
+    #[serde(borrow)]
+    state: Cow<'a, str>,
+    next_tgid: u32,
+    next_tid: u32,
+    waker_tgid: u32,
+    waker_tid: u32,
+
     count: u64,
     total: u64,
 }
@@ -307,6 +315,22 @@ pub fn parse(
             syscall: own_opt(f.syscall.take()).unwrap_or_default(),
             resource: own_opt(f.resource.take()),
             result: result(&f),
+        },
+        "sched_switch" => Body::SchedSwitch {
+            cpu: f.cpu,
+            task_tgid: f.task_tgid,
+            task_tid: f.task_tid,
+            state: own(std::mem::take(&mut f.state)),
+            syscall: own_opt(f.syscall.take()),
+            next_tgid: f.next_tgid,
+            next_tid: f.next_tid,
+        },
+        "sched_wakeup" => Body::SchedWakeup {
+            cpu: f.cpu,
+            task_tgid: f.task_tgid,
+            task_tid: f.task_tid,
+            waker_tgid: f.waker_tgid,
+            waker_tid: f.waker_tid,
         },
         "lost" => Body::Lost {
             count: f.count,

@@ -374,12 +374,12 @@ pub struct Predictor {
 const KINDS: usize = 32;
 const FORK_SLOT: usize = 1;
 
-const fn bit(f: Field) -> u64 {
+const fn bit(f: Field) -> u128 {
     1 << f as u8
 }
 
 /// The header's fields but `kind`: every event of a task has them.
-const HEADER: u64 = bit(Field::v)
+const HEADER: u128 = bit(Field::v)
     | bit(Field::ktime_ns)
     | bit(Field::time)
     | bit(Field::tgid)
@@ -392,7 +392,7 @@ const HEADER: u64 = bit(Field::v)
     | bit(Field::pidns)
     | bit(Field::mntns);
 
-const _: () = assert!(KEYS.len() <= 64, "`seen` has a bit per field");
+const _: () = assert!(KEYS.len() <= 128, "`seen` has a bit per field");
 
 static THREAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread\":true"));
@@ -429,6 +429,8 @@ fn kind_slot(kind: &str) -> usize {
         "message" => 18,
         "killed" => 19,
         "syscall_failed" => 20,
+        "sched_switch" => 21,
+        "sched_wakeup" => 22,
         _ => KINDS - 1,
     }
 }
@@ -554,7 +556,7 @@ pub(super) fn flat<'a>(
     let mut prev = KEYS.len();
     let mut slot = 0;
     // Fields read so far, by number: whether the header is whole.
-    let mut seen = 0u64;
+    let mut seen = 0u128;
     let first = s.i;
     if header(&mut s, f).is_some() {
         prev = Field::kind as usize;
@@ -594,7 +596,7 @@ pub(super) fn flat<'a>(
         };
         if let Some(n) = field_no {
             prev = n as usize;
-            seen |= 1u64 << n;
+            seen |= 1u128 << n;
         }
         if s.peek() == Some(b'n') {
             // inspector leaves optional fields out rather than writing

@@ -1,0 +1,711 @@
+//! Where the time went: a container's critical path, from a recording made
+//! with `--sched` (the probe's context switches and wake-ups of followed
+//! tasks).
+//!
+//! Every followed thread's life is cut into intervals: **running** on a CPU,
+//! **runnable** (switched out while it could run, or woken and waiting for a
+//! CPU), **blocked** (asleep, in the syscall its registers name). The
+//! critical path is walked backwards from the moment that matters (the
+//! entrypoint's exec; a failed start's failing exit; the last event of a
+//! teardown) to where it began (the client's exec): running and runnable
+//! time is the thread's own; a blocked interval ended by a followed thread's
+//! wake-up continues in the waker, from the moment it woke it (the docker
+//! CLI waiting on dockerd, dockerd on containerd, the shim on runc, runc on
+//! its init). A sleep (`nanosleep`) is the sleeper's own: a timer, not
+//! whoever the interrupt found running, woke it. Whatever the recording
+//! cannot say (a thread not followed, a gap before its first switch) is
+//! `unknown`. The segments cover the interval exactly, with no gap.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerTimeline, Phase, Role, role};
+use crate::event::{Body, Event};
+
+/// How a thread spent a stretch of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Running,
+    Runnable,
+    Blocked,
+    /// The recording does not say (a thread not followed, or before its
+    /// first context switch).
+    Unknown,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Runnable => "runnable",
+            State::Blocked => "blocked",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+/// One stretch of a critical path: a process, what it was doing, for how long.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub role: Role,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub state: State,
+    /// In words: `on a CPU`, `waiting for a CPU`, `in clock_nanosleep`…
+    pub cause: String,
+    /// From the container's first event.
+    pub start_ms: f64,
+    pub dur_ms: f64,
+}
+
+/// Where a container's time went (`timeline --why`, docs/timeline.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Why {
+    /// From the client's exec (or the container's first event) to the
+    /// entrypoint's exec; to the failing process's end when the start failed.
+    pub start_latency_ms: f64,
+    /// From the entrypoint's exit to the container's last event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_ms: Option<f64>,
+    /// The start's path, in time order; its durations add up to
+    /// `start_latency_ms`.
+    pub critical_path: Vec<Segment>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teardown_path: Vec<Segment>,
+    /// The start's path by role (`dockerd`, `runtime init`…), ms.
+    pub by_role: BTreeMap<String, f64>,
+    /// The start's path by state and cause (`blocked in futex`…), ms.
+    pub by_cause: BTreeMap<String, f64>,
+    /// Time on a CPU during the start, every thread of each role's
+    /// processes counted (not only the path's), ms.
+    pub on_cpu_ms: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug)]
+struct Interval {
+    start: u64,
+    end: u64,
+    state: State,
+    syscall: Option<String>,
+    /// The thread (tid) whose wake-up ended this blocked interval.
+    waker: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Thread {
+    tgid: u32,
+    intervals: Vec<Interval>,
+    /// Since when, and how: the interval still open.
+    open: Option<(u64, State, Option<String>)>,
+    /// A wake-up while blocked: when, by which thread.
+    woken: Option<(u64, u32)>,
+    /// When it was made, and by which thread: before that, its path is
+    /// its maker's (a new task is runnable without a wake-up).
+    made: Option<(u64, u32)>,
+}
+
+impl Thread {
+    fn close(&mut self, t: u64) {
+        let Some((start, state, syscall)) = self.open.take() else {
+            return;
+        };
+        let woken = self.woken.take();
+        match (state, woken) {
+            (State::Blocked, Some((at, waker))) if at >= start && at <= t => {
+                self.intervals.push(Interval {
+                    start,
+                    end: at,
+                    state: State::Blocked,
+                    syscall,
+                    waker: Some(waker),
+                });
+                self.intervals.push(Interval {
+                    start: at,
+                    end: t,
+                    state: State::Runnable,
+                    syscall: None,
+                    waker: None,
+                });
+            }
+            _ => self.intervals.push(Interval {
+                start,
+                end: t,
+                state,
+                syscall,
+                waker: None,
+            }),
+        }
+    }
+}
+
+/// The scheduler as a recording saw it: fed every event, in order.
+#[derive(Debug, Default)]
+pub struct Sched {
+    threads: FxHashMap<u32, Thread>,
+    /// Command names by tgid, from the events' headers.
+    comms: FxHashMap<u32, String>,
+    /// Parents by tgid, from the events' headers.
+    parents: FxHashMap<u32, u32>,
+    /// Processes the probe followed: those with events of their own, and
+    /// those woken (the probe reports only followed tasks' wake-ups). A
+    /// switch names a task that is not followed when the other one is: its
+    /// intervals there are fragments, never part of a path.
+    followed: FxHashSet<u32>,
+    /// Switch and wake-up records seen.
+    pub records: u64,
+    /// The first event's time: a process started before it was not made
+    /// under our eyes.
+    first_ns: Option<u64>,
+}
+
+/// Calls that only a timer ends: their sleeper's own time.
+fn is_sleep(syscall: Option<&str>) -> bool {
+    matches!(syscall, Some("nanosleep" | "clock_nanosleep"))
+}
+
+const NS_PER_MS: f64 = 1e6;
+
+impl Sched {
+    pub fn push(&mut self, e: &Event) {
+        let t = e.ktime_ns;
+        let first = *self.first_ns.get_or_insert(t);
+        match &e.body {
+            Body::SchedSwitch {
+                task_tgid,
+                task_tid,
+                state,
+                syscall,
+                next_tgid,
+                next_tid,
+                ..
+            } => {
+                self.records += 1;
+                let prev = self.threads.entry(*task_tid).or_default();
+                prev.tgid = *task_tgid;
+                prev.close(t);
+                let off = if state == "R" {
+                    State::Runnable
+                } else {
+                    State::Blocked
+                };
+                prev.open = Some((t, off, syscall.clone()));
+                let next = self.threads.entry(*next_tid).or_default();
+                next.tgid = *next_tgid;
+                next.close(t);
+                next.open = Some((t, State::Running, None));
+            }
+            Body::SchedWakeup {
+                task_tgid,
+                task_tid,
+                waker_tid,
+                ..
+            } => {
+                self.records += 1;
+                self.followed.insert(*task_tgid);
+                let th = self.threads.entry(*task_tid).or_default();
+                th.tgid = *task_tgid;
+                match th.open {
+                    Some((_, State::Blocked, _)) if th.woken.is_none() => {
+                        th.woken = Some((t, *waker_tid));
+                    }
+                    // First seen woken: asleep since before the recording
+                    // (an engine's idle thread), it was the waker's to wait for.
+                    None => {
+                        th.open = Some((first, State::Blocked, None));
+                        th.woken = Some((t, *waker_tid));
+                    }
+                    _ => {}
+                }
+            }
+            Body::Fork {
+                child_tgid,
+                child_tid,
+                ..
+            } => {
+                if let Some(task) = &e.task {
+                    // A followed process's children are followed.
+                    self.followed.insert(task.tgid);
+                    self.followed.insert(*child_tgid);
+                    let child = self.threads.entry(*child_tid).or_default();
+                    child.tgid = *child_tgid;
+                    if child.open.is_none() && child.intervals.is_empty() {
+                        child.open = Some((t, State::Runnable, None));
+                        child.made = Some((t, task.tid));
+                    }
+                }
+            }
+            _ => {
+                if let Some(task) = &e.task {
+                    self.followed.insert(task.tgid);
+                    self.parents.insert(task.tgid, task.ptgid);
+                    // A process made while we watched, whose fork was not
+                    // reported (its parent is not followed: `inspector run`
+                    // itself): its header says when, and by whom.
+                    let leader = self.threads.entry(task.tgid).or_default();
+                    leader.tgid = task.tgid;
+                    if leader.made.is_none() && task.start_ns >= first && task.ptgid != 0 {
+                        leader.made = Some((task.start_ns, task.ptgid));
+                    }
+                    self.comms
+                        .entry(task.tgid)
+                        .or_insert_with(|| task.comm.to_string());
+                    if let Body::Exec { ret: 0, .. } = e.body {
+                        self.comms.insert(task.tgid, task.comm.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every open interval at `end` (the end of the recording).
+    pub fn finish(&mut self, end: u64) {
+        for th in self.threads.values_mut() {
+            th.close(end);
+        }
+    }
+
+    /// The interval of thread `tid` holding the instant just before `t`;
+    /// the one still open (the recording goes on) reaches to `t`. `None`
+    /// for a thread of a process not followed.
+    fn at(&self, tid: u32, t: u64) -> Option<Interval> {
+        let th = self.threads.get(&tid)?;
+        if !self.followed.contains(&th.tgid) {
+            return None;
+        }
+        if let Some((start, state, syscall)) = &th.open
+            && *start < t
+        {
+            let mut iv = Interval {
+                start: *start,
+                end: t,
+                state: *state,
+                syscall: syscall.clone(),
+                waker: None,
+            };
+            // Woken and not yet on a CPU: runnable since the wake-up.
+            if let (State::Blocked, Some((at, waker))) = (state, th.woken) {
+                if at < t && at >= *start {
+                    iv.start = at;
+                    iv.state = State::Runnable;
+                    iv.syscall = None;
+                } else if at == t {
+                    iv.waker = Some(waker);
+                }
+            }
+            return Some(iv);
+        }
+        let i = th.intervals.partition_point(|iv| iv.start < t);
+        th.intervals.get(i.checked_sub(1)?).cloned()
+    }
+
+    /// The critical path ending in thread `tid` at `end`, back to `start`:
+    /// (tid, state, cause, from, to), in time order.
+    fn path(&self, mut tid: u32, end: u64, start: u64) -> Vec<(u32, State, String, u64, u64)> {
+        let mut out: Vec<(u32, State, String, u64, u64)> = Vec::new();
+        let mut t = end;
+        // Each turn moves `t` back or moves to a waker running at `t`.
+        let mut turns = 0;
+        while t > start && turns < 1_000_000 {
+            turns += 1;
+            let Some(iv) = self.at(tid, t) else {
+                // Back at its making: it waited for its first CPU since, and
+                // before, the path is its maker's.
+                if let Some((made, maker)) = self.threads.get(&tid).and_then(|th| th.made)
+                    && made <= t
+                    && maker != tid
+                    && self.threads.get(&tid).is_some_and(|th| self.followed.contains(&th.tgid))
+                {
+                    let from = made.max(start);
+                    if from < t {
+                        out.push((tid, State::Runnable, "waiting for a CPU".into(), from, t));
+                    }
+                    tid = maker;
+                    t = from;
+                    continue;
+                }
+                out.push((tid, State::Unknown, "not seen".into(), start, t));
+                break;
+            };
+            if iv.end < t {
+                // Between two intervals the recording says nothing.
+                let from = iv.end.max(start);
+                out.push((tid, State::Unknown, "not seen".into(), from, t));
+                t = from;
+                continue;
+            }
+            let from = iv.start.max(start);
+            match iv.state {
+                State::Blocked => {
+                    let waker = iv.waker.filter(|&w| {
+                        w != tid
+                            && iv.end == t
+                            && !is_sleep(iv.syscall.as_deref())
+                            && self
+                                .at(w, t)
+                                .is_some_and(|w| w.state == State::Running && w.start < t)
+                    });
+                    match waker {
+                        Some(w) => tid = w,
+                        None => {
+                            let cause = match &iv.syscall {
+                                Some(call) => format!("in {call}"),
+                                None => "asleep".to_string(),
+                            };
+                            out.push((tid, State::Blocked, cause, from, t));
+                            t = from;
+                        }
+                    }
+                }
+                State::Running => {
+                    out.push((tid, State::Running, "on a CPU".into(), from, t));
+                    t = from;
+                }
+                State::Runnable => {
+                    out.push((tid, State::Runnable, "waiting for a CPU".into(), from, t));
+                    t = from;
+                }
+                State::Unknown => {
+                    out.push((tid, State::Unknown, "not seen".into(), from, t));
+                    t = from;
+                }
+            }
+        }
+        out.reverse();
+        // Neighbours of one thread in one state and cause are one stretch.
+        let mut merged: Vec<(u32, State, String, u64, u64)> = Vec::new();
+        for seg in out {
+            match merged.last_mut() {
+                Some(last) if last.0 == seg.0 && last.1 == seg.1 && last.2 == seg.2 => {
+                    last.4 = seg.4
+                }
+                _ => merged.push(seg),
+            }
+        }
+        merged
+    }
+
+    /// The role of a process outside the container's chain: the engine's
+    /// (dockerd, containerd), by its command or its parent's (dockerd's
+    /// own helpers, `/proc/self/exe set-ipv6…`, work for the container).
+    fn engine_role(&self, pid: u32, comm: &str) -> Role {
+        let mut role = role::role_of_comm(comm);
+        let mut up = pid;
+        for _ in 0..4 {
+            if role != Role::Other {
+                break;
+            }
+            let Some(&parent) = self.parents.get(&up) else {
+                break;
+            };
+            up = parent;
+            role = self
+                .comms
+                .get(&up)
+                .map_or(Role::Other, |c| role::role_of_comm(c));
+        }
+        role
+    }
+
+    /// Where `t`'s time went; `None` when the recording has no scheduler
+    /// records of its processes (made without `--sched`).
+    pub fn explain(&self, t: &ContainerTimeline) -> Option<Why> {
+        let ours = |pid: u32| t.chain.iter().any(|l| l.pid == pid);
+        if !self.threads.values().any(|th| ours(th.tgid)) {
+            return None;
+        }
+        let phase = |p: Phase| t.phases.iter().find(|s| s.phase == p);
+        let origin = t.start_ns;
+        // The start ends at the entrypoint's exec, or where it failed.
+        let (end_tid, end) = match (phase(Phase::Running), &t.failure) {
+            (Some(running), _) => {
+                let entry = t.chain.iter().find(|l| l.role == Role::Entrypoint)?;
+                (entry.pid, running.start_ns)
+            }
+            (None, Some(f)) => {
+                let link = t.chain.iter().find(|l| l.pid == f.pid)?;
+                (f.pid, link.exit_ns.unwrap_or(t.end_ns))
+            }
+            _ => return None,
+        };
+        // A process can take two parts (runc's init becomes the
+        // entrypoint): the one it had at the time.
+        let role_at = |pid: u32, at: u64| -> Option<(Role, String)> {
+            let mut links = t.chain.iter().filter(|l| l.pid == pid);
+            let first = links.next()?;
+            let mut best = first;
+            for l in t.chain.iter().filter(|l| l.pid == pid) {
+                if l.start_ns <= at {
+                    best = l;
+                }
+            }
+            // Runc's init is the entrypoint's link from its fork: until
+            // its exec it was the runtime's init.
+            let running = phase(Phase::Running).map_or(u64::MAX, |p| p.start_ns);
+            let role = match best.role {
+                Role::Entrypoint if at < running => Role::RuntimeInit,
+                role => role,
+            };
+            Some((role, best.comm.clone()))
+        };
+        let segments = |path: Vec<(u32, State, String, u64, u64)>| -> Vec<Segment> {
+            path.into_iter()
+                .map(|(tid, state, cause, from, to)| {
+                    let pid = self.threads.get(&tid).map_or(tid, |th| th.tgid);
+                    let ours = role_at(pid, from);
+                    let comm = ours
+                        .as_ref()
+                        .map(|(_, c)| c.clone())
+                        .or_else(|| self.comms.get(&pid).cloned())
+                        .unwrap_or_default();
+                    let role = ours
+                        .map(|(r, _)| r)
+                        .unwrap_or_else(|| self.engine_role(pid, &comm));
+                    Segment {
+                        role,
+                        pid,
+                        tid,
+                        comm,
+                        state,
+                        cause,
+                        start_ms: from.saturating_sub(origin) as f64 / NS_PER_MS,
+                        dur_ms: to.saturating_sub(from) as f64 / NS_PER_MS,
+                    }
+                })
+                .collect()
+        };
+        let critical_path = segments(self.path(end_tid, end, origin));
+        let mut why = Why {
+            start_latency_ms: end.saturating_sub(origin) as f64 / NS_PER_MS,
+            ..Why::default()
+        };
+        for s in &critical_path {
+            *why.by_role.entry(s.role.name().to_string()).or_default() += s.dur_ms;
+            let cause = format!("{} {}", s.state.name(), s.cause);
+            *why.by_cause.entry(cause).or_default() += s.dur_ms;
+        }
+        for th in self.threads.values() {
+            for iv in th.intervals.iter().filter(|iv| iv.state == State::Running) {
+                let on = iv.end.min(end).saturating_sub(iv.start.max(origin));
+                if on == 0 {
+                    continue;
+                }
+                let Some((role, _)) = role_at(th.tgid, iv.start.max(origin)) else {
+                    continue;
+                };
+                *why.on_cpu_ms.entry(role.name().to_string()).or_default() +=
+                    on as f64 / NS_PER_MS;
+            }
+        }
+        why.critical_path = critical_path;
+        // The teardown: from the entrypoint's exit to the last event, in
+        // whoever made that event.
+        if let (Some(stopped), Some(last)) = (phase(Phase::Stopped), t.steps.last())
+            && last.ktime_ns > stopped.start_ns
+        {
+            why.teardown_ms = Some(t.end_ns.saturating_sub(stopped.start_ns) as f64 / NS_PER_MS);
+            why.teardown_path = segments(self.path(last.tid, last.ktime_ns, stopped.start_ns));
+        }
+        Some(why)
+    }
+}
+
+/// The causes that took most of a path, largest first: (role, pid, comm,
+/// state and cause, ms), one entry per process and cause.
+pub fn top_causes(path: &[Segment], n: usize) -> Vec<(Role, u32, String, String, f64)> {
+    let mut sums: FxHashMap<(u32, State, &str), (Role, &str, f64)> = FxHashMap::default();
+    for s in path {
+        let e = sums
+            .entry((s.pid, s.state, s.cause.as_str()))
+            .or_insert((s.role, s.comm.as_str(), 0.0));
+        e.2 += s.dur_ms;
+    }
+    let mut out: Vec<_> = sums
+        .into_iter()
+        .map(|((pid, state, cause), (role, comm, ms))| {
+            (role, pid, comm.to_string(), format!("{} {cause}", state.name()), ms)
+        })
+        .collect();
+    out.sort_by(|a, b| b.4.total_cmp(&a.4).then(a.1.cmp(&b.1)));
+    out.truncate(n);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn switch(t: u64, prev: (u32, u32), state: &str, syscall: Option<&str>, next: (u32, u32)) -> Event {
+        Event {
+            v: 1,
+            ktime_ns: t,
+            time: String::new(),
+            task: None,
+            body: Body::SchedSwitch {
+                cpu: 0,
+                task_tgid: prev.0,
+                task_tid: prev.1,
+                state: state.to_string(),
+                syscall: syscall.map(String::from),
+                next_tgid: next.0,
+                next_tid: next.1,
+            },
+        }
+    }
+
+    fn wakeup(t: u64, task: (u32, u32), waker: (u32, u32)) -> Event {
+        Event {
+            v: 1,
+            ktime_ns: t,
+            time: String::new(),
+            task: None,
+            body: Body::SchedWakeup {
+                cpu: 0,
+                task_tgid: task.0,
+                task_tid: task.1,
+                waker_tgid: waker.0,
+                waker_tid: waker.1,
+            },
+        }
+    }
+
+    const MS: u64 = 1_000_000;
+
+    /// A (pid 10) runs 1 ms, waits on B (pid 20) in wait4; B runs 5 ms,
+    /// sleeps 200 ms in clock_nanosleep (a timer wakes it: the idle task),
+    /// runs 1 ms and wakes A, which waits 2 ms for a CPU and runs 1 ms.
+    fn sched() -> Sched {
+        let a = (10, 10);
+        let b = (20, 20);
+        let idle = (0, 0);
+        let mut s = Sched::default();
+        for e in [
+            switch(0, b, "S", Some("read"), a),
+            wakeup(MS, b, a),
+            switch(MS, a, "S", Some("wait4"), b),
+            switch(6 * MS, b, "S", Some("clock_nanosleep"), idle),
+            wakeup(206 * MS, b, idle),
+            switch(206 * MS, idle, "R", None, b),
+            wakeup(207 * MS, a, b),
+            switch(209 * MS, b, "Z", None, a),
+            switch(210 * MS, a, "R", None, idle),
+        ] {
+            s.push(&e);
+        }
+        s.finish(210 * MS);
+        s
+    }
+
+    #[test]
+    fn a_wait_continues_in_the_waker_and_a_sleep_is_the_sleepers_own() {
+        let s = sched();
+        let path = s.path(10, 210 * MS, 0);
+        let got: Vec<(u32, State, &str, u64, u64)> = path
+            .iter()
+            .map(|(tid, st, c, a, b)| (*tid, *st, c.as_str(), a / MS, b / MS))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (10, State::Running, "on a CPU", 0, 1),
+                (20, State::Running, "on a CPU", 1, 6),
+                (20, State::Blocked, "in clock_nanosleep", 6, 206),
+                (20, State::Running, "on a CPU", 206, 207),
+                (10, State::Runnable, "waiting for a CPU", 207, 209),
+                (10, State::Running, "on a CPU", 209, 210),
+            ]
+        );
+        let total: u64 = path.iter().map(|p| p.4 - p.3).sum();
+        assert_eq!(total, 210 * MS, "the path covers the interval, no gap");
+    }
+
+    #[test]
+    fn a_new_process_s_path_goes_on_in_its_maker() {
+        let mut s = sched();
+        let parent = crate::event::Task {
+            tgid: 20,
+            tid: 20,
+            ptgid: 1,
+            nspid: 20,
+            comm: "b".into(),
+            start_ns: 0,
+            cgroup_id: 0,
+            pidns: 0,
+            mntns: 0,
+        };
+        // B forks C at 3 ms; C runs 4–5 ms (on B's CPU time: one CPU is
+        // not what matters here, the order of the path is).
+        s.push(&Event {
+            v: 1,
+            ktime_ns: 3 * MS,
+            time: String::new(),
+            task: Some(parent),
+            body: Body::Fork {
+                child_tgid: 30,
+                child_tid: 30,
+                child_start_ns: 3 * MS,
+                thread: false,
+                flags: None,
+                flags_raw: None,
+            },
+        });
+        s.push(&switch(4 * MS, (0, 0), "R", None, (30, 30)));
+        s.push(&switch(5 * MS, (30, 30), "Z", None, (0, 0)));
+        let path = s.path(30, 5 * MS, 0);
+        let got: Vec<(u32, State, u64, u64)> = path
+            .iter()
+            .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (10, State::Running, 0, 1),
+                (20, State::Running, 1, 3),
+                (30, State::Runnable, 3, 4),
+                (30, State::Running, 4, 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_recording_does_not_cover_is_unknown() {
+        let s = sched();
+        // Thread 30 was never seen: the whole interval is unknown.
+        let path = s.path(30, 10 * MS, 0);
+        assert_eq!(path.len(), 1);
+        assert_eq!((path[0].1, path[0].3, path[0].4), (State::Unknown, 0, 10 * MS));
+        // Before A's first switch.
+        let path = s.path(10, MS, 0);
+        assert_eq!(path[0].1, State::Running);
+        let path = Sched::default().path(10, MS, 0);
+        assert_eq!(path[0].1, State::Unknown);
+    }
+
+    #[test]
+    fn top_causes_sum_per_process_and_cause() {
+        let seg = |pid, state, cause: &str, ms| Segment {
+            role: Role::Hook,
+            pid,
+            tid: pid,
+            comm: "sleep".into(),
+            state,
+            cause: cause.into(),
+            start_ms: 0.0,
+            dur_ms: ms,
+        };
+        let top = top_causes(
+            &[
+                seg(1, State::Running, "on a CPU", 1.0),
+                seg(2, State::Blocked, "in clock_nanosleep", 200.0),
+                seg(1, State::Running, "on a CPU", 2.0),
+            ],
+            5,
+        );
+        assert_eq!(top[0].4, 200.0);
+        assert_eq!((top[1].1, top[1].4), (1, 3.0));
+    }
+}
