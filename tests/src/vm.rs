@@ -442,18 +442,22 @@ fn limits_bundle(bundle: &Path) -> std::io::Result<()> {
     fs::write(bundle.join("config.json"), text + "\n")
 }
 
-/// The bundles of the failure checks, each failing one way the probe's
-/// newer hooks name (a kernel of their own: `mark_victim` passes a pid on
-/// 6.1, a task later): `/opt/fail-oom` (8 MiB for `tail` holding 200 MB),
-/// `/opt/fail-seccomp` (getppid killed under `sh`), `/opt/fail-rlimit`
-/// (RLIMIT_NOFILE above the kernel's ceiling: prlimit64 EPERM even as root).
+/// The bundles of the checks that read the probe's newer hooks on a kernel
+/// of their own (`mark_victim` passes a pid on 6.1, a task later; the
+/// kernel stack's layout differs): `/opt/fail-oom` (8 MiB for `tail`
+/// holding 200 MB), `/opt/fail-seccomp` (getppid killed under `sh`),
+/// `/opt/fail-rlimit` (RLIMIT_NOFILE above the kernel's ceiling: prlimit64
+/// EPERM even as root), `/opt/why-sleep` (a createRuntime hook sleeping
+/// 200 ms, for `--why`).
 fn failure_bundles(opt: &Path) -> std::io::Result<()> {
+    let none = serde_json::Value::Null;
     let cases = [
         (
             "fail-oom",
             serde_json::json!(["/bin/sh", "-c", "head -c 200000000 /dev/zero | tail"]),
             serde_json::json!({"resources": {"memory": {"limit": 8 * 1024 * 1024}}}),
             serde_json::json!([]),
+            none.clone(),
         ),
         (
             "fail-seccomp",
@@ -464,15 +468,24 @@ fn failure_bundles(opt: &Path) -> std::io::Result<()> {
                 "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_KILL_PROCESS"}]
             }}),
             serde_json::json!([]),
+            none.clone(),
         ),
         (
             "fail-rlimit",
             serde_json::json!(["/bin/true"]),
             serde_json::json!({}),
             serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1u64 << 31, "soft": 1024}]),
+            none.clone(),
+        ),
+        (
+            "why-sleep",
+            serde_json::json!(["/bin/true"]),
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "0.2"]}]}),
         ),
     ];
-    for (name, args, linux, rlimits) in cases {
+    for (name, args, linux, rlimits, hooks) in cases {
         let bundle = opt.join(name);
         let rootfs = bundle.join("rootfs");
         for dir in ["proc", "dev", "tmp"] {
@@ -508,6 +521,9 @@ fn failure_bundles(opt: &Path) -> std::io::Result<()> {
         });
         if let (Some(to), Some(from)) = (config["linux"].as_object_mut(), linux.as_object()) {
             to.extend(from.clone());
+        }
+        if !hooks.is_null() {
+            config["hooks"] = hooks;
         }
         let text = serde_json::to_string_pretty(&config).expect("a JSON value");
         fs::write(bundle.join("config.json"), text + "\n")?;

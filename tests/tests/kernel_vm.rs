@@ -221,3 +221,24 @@ fn an_rlimit_refused_on_6_1_names_prlimit64_and_eperm() {
     assert!(line.contains("prlimit64 EPERM"), "{line}");
     assert!(line.contains("RLIMIT_NOFILE"), "{line}");
 }
+
+#[test]
+fn why_on_6_1_puts_a_sleeping_hook_on_the_critical_path() {
+    let Some(guest) = guest() else { return };
+    let c = guest.check("why-sleep");
+    assert_eq!(c.rc, Some(0), "{}", c.show());
+    // `   200.1 ms  hook sleep (pid 123)   blocked in clock_nanosleep`: the
+    // syscall read from the sleeping task's saved registers, on this
+    // kernel's stack layout.
+    let hook = c
+        .stderr
+        .lines()
+        .find(|l| l.contains(" hook ") && l.contains("blocked in") && l.contains("nanosleep"))
+        .unwrap_or_else(|| panic!("no sleeping hook on the path:\n{}", c.show()));
+    let ms: f64 = hook
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {hook:?}"));
+    assert!((190.0..=260.0).contains(&ms), "{hook}\n{}", c.show());
+}

@@ -138,6 +138,7 @@ frame limits bounded $LIMIT $INSPECTOR run --name vmlimits --bundle /opt/limits
 for failing in fail-oom fail-seccomp fail-rlimit; do
     frame $failing bounded $LIMIT $INSPECTOR run --brief --name $failing --bundle /opt/$failing
 done
+frame why-sleep bounded $LIMIT $INSPECTOR run --why --brief --name why-sleep --bundle /opt/why-sleep
 frame golden-record bounded $LIMIT $INSPECTOR record --golden /tmp/g -- $RUN_TRUE
 frame golden.txt cat /tmp/g
 frame golden-check bounded $LIMIT $INSPECTOR check --golden /tmp/g -- $RUN_TRUE

@@ -50,6 +50,7 @@ pub fn run(which: &[Which]) -> Result<()> {
     let all = [
         Which::Startup,
         Which::Storm,
+        Which::SwitchStorm,
         Which::ForkExec,
         Which::DockerRun,
         Which::Timeline,
