@@ -279,7 +279,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.export {
         capture::export(&events, path)?;
     }
-    let timeline = timeline_of(&events, &id);
+    let timeline = timeline_of(&events, &id, args.why);
     if let Some(path) = &args.perfetto {
         let doc = perfetto::document(timeline.as_slice());
         let mut json = Vec::new();
@@ -509,15 +509,21 @@ fn wait_for_init(
 
 /// The timeline of container `id`, with where its time went when the
 /// events have the scheduler's records.
-fn timeline_of(events: &[inspector::event::Event], id: &str) -> Option<ContainerTimeline> {
+fn timeline_of(
+    events: &[inspector::event::Event],
+    id: &str,
+    why: bool,
+) -> Option<ContainerTimeline> {
     let mut builder = Builder::new();
-    let mut sched = inspector::timeline::why::Sched::default();
+    let mut sched = why.then(inspector::timeline::why::Sched::default);
     for e in events {
-        sched.push(e);
+        if let Some(sched) = &mut sched {
+            sched.push(e);
+        }
         builder.push(e.clone());
     }
     let mut t = builder.finish().into_iter().find(|t| t.id == id)?;
-    t.why = sched.explain(&t);
+    t.why = sched.and_then(|sched| sched.explain(&t));
     Some(t)
 }
 

@@ -256,6 +256,13 @@ impl Sched {
                     if let Body::Exec { ret: 0, .. } = e.body {
                         self.comms.insert(task.tgid, task.comm.to_string());
                     }
+                    // A process's last switch is not reported (it is no
+                    // longer followed by then): its exit ends its last run.
+                    if let Body::Exit { .. } = e.body
+                        && let Some(th) = self.threads.get_mut(&task.tid)
+                    {
+                        th.close(t);
+                    }
                 }
             }
         }
@@ -414,7 +421,7 @@ impl Sched {
     /// records of its processes (made without `--sched`).
     pub fn explain(&self, t: &ContainerTimeline) -> Option<Why> {
         let ours = |pid: u32| t.chain.iter().any(|l| l.pid == pid);
-        if !self.threads.values().any(|th| ours(th.tgid)) {
+        if self.records == 0 || !self.threads.values().any(|th| ours(th.tgid)) {
             return None;
         }
         let phase = |p: Phase| t.phases.iter().find(|s| s.phase == p);
