@@ -11,9 +11,7 @@ use inspector_common::{CgroupEvent, STR_LEN, SYSCALL_NO_RESULT, SyscallEvent, ki
 
 use crate::{
     kernel::{bounded, fill_header, kernel_str, off, read, read_ptr},
-    maps::{
-        EVENTS, config_write_results, count_lost, enabled, is_self, submit_flags, wanted,
-    },
+    maps::{EVENTS, config_write_results, count_lost, enabled, is_self, submit_flags, wanted},
     path,
     syscall::{begin, park},
 };

@@ -19,13 +19,13 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use inspector_common::{
-    COMM_STDERR_IS_MESSAGE, COMM_WRITES_RUNTIME_LOG, MESSAGE_LEN, MessageEvent,
-    STREAM_RUNTIME_LOG, STREAM_STDERR, kind,
+    COMM_STDERR_IS_MESSAGE, COMM_WRITES_RUNTIME_LOG, MESSAGE_LEN, MessageEvent, STREAM_RUNTIME_LOG,
+    STREAM_STDERR, kind,
 };
 
 use crate::{
     kernel::{bounded, fill_header, off, read_ptr},
-    maps::{EVENTS, count_lost, enabled, submit_flags, speaker_bits, wanted},
+    maps::{EVENTS, count_lost, enabled, speaker_bits, submit_flags, wanted},
 };
 
 /// The name the runtime's log file has, with its NUL.

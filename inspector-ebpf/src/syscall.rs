@@ -99,7 +99,8 @@ pub fn insp_sys_exit(ctx: TracePointContext) -> i32 {
     // A stale entry (a syscall whose exit we missed) must not take this return value.
     if ev.nr == nr {
         let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
-        let quiet = ret >= 0 && (ev.hdr.kind == kind::EXEC_FAILED || ev.flags & SYSCALL_ONLY_FAILURE != 0);
+        let quiet =
+            ret >= 0 && (ev.hdr.kind == kind::EXEC_FAILED || ev.flags & SYSCALL_ONLY_FAILURE != 0);
         if !quiet {
             ev.ret = ret;
             ev.end = ktime();

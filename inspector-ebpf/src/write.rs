@@ -4,7 +4,9 @@
 //! ([`cgroup::controller_write`]), a message ([`message::capture`]), or
 //! nothing (almost always), without copying a byte.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
+};
 use inspector_common::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC};
 
 use crate::{

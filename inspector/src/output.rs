@@ -255,7 +255,10 @@ pub fn describe(body: &Body) -> String {
         } => match (cause.as_str(), syscall) {
             ("oom", _) => format!("--- OOM killer chose process {task_tgid} ---"),
             (_, Some(call)) => {
-                format!("--- seccomp killed process {task_tgid} at {} ---", bare(call))
+                format!(
+                    "--- seccomp killed process {task_tgid} at {} ---",
+                    bare(call)
+                )
             }
             (other, None) => format!("--- {} killed process {task_tgid} ---", bare(other)),
         },

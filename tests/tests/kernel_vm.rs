@@ -209,7 +209,10 @@ fn a_seccomp_kill_on_6_1_names_the_call() {
         return;
     }
     let line = failed_line("fail-seccomp");
-    assert!(line.contains("killed by seccomp (SIGSYS) at getppid"), "{line}");
+    assert!(
+        line.contains("killed by seccomp (SIGSYS) at getppid"),
+        "{line}"
+    );
 }
 
 #[test]

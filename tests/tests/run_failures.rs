@@ -14,7 +14,11 @@ use tests::{Need, TempDir, inspector_bin, probe_test, runtime::Bundle};
 /// `inspector run --brief --export FILE --bundle` of a busybox bundle
 /// running `args`, its config changed by `edit`: its output, and the
 /// timeline of the recording it exported.
-fn run_bundle(name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> (Output, ContainerTimeline) {
+fn run_bundle(
+    name: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut Value),
+) -> (Output, ContainerTimeline) {
     let mut b = Bundle::new(name, args);
     edit(&mut b.config);
     b.save();
@@ -34,7 +38,12 @@ fn run_bundle(name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> (Outp
     reader::for_each_event(file, |e| builder.push(e)).unwrap();
     let mut timelines = builder.finish();
     timelines.retain(|t| t.id == b.id);
-    assert_eq!(timelines.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        timelines.len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out, timelines.remove(0))
 }
 
@@ -74,10 +83,25 @@ fn a_bind_mount_whose_source_is_missing_fails_in_runtime_init_with_enoent() {
         }));
     });
     let f = failure(&out, &t);
-    assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)), "{f:#?}");
-    assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("mount"), Some("ENOENT")));
-    assert!(f.subject.as_deref().unwrap_or("").starts_with("/nonexistent-inspector-source on "));
-    assert!(said(&f, "/nonexistent-inspector-source"), "the runtime's words: {f:#?}");
+    assert_eq!(
+        (f.role, f.phase),
+        (Role::RuntimeInit, Some(Phase::Create)),
+        "{f:#?}"
+    );
+    assert_eq!(
+        (f.syscall.as_deref(), f.errno.as_deref()),
+        (Some("mount"), Some("ENOENT"))
+    );
+    assert!(
+        f.subject
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("/nonexistent-inspector-source on ")
+    );
+    assert!(
+        said(&f, "/nonexistent-inspector-source"),
+        "the runtime's words: {f:#?}"
+    );
     assert!(!t.phases.iter().any(|p| p.phase == Phase::Running));
 }
 
@@ -95,7 +119,12 @@ fn a_create_runtime_hook_that_exits_1_is_the_failure() {
         (Role::Hook, Some(Phase::Create), Some(1)),
         "{f:#?}"
     );
-    assert!(f.summary.starts_with("the hook /bin/false exited 1 during create"), "{}", f.summary);
+    assert!(
+        f.summary
+            .starts_with("the hook /bin/false exited 1 during create"),
+        "{}",
+        f.summary
+    );
     assert!(said(&f, "createRuntime hook /bin/false"), "{f:#?}");
 }
 
@@ -123,7 +152,12 @@ fn an_rlimit_above_the_hard_limit_is_refused_with_eperm_in_runtime_init() {
         "{f:#?}"
     );
     assert!(matches!(f.errno.as_deref(), Some("EPERM")), "{f:#?}");
-    assert!(f.summary.starts_with("the host refused the limit RLIMIT_NOFILE"), "{}", f.summary);
+    assert!(
+        f.summary
+            .starts_with("the host refused the limit RLIMIT_NOFILE"),
+        "{}",
+        f.summary
+    );
 }
 
 #[test]
@@ -134,7 +168,11 @@ fn an_entrypoint_over_its_memory_limit_is_named_as_killed_by_the_oom_killer() {
     // `tail` keeps a line it has not seen the end of: 200 MB without one.
     let (out, t) = run_bundle(
         "oom",
-        &["/bin/sh", "-c", "head -c 200000000 /dev/zero | busybox tail"],
+        &[
+            "/bin/sh",
+            "-c",
+            "head -c 200000000 /dev/zero | busybox tail",
+        ],
         |c| {
             c["linux"]["resources"] = json!({"memory": {"limit": 8388608, "swap": 8388608}});
         },
@@ -145,9 +183,16 @@ fn an_entrypoint_over_its_memory_limit_is_named_as_killed_by_the_oom_killer() {
         (Some("oom"), Some("SIGKILL")),
         "{f:#?}"
     );
-    assert!(matches!(f.role, Role::Entrypoint | Role::EntrypointChild), "{f:#?}");
+    assert!(
+        matches!(f.role, Role::Entrypoint | Role::EntrypointChild),
+        "{f:#?}"
+    );
     assert_eq!(f.phase, Some(Phase::Running));
-    assert!(f.summary.contains("was killed by the OOM killer"), "{}", f.summary);
+    assert!(
+        f.summary.contains("was killed by the OOM killer"),
+        "{}",
+        f.summary
+    );
     assert!(
         t.steps.iter().any(|s| s.kind == "killed" && s.pid > 0),
         "the kill is a step of the container"
@@ -168,9 +213,17 @@ fn a_seccomp_kill_names_the_signal_and_the_call() {
         });
     });
     let f = failure(&out, &t);
-    assert_eq!((f.role, f.phase), (Role::Entrypoint, Some(Phase::Running)), "{f:#?}");
     assert_eq!(
-        (f.killed_by.as_deref(), f.syscall.as_deref(), f.signal.as_deref()),
+        (f.role, f.phase),
+        (Role::Entrypoint, Some(Phase::Running)),
+        "{f:#?}"
+    );
+    assert_eq!(
+        (
+            f.killed_by.as_deref(),
+            f.syscall.as_deref(),
+            f.signal.as_deref()
+        ),
         (Some("seccomp"), Some("getppid"), Some("SIGSYS"))
     );
     assert_eq!(t.signal.as_deref(), Some("SIGSYS"));

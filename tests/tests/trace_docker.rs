@@ -274,13 +274,28 @@ fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
     assert_eq!(f.exit_code, Some(1), "{}", f.summary);
     // runc's words, from its log.json (gone with the bundle by now), once
     // though it also wrote them on its stderr; and the client's.
-    assert!(said(f, Role::Runtime, "stat /no/such: no such file or directory"), "{f:#?}");
-    assert_eq!(f.messages.iter().filter(|m| m.role == Role::Runtime).count(), 1, "{f:#?}");
+    assert!(
+        said(f, Role::Runtime, "stat /no/such: no such file or directory"),
+        "{f:#?}"
+    );
+    assert_eq!(
+        f.messages
+            .iter()
+            .filter(|m| m.role == Role::Runtime)
+            .count(),
+        1,
+        "{f:#?}"
+    );
     assert!(
         said(f, Role::DockerCli, "docker: Error response from daemon"),
         "{f:#?}"
     );
-    assert!(f.summary.ends_with("stat /no/such: no such file or directory"), "{}", f.summary);
+    assert!(
+        f.summary
+            .ends_with("stat /no/such: no such file or directory"),
+        "{}",
+        f.summary
+    );
 }
 
 #[test]
@@ -311,7 +326,8 @@ fn an_entrypoint_that_is_not_an_executable_fails_at_start_with_enoexec() {
         f.summary
     );
     assert!(
-        f.summary.starts_with("the entrypoint /notexec is not an executable: execve ENOEXEC"),
+        f.summary
+            .starts_with("the entrypoint /notexec is not an executable: execve ENOEXEC"),
         "{}",
         f.summary
     );
@@ -327,17 +343,33 @@ fn a_request_the_engine_refuses_is_the_clients_failure_with_no_runtime() {
     let source = format!("/nonexistent-inspector-{}", std::process::id());
     let mount = format!("type=bind,src={source},dst=/x");
     let (status, t) = failed_docker_run(&["--mount", &mount, &image(), "true"]);
-    assert_eq!(status.code(), Some(125), "dockerd refuses before any container");
+    assert_eq!(
+        status.code(),
+        Some(125),
+        "dockerd refuses before any container"
+    );
     let f = t.failure.as_ref().unwrap();
-    assert_eq!((f.role, f.phase), (Role::DockerCli, Some(Phase::Request)), "{f:#?}");
-    assert!(t.id.starts_with("request of pid "), "no container id: {}", t.id);
+    assert_eq!(
+        (f.role, f.phase),
+        (Role::DockerCli, Some(Phase::Request)),
+        "{f:#?}"
+    );
+    assert!(
+        t.id.starts_with("request of pid "),
+        "no container id: {}",
+        t.id
+    );
     assert!(t.complete);
     assert!(
         t.chain.iter().all(|l| l.role == Role::DockerCli),
         "no runtime ran: {:#?}",
         t.chain
     );
-    assert!(f.summary.starts_with("the engine refused the request"), "{}", f.summary);
+    assert!(
+        f.summary.starts_with("the engine refused the request"),
+        "{}",
+        f.summary
+    );
     assert!(
         f.summary
             .contains(&format!("bind source path does not exist: {source}")),
@@ -354,7 +386,9 @@ fn a_privileged_container_on_a_host_lacking_capabilities_fails_at_capset() {
     // This host's root lacks CAP_SYS_RESOURCE and others: `--privileged`
     // asks runc for every capability, and capset refuses.
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let full = status.lines().any(|l| l.starts_with("CapBnd:") && l.ends_with("000001ffffffffff"));
+    let full = status
+        .lines()
+        .any(|l| l.starts_with("CapBnd:") && l.ends_with("000001ffffffffff"));
     if full {
         eprintln!("skipped: this host's root has every capability, so --privileged starts");
         return;
@@ -362,7 +396,11 @@ fn a_privileged_container_on_a_host_lacking_capabilities_fails_at_capset() {
     let (status, t) = failed_docker_run(&["--privileged", &image(), "true"]);
     assert!(!status.success());
     let f = t.failure.as_ref().unwrap();
-    assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)), "{f:#?}");
+    assert_eq!(
+        (f.role, f.phase),
+        (Role::RuntimeInit, Some(Phase::Create)),
+        "{f:#?}"
+    );
     assert_eq!(
         (f.syscall.as_deref(), f.errno.as_deref()),
         (Some("capset"), Some("EPERM")),

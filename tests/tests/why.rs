@@ -5,8 +5,7 @@
 use std::process::{Command, Output, Stdio};
 
 use inspector::timeline::{
-    Builder, ContainerTimeline, Phase, Role,
-    reader,
+    Builder, ContainerTimeline, Phase, Role, reader,
     why::{Sched, State},
 };
 use serde_json::json;
@@ -37,7 +36,10 @@ fn run_with_hook(name: &str, hook: serde_json::Value) -> (Output, ContainerTimel
 }
 
 /// The timeline `pick` chooses in `recording`, with where its time went.
-fn explained(recording: &std::path::Path, pick: impl Fn(&ContainerTimeline) -> bool) -> ContainerTimeline {
+fn explained(
+    recording: &std::path::Path,
+    pick: impl Fn(&ContainerTimeline) -> bool,
+) -> ContainerTimeline {
     let mut builder = Builder::new();
     let mut sched = Sched::default();
     let file = std::fs::File::open(recording).expect("the recording");
@@ -73,7 +75,10 @@ fn a_hook_sleeping_200_ms_is_200_ms_blocked_in_the_hook_during_create() {
     let Some(_lock) = probe_test(&[Need::Trace, Need::BundledRuntime]) else {
         return;
     };
-    let (_, t) = run_with_hook("sleep-hook", json!({"path": "/bin/sleep", "args": ["sleep", "0.2"]}));
+    let (_, t) = run_with_hook(
+        "sleep-hook",
+        json!({"path": "/bin/sleep", "args": ["sleep", "0.2"]}),
+    );
     assert_covers(&t);
     let why = t.why.as_ref().unwrap();
     let asleep: Vec<_> = why
@@ -82,7 +87,10 @@ fn a_hook_sleeping_200_ms_is_200_ms_blocked_in_the_hook_during_create() {
         .filter(|s| s.role == Role::Hook && s.state == State::Blocked)
         .collect();
     let ms: f64 = asleep.iter().map(|s| s.dur_ms).sum();
-    assert!((190.0..=215.0).contains(&ms), "{ms} ms asleep in the hook: {why:#?}");
+    assert!(
+        (190.0..=215.0).contains(&ms),
+        "{ms} ms asleep in the hook: {why:#?}"
+    );
     assert!(
         asleep.iter().all(|s| s.cause.contains("nanosleep")),
         "the syscall the hook sleeps in: {asleep:#?}"
@@ -122,10 +130,15 @@ fn a_hook_burning_cpu_is_running_in_the_hook() {
         hook(State::Running),
         hook(State::Running) + hook(State::Runnable) + hook(State::Blocked),
     );
-    assert!(running >= 30.0, "{running} ms running in the hook: {why:#?}");
+    assert!(
+        running >= 30.0,
+        "{running} ms running in the hook: {why:#?}"
+    );
     assert!(running >= 0.8 * all, "{running} of {all} ms: {why:#?}");
     assert!(
-        why.on_cpu_ms.get("hook").is_some_and(|&ms| ms >= running * 0.95),
+        why.on_cpu_ms
+            .get("hook")
+            .is_some_and(|&ms| ms >= running * 0.95),
         "the hook's on-CPU time holds its path's: {why:#?}"
     );
 }
@@ -148,7 +161,10 @@ fn docker_run_s_path_covers_its_start_through_its_own_chain() {
     let trace = tracer.stop();
     assert!(status.success());
     assert!(trace.success, "{}", trace.stderr);
-    let id = std::fs::read_to_string(&cidfile).unwrap().trim().to_string();
+    let id = std::fs::read_to_string(&cidfile)
+        .unwrap()
+        .trim()
+        .to_string();
     let recording = dir.path().join("run.jsonl");
     let lines: Vec<String> = trace
         .events

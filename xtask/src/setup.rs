@@ -26,7 +26,7 @@ const PACKAGES: &[&str] = &[
     "bpftool",        // tests check that no program stays attached
     "strace",
     "tmux",
-    "gcc", // builds the seccomp tests' static helper (an int $0x80 caller)
+    "gcc",        // builds the seccomp tests' static helper (an int $0x80 caller)
     "linux-perf", // `perf bench sched pipe`: the context-switch storm bench
 ];
 

@@ -54,9 +54,7 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     // follows the containers alive; a Perfetto document is written whole.
     let mut kept = Vec::new();
     let mut shown = 0usize;
-    let mut emit = |mut t: ContainerTimeline,
-                    out: &mut dyn Write|
-     -> std::io::Result<()> {
+    let mut emit = |mut t: ContainerTimeline, out: &mut dyn Write| -> std::io::Result<()> {
         if !wanted(&t) {
             return Ok(());
         }

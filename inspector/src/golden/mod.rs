@@ -168,7 +168,13 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
             );
         }
         if let Some(f) = &t.failure {
-            push_line(&mut section, f.role, FAILURE.to_string(), failure_line(f), false);
+            push_line(
+                &mut section,
+                f.role,
+                FAILURE.to_string(),
+                failure_line(f),
+                false,
+            );
         }
         first = first.min(t.start_ns);
         last = last.max(t.end_ns);
@@ -729,7 +735,10 @@ mod tests {
             "entrypoint child killed by oom during running → SIGKILL",
             "entrypoint killed by seccomp at getppid during running → SIGSYS",
         ] {
-            assert!(failures.iter().any(|f| f == want), "{want} not in {failures:#?}");
+            assert!(
+                failures.iter().any(|f| f == want),
+                "{want} not in {failures:#?}"
+            );
         }
         assert_eq!(failures.len(), 9, "{failures:#?}");
         let text = format::render(&golden);

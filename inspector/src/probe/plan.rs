@@ -8,8 +8,7 @@ use inspector_common::Config;
 
 use super::{
     DEFAULT_TRACK_COMMS, ProbeError, ProbeOptions, RAW_HOOKS, SCHED_HOOKS, SYSCALL_HOOKS,
-    WRITE_EXIT_HOOK,
-    comm_key, loader::PROBE_OBJECT, pinned, prereq,
+    WRITE_EXIT_HOOK, comm_key, loader::PROBE_OBJECT, pinned, prereq,
 };
 
 /// Where a program attaches.

@@ -357,7 +357,8 @@ impl Builder {
             && let Some(p) = self.procs.get_mut(&task_tgid)
             && p.messages.len() < MESSAGES_KEPT
         {
-            p.messages.extend(Message::new(role, task_tgid, stream, text));
+            p.messages
+                .extend(Message::new(role, task_tgid, stream, text));
         }
 
         if let Body::Exit { .. } = e.body {
@@ -522,18 +523,15 @@ impl Builder {
             link.signal = signal.clone();
         }
         let kill = c.kills.remove(&tgid);
-        let start_failed = failed
-            && c.milestones.get(Phase::Running).is_none()
-            && p.role.makes_the_container();
+        let start_failed =
+            failed && c.milestones.get(Phase::Running).is_none() && p.role.makes_the_container();
         if c.failure.is_none() && (start_failed || kill.is_some()) {
             let call = c.failed_calls.remove(&tgid);
             let (killed_by, stopped_at) = kill.unzip();
             let hook = (p.role == Role::Hook).then(|| p.exe.as_ref().or(p.argv.first()).cloned());
             let (syscall, errno, subject) = match call {
                 _ if killed_by.is_some() => (stopped_at.flatten(), None, None),
-                Some((call, ret, subject)) => {
-                    (Some(call), crate::names::errno_name(ret), subject)
-                }
+                Some((call, ret, subject)) => (Some(call), crate::names::errno_name(ret), subject),
                 None => (None, None, hook.flatten()),
             };
             c.failure = Some(Failure {
@@ -775,7 +773,10 @@ fn record(c: &mut Container, e: Event, role: Role) {
         }
         // runc says it twice: in its log file and on its stderr.
         if let Some(m) = Message::new(role, task.tgid, stream, text)
-            && !c.messages.iter().any(|old| old.pid == m.pid && old.text == m.text)
+            && !c
+                .messages
+                .iter()
+                .any(|old| old.pid == m.pid && old.text == m.text)
         {
             c.messages.push(m);
         }
@@ -793,9 +794,7 @@ fn record(c: &mut Container, e: Event, role: Role) {
             // As strace names the call: the event kind `exec` is execve.
             let (call, subject) = match &e.body {
                 Body::Exec { filename, .. } => ("execve".to_string(), Some(filename.clone())),
-                Body::Mount {
-                    source, target, ..
-                } => (
+                Body::Mount { source, target, .. } => (
                     "mount".to_string(),
                     Some(match source {
                         Some(source) => format!("{source} on {target}"),
@@ -1125,19 +1124,40 @@ mod tests {
         // Docker: each with runc's words in its log and the client's.
         let f = failure("/no/such");
         assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
-        assert!(said(&f, Role::Runtime, "stat /no/such: no such file"), "{f:#?}");
-        assert!(said(&f, Role::DockerCli, "docker: Error response from daemon"), "{f:#?}");
-        assert!(f.summary.contains("no such file or directory"), "{}", f.summary);
+        assert!(
+            said(&f, Role::Runtime, "stat /no/such: no such file"),
+            "{f:#?}"
+        );
+        assert!(
+            said(&f, Role::DockerCli, "docker: Error response from daemon"),
+            "{f:#?}"
+        );
+        assert!(
+            f.summary.contains("no such file or directory"),
+            "{}",
+            f.summary
+        );
         assert_eq!(
-            f.messages.iter().filter(|m| m.role == Role::Runtime).count(),
+            f.messages
+                .iter()
+                .filter(|m| m.role == Role::Runtime)
+                .count(),
             1,
             "runc's log line and its stderr line are one message: {f:#?}"
         );
 
         let f = failure("/notexec");
         assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Start)));
-        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("execve"), Some("ENOEXEC")));
-        assert!(f.summary.starts_with("the entrypoint /notexec is not an executable"), "{}", f.summary);
+        assert_eq!(
+            (f.syscall.as_deref(), f.errno.as_deref()),
+            (Some("execve"), Some("ENOEXEC"))
+        );
+        assert!(
+            f.summary
+                .starts_with("the entrypoint /notexec is not an executable"),
+            "{}",
+            f.summary
+        );
         // runc init says it on the container's stderr, which the attached
         // docker CLI relays on its own.
         assert!(said(&f, Role::DockerCli, "exec format error"), "{f:#?}");
@@ -1148,12 +1168,24 @@ mod tests {
         assert!(t.id.starts_with(REQUEST), "{}", t.id);
         assert!(t.complete);
         assert_eq!(t.chain.len(), 1, "no runtime ran: {:#?}", t.chain);
-        assert!(f.summary.starts_with("the engine refused the request"), "{}", f.summary);
-        assert!(f.summary.contains("bind source path does not exist: /nonexistent"), "{}", f.summary);
+        assert!(
+            f.summary.starts_with("the engine refused the request"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary
+                .contains("bind source path does not exist: /nonexistent"),
+            "{}",
+            f.summary
+        );
 
         let f = failure("--privileged");
         assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
-        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("capset"), Some("EPERM")));
+        assert_eq!(
+            (f.syscall.as_deref(), f.errno.as_deref()),
+            (Some("capset"), Some("EPERM"))
+        );
         assert!(said(&f, Role::Runtime, "unable to apply caps"), "{f:#?}");
 
         let t = find("exit 3");
@@ -1167,31 +1199,66 @@ mod tests {
         assert_eq!(bundles.len(), 5);
         let f = bundles[0].failure.clone().unwrap();
         assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Create)));
-        assert_eq!((f.syscall.as_deref(), f.errno.as_deref()), (Some("mount"), Some("ENOENT")));
-        assert!(f.subject.as_deref().unwrap().starts_with("/nonexistent-src on "), "{f:#?}");
-        assert!(said(&f, Role::Runtime, "bind /nonexistent-src: ENOENT"), "{f:#?}");
+        assert_eq!(
+            (f.syscall.as_deref(), f.errno.as_deref()),
+            (Some("mount"), Some("ENOENT"))
+        );
+        assert!(
+            f.subject
+                .as_deref()
+                .unwrap()
+                .starts_with("/nonexistent-src on "),
+            "{f:#?}"
+        );
+        assert!(
+            said(&f, Role::Runtime, "bind /nonexistent-src: ENOENT"),
+            "{f:#?}"
+        );
 
         let f = bundles[1].failure.clone().unwrap();
-        assert_eq!((f.role, f.phase, f.exit_code), (Role::Hook, Some(Phase::Create), Some(1)));
-        assert!(f.summary.starts_with("the hook /bin/false exited 1 during create"), "{}", f.summary);
+        assert_eq!(
+            (f.role, f.phase, f.exit_code),
+            (Role::Hook, Some(Phase::Create), Some(1))
+        );
+        assert!(
+            f.summary
+                .starts_with("the hook /bin/false exited 1 during create"),
+            "{}",
+            f.summary
+        );
 
         let f = bundles[2].failure.clone().unwrap();
         assert_eq!((f.role, f.phase), (Role::RuntimeInit, Some(Phase::Start)));
         assert_eq!(
-            (f.syscall.as_deref(), f.errno.as_deref(), f.subject.as_deref()),
+            (
+                f.syscall.as_deref(),
+                f.errno.as_deref(),
+                f.subject.as_deref()
+            ),
             (Some("prlimit64"), Some("EPERM"), Some("RLIMIT_NOFILE"))
         );
 
         let f = bundles[3].failure.clone().unwrap();
-        assert_eq!((f.killed_by.as_deref(), f.signal.as_deref()), (Some("oom"), Some("SIGKILL")));
+        assert_eq!(
+            (f.killed_by.as_deref(), f.signal.as_deref()),
+            (Some("oom"), Some("SIGKILL"))
+        );
         assert_eq!(f.phase, Some(Phase::Running));
-        assert!(f.summary.contains("killed by the OOM killer"), "{}", f.summary);
+        assert!(
+            f.summary.contains("killed by the OOM killer"),
+            "{}",
+            f.summary
+        );
 
         let t = bundles[4];
         let f = t.failure.clone().unwrap();
         assert_eq!((f.role, f.phase), (Role::Entrypoint, Some(Phase::Running)));
         assert_eq!(
-            (f.killed_by.as_deref(), f.syscall.as_deref(), f.signal.as_deref()),
+            (
+                f.killed_by.as_deref(),
+                f.syscall.as_deref(),
+                f.signal.as_deref()
+            ),
             (Some("seccomp"), Some("getppid"), Some("SIGSYS"))
         );
         assert_eq!(t.signal.as_deref(), Some("SIGSYS"));

@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 use super::{Phase, PhaseSpan, Role};
 use crate::{event::Body, output};
 
@@ -167,7 +166,11 @@ impl Failure {
             },
         );
         let words = self.main_message().map(|m| bare(m).into_owned());
-        let summary = match (self.killed_by.as_deref(), self.syscall.as_deref(), self.errno.as_deref()) {
+        let summary = match (
+            self.killed_by.as_deref(),
+            self.syscall.as_deref(),
+            self.errno.as_deref(),
+        ) {
             (Some("oom"), ..) => format!(
                 "{who} was killed by the OOM killer{during}: the container's memory limit is too small for it"
             ),
@@ -186,9 +189,9 @@ impl Failure {
             (_, Some("mount"), Some(_)) => {
                 format!("a mount failed ({subject}): mount {errno} in {who}{during}")
             }
-            (_, Some("prlimit64" | "setrlimit"), Some(_)) => format!(
-                "the host refused the limit {subject}: {call} {errno} in {who}{during}"
-            ),
+            (_, Some("prlimit64" | "setrlimit"), Some(_)) => {
+                format!("the host refused the limit {subject}: {call} {errno} in {who}{during}")
+            }
             (_, Some("capset"), Some(_)) => format!(
                 "the host refused the capabilities asked for: capset {errno} in {who}{during}"
             ),

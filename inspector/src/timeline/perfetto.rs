@@ -93,8 +93,10 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
             let path_track = base + 99;
             events.push(json!({"ph": "M", "name": "process_name", "pid": path_track,
                 "args": {"name": format!("container {label} · critical path")}}));
-            events.push(json!({"ph": "M", "name": "process_sort_index", "pid": path_track,
-                "args": {"sort_index": base + 1}}));
+            events.push(
+                json!({"ph": "M", "name": "process_sort_index", "pid": path_track,
+                "args": {"sort_index": base + 1}}),
+            );
             let mut named = Vec::new();
             for (i, seg) in why.critical_path.iter().enumerate() {
                 if !named.contains(&seg.pid) {
@@ -116,8 +118,10 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
                 {
                     let id = base * 100_000 + i as u64;
                     let end = ts + seg.dur_ms * 1000.0;
-                    events.push(json!({"ph": "s", "name": "critical path", "cat": "critical path",
-                        "id": id, "pid": path_track, "tid": seg.pid, "ts": end}));
+                    events.push(
+                        json!({"ph": "s", "name": "critical path", "cat": "critical path",
+                        "id": id, "pid": path_track, "tid": seg.pid, "ts": end}),
+                    );
                     events.push(json!({"ph": "f", "bp": "e", "name": "critical path",
                         "cat": "critical path", "id": id, "pid": path_track, "tid": next.pid,
                         "ts": end}));

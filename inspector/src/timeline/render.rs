@@ -33,7 +33,11 @@ pub fn failed_block(out: &mut String, f: &Failure) {
         // A line of the terminal per line written; blank ones dropped.
         let mut lines = m.text.lines().filter(|l| !l.trim().is_empty());
         if let Some(first) = lines.next() {
-            let _ = writeln!(out, "    {who} said: {}", cut(bare(first).into_owned(), 400));
+            let _ = writeln!(
+                out,
+                "    {who} said: {}",
+                cut(bare(first).into_owned(), 400)
+            );
         }
         for line in lines {
             let _ = writeln!(out, "      {}", cut(bare(line).into_owned(), 400));
@@ -56,12 +60,22 @@ pub fn why_block(out: &mut String, why: &super::why::Why) {
             } else {
                 format!("{} {} (pid {pid})", role.name(), bare(&comm))
             };
-            let _ = writeln!(out, "    {:>10}  {:<36} {}", ms_f(ms), cut(who, 36), bare(&cause));
+            let _ = writeln!(
+                out,
+                "    {:>10}  {:<36} {}",
+                ms_f(ms),
+                cut(who, 36),
+                bare(&cause)
+            );
         }
     };
     causes(out, &why.critical_path);
     if let Some(teardown) = why.teardown_ms {
-        let _ = writeln!(out, "  teardown {} (entrypoint's exit → last event)", ms_f(teardown));
+        let _ = writeln!(
+            out,
+            "  teardown {} (entrypoint's exit → last event)",
+            ms_f(teardown)
+        );
         causes(out, &why.teardown_path);
     }
 }
@@ -232,7 +246,10 @@ mod tests {
         assert!(text.contains(r"→ \x1b[2J\nFAKE\u{202e}"), "{text}");
         // The failure and its words, a line each, escaped.
         assert!(text.contains(r"  failed: \x1b[2J\nFAKE\u{202e}"), "{text}");
-        assert!(text.contains(r"    runtime (its log) said: \x1b[2J"), "{text}");
+        assert!(
+            text.contains(r"    runtime (its log) said: \x1b[2J"),
+            "{text}"
+        );
         assert!(text.contains("      FAKE2\\x1b]0;title\\x07"), "{text}");
         // A long command line is cut on a character, never inside one.
         assert!(text.contains("é\\x1b é\\x1b"), "{text}");

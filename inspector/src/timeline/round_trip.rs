@@ -259,15 +259,22 @@ fn body() -> impl Strategy<Value = Body> {
                     }
                 }
             ),
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-            |(cpu, task_tgid, task_tid, waker_tgid, waker_tid)| Body::SchedWakeup {
-                cpu,
-                task_tgid,
-                task_tid,
-                waker_tgid,
-                waker_tid,
-            }
-        ),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(cpu, task_tgid, task_tid, waker_tgid, waker_tid)| {
+                Body::SchedWakeup {
+                    cpu,
+                    task_tgid,
+                    task_tid,
+                    waker_tgid,
+                    waker_tid,
+                }
+            }),
         (any::<u64>(), any::<u64>()).prop_map(|(count, total)| Body::Lost { count, total }),
     ]
 }

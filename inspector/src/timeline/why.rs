@@ -324,7 +324,10 @@ impl Sched {
                 if let Some((made, maker)) = self.threads.get(&tid).and_then(|th| th.made)
                     && made <= t
                     && maker != tid
-                    && self.threads.get(&tid).is_some_and(|th| self.followed.contains(&th.tgid))
+                    && self
+                        .threads
+                        .get(&tid)
+                        .is_some_and(|th| self.followed.contains(&th.tgid))
                 {
                     let from = made.max(start);
                     if from < t {
@@ -503,8 +506,7 @@ impl Sched {
                 let Some((role, _)) = role_at(th.tgid, iv.start.max(origin)) else {
                     continue;
                 };
-                *why.on_cpu_ms.entry(role.name().to_string()).or_default() +=
-                    on as f64 / NS_PER_MS;
+                *why.on_cpu_ms.entry(role.name().to_string()).or_default() += on as f64 / NS_PER_MS;
             }
         }
         why.critical_path = critical_path;
@@ -525,15 +527,23 @@ impl Sched {
 pub fn top_causes(path: &[Segment], n: usize) -> Vec<(Role, u32, String, String, f64)> {
     let mut sums: FxHashMap<(u32, State, &str), (Role, &str, f64)> = FxHashMap::default();
     for s in path {
-        let e = sums
-            .entry((s.pid, s.state, s.cause.as_str()))
-            .or_insert((s.role, s.comm.as_str(), 0.0));
+        let e = sums.entry((s.pid, s.state, s.cause.as_str())).or_insert((
+            s.role,
+            s.comm.as_str(),
+            0.0,
+        ));
         e.2 += s.dur_ms;
     }
     let mut out: Vec<_> = sums
         .into_iter()
         .map(|((pid, state, cause), (role, comm, ms))| {
-            (role, pid, comm.to_string(), format!("{} {cause}", state.name()), ms)
+            (
+                role,
+                pid,
+                comm.to_string(),
+                format!("{} {cause}", state.name()),
+                ms,
+            )
         })
         .collect();
     out.sort_by(|a, b| b.4.total_cmp(&a.4).then(a.1.cmp(&b.1)));
@@ -546,7 +556,13 @@ mod tests {
     use super::*;
     use crate::event::Event;
 
-    fn switch(t: u64, prev: (u32, u32), state: &str, syscall: Option<&str>, next: (u32, u32)) -> Event {
+    fn switch(
+        t: u64,
+        prev: (u32, u32),
+        state: &str,
+        syscall: Option<&str>,
+        next: (u32, u32),
+    ) -> Event {
         Event {
             v: 1,
             ktime_ns: t,
@@ -684,7 +700,10 @@ mod tests {
         // Thread 30 was never seen: the whole interval is unknown.
         let path = s.path(30, 10 * MS, 0);
         assert_eq!(path.len(), 1);
-        assert_eq!((path[0].1, path[0].3, path[0].4), (State::Unknown, 0, 10 * MS));
+        assert_eq!(
+            (path[0].1, path[0].3, path[0].4),
+            (State::Unknown, 0, 10 * MS)
+        );
         // Before A's first switch.
         let path = s.path(10, MS, 0);
         assert_eq!(path[0].1, State::Running);
