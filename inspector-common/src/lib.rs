@@ -259,6 +259,16 @@ pub struct SwitchEvent {
     /// The syscall the task leaving sleeps in (`orig_ax` of its user
     /// registers), or -1 when it is runnable or not in one.
     pub prev_syscall: i32,
+    /// Each task's time on a CPU as the kernel counts it
+    /// (`se.sum_exec_runtime`, brought up to date before the switch): the
+    /// run that ends here and the one that begins are checked against it.
+    pub prev_runtime: u64,
+    pub next_runtime: u64,
+    /// The CPU's time the kernel gave no task so far: interrupts and what
+    /// the hypervisor took (`rq->clock - rq->clock_task`); 0 when this
+    /// kernel's BTF does not say where. A run's share of it is what its
+    /// length and the kernel's count differ by.
+    pub irq_steal: u64,
 }
 
 /// A followed task woken (`sched_waking`), by the task running then: the
@@ -407,7 +417,14 @@ pub struct KernelOffsets {
     /// From a task's kernel stack (`task->stack`) to the `orig_ax` of the
     /// user registers saved at its top: the syscall it is in.
     pub stack_orig_ax: u32,
-    pub _pad: u32,
+    /// `task_struct.se.sum_exec_runtime`: its time on a CPU, ns.
+    pub task_sum_exec_runtime: u32,
+    /// `task_struct.se.cfs_rq`, `cfs_rq.rq`, `rq.clock`, `rq.clock_task`
+    /// (all 0 when one is missing: no `irq_steal` then).
+    pub task_se_cfs_rq: u32,
+    pub cfs_rq_rq: u32,
+    pub rq_clock: u32,
+    pub rq_clock_task: u32,
 }
 
 #[cfg(feature = "user")]

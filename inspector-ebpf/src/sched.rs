@@ -64,6 +64,19 @@ pub fn insp_sched_switch(ctx: RawTracePointContext) -> i32 {
     } else {
         read::<u32>(prev, off!(task_state))
     };
+    ev.prev_runtime = read::<u64>(prev, off!(task_sum_exec_runtime));
+    ev.next_runtime = read::<u64>(next, off!(task_sum_exec_runtime));
+    // This CPU's runqueue, through the followed task on it: a fair-class
+    // task's entity is on this CPU's queue, where another class's (the
+    // idle task's, a migration thread's) may point anywhere.
+    ev.irq_steal = 0;
+    if off!(cfs_rq_rq) != 0 {
+        let on_cpu = if followed(prev_tgid) { prev } else { next };
+        let rq = read_ptr(read_ptr(on_cpu, off!(task_se_cfs_rq)), off!(cfs_rq_rq));
+        let clock = read::<u64>(rq, off!(rq_clock));
+        let clock_task = read::<u64>(rq, off!(rq_clock_task));
+        ev.irq_steal = clock.wrapping_sub(clock_task);
+    }
     ev.prev_syscall = -1;
     if ev.prev_state != 0 {
         let stack = read_ptr(prev, off!(task_stack));

@@ -233,6 +233,17 @@ pub enum Body {
         /// The task taking the CPU.
         next_tgid: u32,
         next_tid: u32,
+        /// Each task's time on a CPU so far as the kernel counts it
+        /// (`se.sum_exec_runtime`), ns: a run's length, checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_cpu_ns: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_cpu_ns: Option<u64>,
+        /// The CPU's interrupt and steal time so far (time the kernel
+        /// counted to no task), ns: what a run's length and the kernel's
+        /// count of it differ by.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        irq_steal_ns: Option<u64>,
     },
     /// A followed task woken (`--sched`), by the task that ran then.
     SchedWakeup {
@@ -453,6 +464,9 @@ impl Decoder {
                     }),
                     next_tgid: ev.next_tgid,
                     next_tid: ev.next_tid,
+                    task_cpu_ns: Some(ev.prev_runtime),
+                    next_cpu_ns: Some(ev.next_runtime),
+                    irq_steal_ns: (ev.irq_steal != 0).then_some(ev.irq_steal),
                 };
                 return Ok(self.event(ev.ktime, None, body));
             }

@@ -191,6 +191,120 @@ fn a_missing_or_malformed_golden_is_named_and_the_command_never_runs() {
 }
 
 #[test]
+fn max_slowdown_fails_a_start_slower_than_the_golden_s_median() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    let tmp = TempDir::new("golden-times");
+    let path = tmp.path().join("entrypoint.golden");
+    let path = path.to_str().unwrap();
+    // Only the entrypoint's sequence: what is checked here is time.
+    let roles = ["--roles", "entrypoint"];
+    let c = check_docker_run(
+        path,
+        &[],
+        &[&["--update", "--runs", "3"][..], &roles].concat(),
+    );
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("\n# times: median of 3 runs, ms"), "{text}");
+    let times = text
+        .lines()
+        .find(|l| l.starts_with("# times container 1: start latency "))
+        .unwrap_or_else(|| panic!("no times of container 1 in\n{text}"));
+    // Well within five times its own median.
+    let c = check_docker_run(
+        path,
+        &[],
+        &[&["--runs", "3", "--max-slowdown", "5"][..], &roles].concat(),
+    );
+    assert_eq!(c.code, Some(0), "{}{}", c.stdout, c.stderr);
+    assert!(c.stderr.contains("3 runs took"), "{}", c.stderr);
+    // A golden from a machine ten times faster: this one is too slow.
+    let faster: Vec<String> = times
+        .split_once(": ")
+        .unwrap()
+        .1
+        .split("; ")
+        .map(|part| {
+            let (key, ms) = part.rsplit_once(' ').unwrap();
+            format!("{key} {:.1}", ms.parse::<f64>().unwrap() / 10.0)
+        })
+        .collect();
+    let edited = text.replace(
+        times,
+        &format!("# times container 1: {}", faster.join("; ")),
+    );
+    std::fs::write(path, edited).unwrap();
+    let c = check_docker_run(path, &[], &[&["--max-slowdown", "2"][..], &roles].concat());
+    assert_eq!(c.code, Some(1), "{}{}", c.stdout, c.stderr);
+    assert!(c.stderr.contains("container 1 started in"), "{}", c.stderr);
+    assert!(c.stderr.contains("(--max-slowdown 2)"), "{}", c.stderr);
+    assert!(c.stdout.contains("container 1:\n"), "{}", c.stdout);
+    assert!(
+        c.stdout.lines().any(|l| l.starts_with("start latency")),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout.lines().any(|l| l.starts_with("phase create")),
+        "{}",
+        c.stdout
+    );
+    // The sequence still matched: only the time failed.
+    assert!(!c.stderr.contains("roles differ"), "{}", c.stderr);
+}
+
+#[test]
+fn max_slowdown_needs_a_golden_with_times_and_a_factor_of_at_least_one() {
+    if !ready(&[Need::Trace]) {
+        return;
+    }
+    let tmp = TempDir::new("golden-no-times");
+    let marker = tmp.path().join("ran");
+    let marker = marker.to_str().unwrap();
+    // Recorded before times were kept.
+    let old = golden("docker-run-rm-true.golden");
+    let c = inspector(&[
+        "check",
+        "--golden",
+        old.to_str().unwrap(),
+        "--max-slowdown",
+        "1.5",
+        "--",
+        "touch",
+        marker,
+    ]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(c.stderr.contains("has no times"), "{}", c.stderr);
+    assert!(c.stderr.contains("--update --runs N"), "{}", c.stderr);
+    let c = inspector(&[
+        "check",
+        "--golden",
+        old.to_str().unwrap(),
+        "--max-slowdown",
+        "0.5",
+        "--",
+        "touch",
+        marker,
+    ]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(c.stderr.contains("not a slowdown factor"), "{}", c.stderr);
+    let c = inspector(&[
+        "check",
+        "--golden",
+        old.to_str().unwrap(),
+        "--runs",
+        "0",
+        "--",
+        "touch",
+        marker,
+    ]);
+    assert_eq!(c.code, Some(2), "{}", c.stderr);
+    assert!(!std::path::Path::new(marker).exists(), "the command ran");
+}
+
+#[test]
 fn diff_compares_recordings_and_goldens() {
     // No root needed: two recordings in the repository.
     let fixtures = tests::workspace().join("inspector/tests/fixtures");

@@ -530,6 +530,7 @@ mod tests {
     fn a_hostile_golden_cannot_write_to_the_terminal_through_the_diff() {
         let golden = Golden {
             command: None,
+            times: None,
             sections: vec![super::super::Section {
                 name: "container 1\x1b[2J".into(),
                 roles: vec![RoleSequence {
@@ -551,6 +552,7 @@ mod tests {
     fn the_diff_names_the_role_and_only_the_change() {
         let golden = Golden {
             command: None,
+            times: None,
             sections: vec![super::super::Section {
                 name: "container 1".into(),
                 roles: vec![

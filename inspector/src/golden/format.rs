@@ -14,7 +14,14 @@
 //! ```
 //! Sections start at column 0, roles at 2, events at 4 (6 inside a group).
 //! `? ` marks an event as optional, `once ` as one-time engine set-up (see
-//! [`super::one_time_set_up`]); `#` starts a comment.
+//! [`super::one_time_set_up`]); `#` starts a comment. The containers' median
+//! times are kept in the header, where a reader of the sequence skips them
+//! (and where goldens made before times were kept have none):
+//!
+//! ```text
+//! # times: median of 5 runs, ms (inspector check --max-slowdown compares the start latency)
+//! # times container 1: start latency 412.3; request 10.0; shim start 5.1; create 180.2
+//! ```
 //!
 //! Reviewers read goldens in pull requests and `cat` them in terminals: every
 //! line is written through [`crate::escape::bare`], so that a control
@@ -23,8 +30,8 @@
 
 use thiserror::Error;
 
-use super::{Golden, Item, Line, RoleSequence, Section};
-use crate::escape::bare;
+use super::{Golden, Item, Line, RoleSequence, Section, Times};
+use crate::{escape::bare, timeline::timing::Timing};
 
 pub const MAGIC: &str = "# inspector golden v1";
 
@@ -57,6 +64,9 @@ pub fn render(g: &Golden) -> String {
              # container): not compared, present or not.\n",
         );
     }
+    if let Some(times) = &g.times {
+        render_times(&mut out, times);
+    }
     for s in &g.sections {
         out.push_str(&bare(&s.name));
         out.push('\n');
@@ -79,6 +89,60 @@ pub fn render(g: &Golden) -> String {
         }
     }
     out
+}
+
+const TIMES: &str = "# times: median of ";
+const TIMES_OF: &str = "# times ";
+const LATENCY: &str = "start latency";
+
+fn render_times(out: &mut String, times: &Times) {
+    out.push_str(&format!(
+        "{TIMES}{} runs, ms (inspector check --max-slowdown compares the start latency)\n",
+        times.runs
+    ));
+    for (name, t) in &times.containers {
+        let mut parts = Vec::new();
+        if let Some(ms) = t.start_latency_ms {
+            parts.push(format!("{LATENCY} {ms:.1}"));
+        }
+        parts.extend(
+            t.phases
+                .iter()
+                .map(|(p, ms)| format!("{} {ms:.1}", bare(p))),
+        );
+        out.push_str(&format!("{TIMES_OF}{}: {}\n", bare(name), parts.join("; ")));
+    }
+}
+
+/// A `# times container N: key ms; …` line's section and times.
+fn parse_times(n: usize, body: &str) -> Result<(String, Timing), ParseError> {
+    let err = |message: String| ParseError { line: n, message };
+    let (name, values) = body
+        .split_once(": ")
+        .ok_or_else(|| err("a times line without `: ` after its container".into()))?;
+    let mut t = Timing::default();
+    for part in values.split("; ").filter(|p| !p.is_empty()) {
+        let (key, ms) = part
+            .rsplit_once(' ')
+            .ok_or_else(|| err(format!("`{}` is not `NAME MILLISECONDS`", bare(part))))?;
+        let ms: f64 = ms
+            .parse()
+            .ok()
+            .filter(|ms: &f64| ms.is_finite() && *ms >= 0.0)
+            .ok_or_else(|| {
+                err(format!(
+                    "`{}` is not a number of milliseconds (in `{}`)",
+                    bare(ms),
+                    bare(part)
+                ))
+            })?;
+        if key == LATENCY {
+            t.start_latency_ms = Some(ms);
+        } else {
+            t.phases.push((key.to_string(), ms));
+        }
+    }
+    Ok((name.to_string(), t))
 }
 
 fn line(out: &mut String, indent: usize, l: &Line) {
@@ -111,6 +175,22 @@ pub fn parse(text: &str) -> Result<Golden, ParseError> {
         let n = i + 1;
         if let Some(cmd) = raw.strip_prefix("# command: ") {
             g.command = Some(cmd.to_string());
+            continue;
+        }
+        if let Some(rest) = raw.strip_prefix(TIMES) {
+            let runs = rest
+                .split_once(' ')
+                .and_then(|(runs, _)| runs.parse().ok())
+                .ok_or_else(|| err(n, "expected `# times: median of N runs, ms …`"))?;
+            g.times.get_or_insert_with(Times::default).runs = runs;
+            continue;
+        }
+        if let Some(rest) = raw.strip_prefix(TIMES_OF) {
+            let container = parse_times(n, rest)?;
+            g.times
+                .get_or_insert_with(Times::default)
+                .containers
+                .push(container);
             continue;
         }
         if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
@@ -191,6 +271,7 @@ mod tests {
     fn renders_and_parses_back() {
         let g = Golden {
             command: Some("docker run --rm x true".into()),
+            times: None,
             sections: vec![Section {
                 name: "container 1".into(),
                 roles: vec![RoleSequence {
@@ -212,12 +293,50 @@ mod tests {
         };
         let text = render(&g);
         assert_eq!(parse(&text).unwrap(), g);
+        let timed = Golden {
+            times: Some(Times {
+                runs: 5,
+                containers: vec![(
+                    "container 1".into(),
+                    Timing {
+                        start_latency_ms: Some(412.3),
+                        phases: vec![("shim start".into(), 5.1), ("create".into(), 180.0)],
+                        ..Timing::default()
+                    },
+                )],
+            }),
+            ..g
+        };
+        let text = render(&timed);
+        assert!(
+            text.contains(
+                "# times container 1: start latency 412.3; shim start 5.1; create 180.0\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), timed);
+    }
+
+    #[test]
+    fn bad_times_name_their_line() {
+        let text = format!("{MAGIC}\n# times container 1: start latency soon\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`soon` is not a number"), "{e}");
+        let text = format!("{MAGIC}\n# times: median of many runs\n");
+        assert_eq!(parse(&text).unwrap_err().line, 2);
+        let text = format!("{MAGIC}\n# times container 1: create -3\n");
+        assert_eq!(parse(&text).unwrap_err().line, 2);
+        // Goldens from before times were kept still read.
+        let text = format!("{MAGIC}\n# one more comment\ncontainer 1\n");
+        assert_eq!(parse(&text).unwrap().times, None);
     }
 
     #[test]
     fn control_characters_never_reach_the_file() {
         let g = Golden {
             command: Some("sh -c \x1b[2J\nFAKE".into()),
+            times: None,
             sections: vec![Section {
                 name: "container 1".into(),
                 roles: vec![RoleSequence {

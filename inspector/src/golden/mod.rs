@@ -21,6 +21,7 @@ use crate::{
         Builder, ChainLink, Role,
         reader::{self, ReadError, ReadSummary},
         role,
+        timing::Timing,
     },
 };
 
@@ -82,11 +83,55 @@ pub struct Section {
 /// The section of the engine's events that name no container.
 pub const ENGINE: &str = "engine";
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Golden {
     /// What was run, for the reader.
     pub command: Option<String>,
     pub sections: Vec<Section>,
+    /// How long the containers took, the median of the runs recorded
+    /// (`inspector check --max-slowdown` compares the start latency).
+    /// Goldens written before times were kept have none.
+    pub times: Option<Times>,
+}
+
+/// The median times of the runs a golden was made of, per container.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Times {
+    pub runs: u32,
+    /// By section name (`container 1`…).
+    pub containers: Vec<(String, Timing)>,
+}
+
+impl Times {
+    /// The median of several runs' times, container by container (the
+    /// first run's containers name the sections).
+    pub fn median(runs: &[&Times]) -> Times {
+        let Some(first) = runs.first() else {
+            return Times::default();
+        };
+        Times {
+            runs: runs.iter().map(|t| t.runs).sum(),
+            containers: first
+                .containers
+                .iter()
+                .map(|(name, _)| {
+                    let of: Vec<Timing> = runs
+                        .iter()
+                        .filter_map(|t| t.containers.iter().find(|(n, _)| n == name))
+                        .map(|(_, timing)| timing.clone())
+                        .collect();
+                    (name.clone(), Timing::median(&of).rounded())
+                })
+                .collect(),
+        }
+    }
+
+    pub fn of(&self, section: &str) -> Option<&Timing> {
+        self.containers
+            .iter()
+            .find(|(n, _)| n == section)
+            .map(|(_, t)| t)
+    }
 }
 
 impl Golden {
@@ -137,6 +182,11 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
     let mut golden = Golden {
         command,
         sections: Vec::new(),
+        times: None,
+    };
+    let mut times = Times {
+        runs: 1,
+        containers: Vec::new(),
     };
     let ids: Vec<&str> = timelines.iter().map(|t| t.id.as_str()).collect();
     let once = one_time_set_up(events, &ids);
@@ -178,6 +228,9 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
         }
         first = first.min(t.start_ns);
         last = last.max(t.end_ns);
+        times
+            .containers
+            .push((section.name.clone(), Timing::of(t).rounded()));
         golden.sections.push(section);
     }
 
@@ -226,6 +279,9 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
     }
     if !engine.roles.is_empty() {
         golden.sections.push(engine);
+    }
+    if !times.containers.is_empty() {
+        golden.times = Some(times);
     }
     for s in &mut golden.sections {
         for r in &mut s.roles {

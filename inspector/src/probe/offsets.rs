@@ -59,8 +59,26 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         task_state: o("task_struct", "__state").or_else(|_| o("task_struct", "state"))?,
         task_stack: o("task_struct", "stack")?,
         stack_orig_ax: stack_orig_ax(btf)?,
-        _pad: 0,
+        task_sum_exec_runtime: o("task_struct", "se")? + o("sched_entity", "sum_exec_runtime")?,
+        ..rq_clocks(btf)
     })
+}
+
+/// Where a task's runqueue keeps its two clocks: all or nothing (a kernel
+/// without group scheduling has no `se.cfs_rq`; the switches then carry
+/// no interrupt and steal time).
+fn rq_clocks(btf: &Btf) -> KernelOffsets {
+    let o = |s: &str, f: &str| btf.member_offset(s, f);
+    let found = || -> Result<KernelOffsets, BtfError> {
+        Ok(KernelOffsets {
+            task_se_cfs_rq: o("task_struct", "se")? + o("sched_entity", "cfs_rq")?,
+            cfs_rq_rq: o("cfs_rq", "rq")?,
+            rq_clock: o("rq", "clock")?,
+            rq_clock_task: o("rq", "clock_task")?,
+            ..KernelOffsets::default()
+        })
+    };
+    found().unwrap_or_default()
 }
 
 /// x86-64's kernel stacks: 16 KiB (`THREAD_SIZE`; 32 with KASAN, a

@@ -14,6 +14,9 @@
 //!   containers already running when tracing starts, seeded into it.
 //! - [`model`]: what a timeline is ([`ContainerTimeline`], [`ChainLink`],
 //!   [`Step`]), as `--format json` writes it.
+//! - [`why`]: where a container's time went (the critical path, from the
+//!   scheduler's records); [`timing`]: its times to compare, medians of
+//!   runs and the differences between two.
 //! - The views: [`render`] (text), [`perfetto`] (Chrome trace JSON), and
 //!   [`present`], what they and the TUI show alike (short ids, commands,
 //!   durations, exits).
@@ -29,6 +32,7 @@ pub mod role;
 #[cfg(test)]
 mod round_trip;
 pub mod running;
+pub mod timing;
 pub mod why;
 
 pub use self::{

@@ -244,10 +244,22 @@ fn body() -> impl Strategy<Value = Body> {
             (any::<u32>(), any::<u32>()),
             text(),
             prop::option::of(text()),
-            (any::<u32>(), any::<u32>())
+            (any::<u32>(), any::<u32>()),
+            (
+                prop::option::of(any::<u64>()),
+                prop::option::of(any::<u64>()),
+                prop::option::of(any::<u64>())
+            )
         )
             .prop_map(
-                |(cpu, (task_tgid, task_tid), state, syscall, (next_tgid, next_tid))| {
+                |(
+                    cpu,
+                    (task_tgid, task_tid),
+                    state,
+                    syscall,
+                    (next_tgid, next_tid),
+                    (task_cpu_ns, next_cpu_ns, irq_steal_ns),
+                )| {
                     Body::SchedSwitch {
                         cpu,
                         task_tgid,
@@ -256,6 +268,9 @@ fn body() -> impl Strategy<Value = Body> {
                         syscall,
                         next_tgid,
                         next_tid,
+                        task_cpu_ns,
+                        next_cpu_ns,
+                        irq_steal_ns,
                     }
                 }
             ),

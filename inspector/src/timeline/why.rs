@@ -83,6 +83,24 @@ pub struct Why {
     /// Time on a CPU during the start, every thread of each role's
     /// processes counted (not only the path's), ms.
     pub on_cpu_ms: BTreeMap<String, f64>,
+    /// The same runs, those that began and ended in a context switch, as
+    /// measured from the switches and as the kernel counted them
+    /// (`sum_exec_runtime` at each end): the two agree when no switch was
+    /// missed or misread.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_cpu_vs_kernel: BTreeMap<String, OnCpu>,
+}
+
+/// A role's runs, measured two ways (ms).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnCpu {
+    pub measured_ms: f64,
+    pub kernel_ms: f64,
+    /// Of the measured time, what interrupts and the hypervisor took from
+    /// those CPUs meanwhile (the kernel counts it to no task): measured ≈
+    /// kernel + this.
+    #[serde(default)]
+    pub irq_steal_ms: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +111,10 @@ struct Interval {
     syscall: Option<String>,
     /// The thread (tid) whose wake-up ended this blocked interval.
     waker: Option<u32>,
+    /// A run's length as the kernel counted it, when both its switches
+    /// said (ns), and the CPU's interrupt and steal time meanwhile.
+    kernel_ns: Option<u64>,
+    irq_steal_ns: u64,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +128,9 @@ struct Thread {
     /// When it was made, and by which thread: before that, its path is
     /// its maker's (a new task is runnable without a wake-up).
     made: Option<(u64, u32)>,
+    /// The kernel's count of its CPU time when its current run began, the
+    /// CPU's interrupt and steal time then, and which CPU.
+    cpu_at_run: Option<(u64, Option<u64>, u32)>,
 }
 
 impl Thread {
@@ -122,6 +147,8 @@ impl Thread {
                     state: State::Blocked,
                     syscall,
                     waker: Some(waker),
+                    kernel_ns: None,
+                    irq_steal_ns: 0,
                 });
                 self.intervals.push(Interval {
                     start: at,
@@ -129,6 +156,8 @@ impl Thread {
                     state: State::Runnable,
                     syscall: None,
                     waker: None,
+                    kernel_ns: None,
+                    irq_steal_ns: 0,
                 });
             }
             _ => self.intervals.push(Interval {
@@ -137,6 +166,8 @@ impl Thread {
                 state,
                 syscall,
                 waker: None,
+                kernel_ns: None,
+                irq_steal_ns: 0,
             }),
         }
     }
@@ -175,18 +206,37 @@ impl Sched {
         let first = *self.first_ns.get_or_insert(t);
         match &e.body {
             Body::SchedSwitch {
+                cpu,
                 task_tgid,
                 task_tid,
                 state,
                 syscall,
                 next_tgid,
                 next_tid,
-                ..
+                task_cpu_ns,
+                next_cpu_ns,
+                irq_steal_ns,
             } => {
                 self.records += 1;
                 let prev = self.threads.entry(*task_tid).or_default();
                 prev.tgid = *task_tgid;
+                let was_running = matches!(prev.open, Some((_, State::Running, _)));
                 prev.close(t);
+                // The run ending here, as the kernel counted it.
+                // A run begins and ends on one CPU: two CPUs mean the
+                // recording missed a switch in between, and the counts of
+                // two CPUs are not to be subtracted.
+                if let (true, Some((from, lost_from, _)), Some(to), Some(run)) = (
+                    was_running,
+                    prev.cpu_at_run.take().filter(|at| at.2 == *cpu),
+                    *task_cpu_ns,
+                    prev.intervals.last_mut(),
+                ) {
+                    run.kernel_ns = to.checked_sub(from);
+                    if let (Some(a), Some(b)) = (lost_from, *irq_steal_ns) {
+                        run.irq_steal_ns = b.saturating_sub(a);
+                    }
+                }
                 let off = if state == "R" {
                     State::Runnable
                 } else {
@@ -197,6 +247,7 @@ impl Sched {
                 next.tgid = *next_tgid;
                 next.close(t);
                 next.open = Some((t, State::Running, None));
+                next.cpu_at_run = next_cpu_ns.map(|ns| (ns, *irq_steal_ns, *cpu));
             }
             Body::SchedWakeup {
                 task_tgid,
@@ -292,6 +343,8 @@ impl Sched {
                 state: *state,
                 syscall: syscall.clone(),
                 waker: None,
+                kernel_ns: None,
+                irq_steal_ns: 0,
             };
             // Woken and not yet on a CPU: runnable since the wake-up.
             if let (State::Blocked, Some((at, waker))) = (state, th.woken) {
@@ -507,6 +560,18 @@ impl Sched {
                     continue;
                 };
                 *why.on_cpu_ms.entry(role.name().to_string()).or_default() += on as f64 / NS_PER_MS;
+                if let Some(kernel) = iv.kernel_ns {
+                    let whole = iv.end.saturating_sub(iv.start).max(1);
+                    let check = why
+                        .on_cpu_vs_kernel
+                        .entry(role.name().to_string())
+                        .or_default();
+                    check.measured_ms += on as f64 / NS_PER_MS;
+                    // A run cut by the window counts its share.
+                    let share = on as f64 / whole as f64 / NS_PER_MS;
+                    check.kernel_ms += kernel as f64 * share;
+                    check.irq_steal_ms += iv.irq_steal_ns as f64 * share;
+                }
             }
         }
         why.critical_path = critical_path;
@@ -576,6 +641,9 @@ mod tests {
                 syscall: syscall.map(String::from),
                 next_tgid: next.0,
                 next_tid: next.1,
+                task_cpu_ns: None,
+                next_cpu_ns: None,
+                irq_steal_ns: None,
             },
         }
     }
@@ -709,6 +777,46 @@ mod tests {
         assert_eq!(path[0].1, State::Running);
         let path = Sched::default().path(10, MS, 0);
         assert_eq!(path[0].1, State::Unknown);
+    }
+
+    #[test]
+    fn a_run_is_checked_against_the_kernel_s_count() {
+        let mut s = Sched::default();
+        let counted = |t, prev, next, prev_cpu, next_cpu| {
+            let mut e = switch(t, prev, "S", Some("read"), next);
+            if let Body::SchedSwitch {
+                task_cpu_ns,
+                next_cpu_ns,
+                irq_steal_ns,
+                ..
+            } = &mut e.body
+            {
+                *task_cpu_ns = Some(prev_cpu);
+                *next_cpu_ns = Some(next_cpu);
+                // A tenth of the CPU's time goes to interrupts and steal.
+                *irq_steal_ns = Some(t / 10);
+            }
+            e
+        };
+        // A runs 0–4 ms; the kernel counted 3.9 ms (an interrupt's share).
+        s.push(&counted(0, (0, 0), (10, 10), 0, 7 * MS));
+        s.push(&counted(4 * MS, (10, 10), (0, 0), 7 * MS + 3_900_000, 0));
+        let th = &s.threads[&10];
+        let run = th
+            .intervals
+            .iter()
+            .find(|iv| iv.state == State::Running)
+            .unwrap();
+        assert_eq!(
+            (run.end - run.start, run.kernel_ns),
+            (4 * MS, Some(3_900_000))
+        );
+        assert_eq!(run.irq_steal_ns, 400_000);
+        // A run the recording saw begin without the kernel's count: none.
+        s.push(&switch(5 * MS, (0, 0), "R", None, (10, 10)));
+        s.push(&counted(6 * MS, (10, 10), (0, 0), 9 * MS, 0));
+        let last = s.threads[&10].intervals.last().unwrap().clone();
+        assert_eq!((last.state, last.kernel_ns), (State::Running, None));
     }
 
     #[test]

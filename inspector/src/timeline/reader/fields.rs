@@ -156,6 +156,9 @@ fields! {
     state: Cow<'a, str>,
     next_tgid: u32,
     next_tid: u32,
+    task_cpu_ns: Option<u64>,
+    next_cpu_ns: Option<u64>,
+    irq_steal_ns: Option<u64>,
     waker_tgid: u32,
     waker_tid: u32,
 
@@ -324,6 +327,9 @@ pub fn parse(
             syscall: own_opt(f.syscall.take()),
             next_tgid: f.next_tgid,
             next_tid: f.next_tid,
+            task_cpu_ns: f.task_cpu_ns,
+            next_cpu_ns: f.next_cpu_ns,
+            irq_steal_ns: f.irq_steal_ns,
         },
         "sched_wakeup" => Body::SchedWakeup {
             cpu: f.cpu,
