@@ -39,7 +39,8 @@ enum Command {
     /// (`inspector trace --format jsonl`) or standard input.
     Timeline(TimelineArgs),
     /// A live terminal UI: containers as they start and stop, each one's
-    /// lifecycle and processes, and the event stream (`?` shows the keys).
+    /// lifecycle and processes, where its time went (`w`, with `--sched`),
+    /// and the event stream (`?` shows the keys).
     Tui(TuiArgs),
     /// Launch a container with the bundled runtime, traced from its first
     /// syscall; print its lifecycle when it exits, and exit with its code.

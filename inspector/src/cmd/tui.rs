@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use inspector::tui::{self, TuiOptions};
+use inspector::{
+    probe::ProbeOptions,
+    tui::{self, TuiOptions},
+};
 
 use super::Following;
 
@@ -16,13 +19,22 @@ pub struct TuiArgs {
     /// Events kept for the stream; the oldest are dropped first.
     #[arg(long, value_name = "EVENTS", default_value_t = tui::DEFAULT_RETENTION)]
     retain: usize,
+    /// Also report the context switches and wake-ups of followed tasks, for
+    /// the why view (`w`: where the selected container's time went). This
+    /// puts a program on every context switch of the machine. A replay
+    /// shows what its recording has (`inspector trace --sched`).
+    #[arg(long, conflicts_with = "replay")]
+    sched: bool,
     #[command(flatten)]
     following: Following,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let opts = TuiOptions {
-        probe: args.following.probe(None, false),
+        probe: ProbeOptions {
+            sched: args.sched,
+            ..args.following.probe(None, false)
+        },
         replay: args.replay,
         retention: args.retain,
         container: None,

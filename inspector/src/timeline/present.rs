@@ -58,6 +58,41 @@ pub fn ms_or_s(ns: u64) -> String {
     }
 }
 
+/// At most `max` characters, `…` marking a cut.
+pub fn cut(mut s: String, max: usize) -> String {
+    if let Some((at, _)) = s.char_indices().nth(max) {
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}
+
+/// `41.3 ms`, from milliseconds: the critical path's unit (`--why`).
+pub fn ms_f(ms: f64) -> String {
+    format!("{ms:.1} ms")
+}
+
+/// Where the time went (`--why`), said alike in the text view and the
+/// TUI's why view: how long the start took, and from what to what.
+pub fn why_start(ms: f64) -> String {
+    format!("start {} (client's exec → entrypoint's exec)", ms_f(ms))
+}
+
+/// [`why_start`] for the teardown.
+pub fn why_teardown(ms: f64) -> String {
+    format!("teardown {} (entrypoint's exit → last event)", ms_f(ms))
+}
+
+/// A process on a critical path: `hook sleep (pid 20)`, its command
+/// escaped; `hook (pid 20)` when it is not known.
+pub fn why_who(role: Role, pid: u32, comm: &str) -> String {
+    if comm.is_empty() {
+        format!("{} (pid {pid})", role.name())
+    } else {
+        format!("{} {} (pid {pid})", role.name(), bare(comm))
+    }
+}
+
 /// How a process ended: `exit 3`, or its signal's name (escaped); `None`
 /// while it runs. Written where it is shown, without a string of its own.
 pub fn exit_text(exit_code: Option<i32>, signal: Option<&str>) -> Option<ExitText<'_>> {

@@ -6,20 +6,13 @@ use std::fmt::Write as _;
 
 use super::{
     ContainerTimeline, Failure, Role,
-    present::{compact_command, exit_text, ms, short_id},
+    present::{
+        compact_command, cut, exit_text, ms, ms_f, short_id, why_start, why_teardown, why_who,
+    },
 };
 use crate::escape::bare;
 
 const BAR_WIDTH: usize = 40;
-
-/// At most `max` characters, `…` marking a cut.
-fn cut(mut s: String, max: usize) -> String {
-    if let Some((at, _)) = s.char_indices().nth(max) {
-        s.truncate(at);
-        s.push('…');
-    }
-    s
-}
 
 /// The failure first: its summary, then what the engine and runtime said
 /// (each message on its own line, escaped).
@@ -50,38 +43,25 @@ pub fn failed_block(out: &mut String, f: &Failure) {
 pub fn why_block(out: &mut String, why: &super::why::Why) {
     let _ = writeln!(
         out,
-        "  where the time went: start {} (client's exec → entrypoint's exec)",
-        ms_f(why.start_latency_ms)
+        "  where the time went: {}",
+        why_start(why.start_latency_ms)
     );
     let causes = |out: &mut String, path: &[super::why::Segment]| {
         for (role, pid, comm, cause, ms) in super::why::top_causes(path, 8) {
-            let who = if comm.is_empty() {
-                format!("{} (pid {pid})", role.name())
-            } else {
-                format!("{} {} (pid {pid})", role.name(), bare(&comm))
-            };
             let _ = writeln!(
                 out,
                 "    {:>10}  {:<36} {}",
                 ms_f(ms),
-                cut(who, 36),
+                cut(why_who(role, pid, &comm), 36),
                 bare(&cause)
             );
         }
     };
     causes(out, &why.critical_path);
     if let Some(teardown) = why.teardown_ms {
-        let _ = writeln!(
-            out,
-            "  teardown {} (entrypoint's exit → last event)",
-            ms_f(teardown)
-        );
+        let _ = writeln!(out, "  {}", why_teardown(teardown));
         causes(out, &why.teardown_path);
     }
-}
-
-fn ms_f(ms: f64) -> String {
-    format!("{ms:.1} ms")
 }
 
 /// Renders one container's timeline for a terminal.

@@ -191,6 +191,8 @@ pub struct Sched {
     /// The first event's time: a process started before it was not made
     /// under our eyes.
     first_ns: Option<u64>,
+    /// Intervals that ended before this were forgotten ([`Sched::forget_before`]).
+    kept_from: Option<u64>,
 }
 
 /// Calls that only a timer ends: their sleeper's own time.
@@ -324,6 +326,34 @@ impl Sched {
         for th in self.threads.values_mut() {
             th.close(end);
         }
+    }
+
+    /// Forgets the intervals that ended before `t`, and the threads that
+    /// left nothing after it: a view that stays open (the TUI) keeps what it
+    /// can still explain, not every switch since it began. A path that
+    /// reaches back before `t` finds it `not seen`.
+    pub fn forget_before(&mut self, t: u64) {
+        self.threads.retain(|_, th| {
+            // Closed intervals are in time order, their ends too.
+            let gone = th.intervals.partition_point(|iv| iv.end < t);
+            th.intervals.drain(..gone);
+            !th.intervals.is_empty()
+                || th.open.is_some()
+                || th.made.is_some_and(|(made, _)| made >= t)
+        });
+        self.kept_from = Some(self.kept_from.map_or(t, |k| k.max(t)));
+    }
+
+    /// Since when the intervals are all kept, once some were forgotten.
+    pub fn kept_from(&self) -> Option<u64> {
+        self.kept_from
+    }
+
+    /// Whether the recording has scheduler records of `t`'s processes (it
+    /// was made with `--sched`): without them nothing is explained.
+    pub fn covers(&self, t: &ContainerTimeline) -> bool {
+        let ours = |pid: u32| t.chain.iter().any(|l| l.pid == pid);
+        self.records > 0 && self.threads.values().any(|th| ours(th.tgid))
     }
 
     /// The interval of thread `tid` holding the instant just before `t`;
@@ -474,10 +504,17 @@ impl Sched {
     }
 
     /// Where `t`'s time went; `None` when the recording has no scheduler
-    /// records of its processes (made without `--sched`).
+    /// records of its processes (made without `--sched`, see
+    /// [`Sched::covers`]), or its start is not over.
     pub fn explain(&self, t: &ContainerTimeline) -> Option<Why> {
-        let ours = |pid: u32| t.chain.iter().any(|l| l.pid == pid);
-        if self.records == 0 || !self.threads.values().any(|th| ours(th.tgid)) {
+        self.explain_ending(t, t.steps.last().map(|s| (s.tid, s.ktime_ns)))
+    }
+
+    /// [`Sched::explain`], the container's last step given as (tid, time):
+    /// a view that keeps no steps of its own (the TUI) says which it was.
+    /// The teardown's path ends there.
+    pub fn explain_ending(&self, t: &ContainerTimeline, last: Option<(u32, u64)>) -> Option<Why> {
+        if !self.covers(t) {
             return None;
         }
         let phase = |p: Phase| t.phases.iter().find(|s| s.phase == p);
@@ -577,11 +614,11 @@ impl Sched {
         why.critical_path = critical_path;
         // The teardown: from the entrypoint's exit to the last event, in
         // whoever made that event.
-        if let (Some(stopped), Some(last)) = (phase(Phase::Stopped), t.steps.last())
-            && last.ktime_ns > stopped.start_ns
+        if let (Some(stopped), Some((last_tid, last_ns))) = (phase(Phase::Stopped), last)
+            && last_ns > stopped.start_ns
         {
             why.teardown_ms = Some(t.end_ns.saturating_sub(stopped.start_ns) as f64 / NS_PER_MS);
-            why.teardown_path = segments(self.path(last.tid, last.ktime_ns, stopped.start_ns));
+            why.teardown_path = segments(self.path(last_tid, last_ns, stopped.start_ns));
         }
         Some(why)
     }
@@ -817,6 +854,32 @@ mod tests {
         s.push(&counted(6 * MS, (10, 10), (0, 0), 9 * MS, 0));
         let last = s.threads[&10].intervals.last().unwrap().clone();
         assert_eq!((last.state, last.kernel_ns), (State::Running, None));
+    }
+
+    #[test]
+    fn forgotten_intervals_read_as_not_seen() {
+        let mut s = sched();
+        // A's first run and B's go; B's sleep, ended later, stays.
+        s.forget_before(100 * MS);
+        assert_eq!(s.kept_from(), Some(100 * MS));
+        let path = s.path(10, 210 * MS, 0);
+        let got: Vec<(u32, State, u64, u64)> = path
+            .iter()
+            .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (20, State::Unknown, 0, 6),
+                (20, State::Blocked, 6, 206),
+                (20, State::Running, 206, 207),
+                (10, State::Runnable, 207, 209),
+                (10, State::Running, 209, 210),
+            ]
+        );
+        // Forgetting again, earlier, keeps the later mark.
+        s.forget_before(50 * MS);
+        assert_eq!(s.kept_from(), Some(100 * MS));
     }
 
     #[test]

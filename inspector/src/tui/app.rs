@@ -1,15 +1,18 @@
-//! The TUI's state: the timeline builder and the retained events (the model),
-//! and what the user is looking at (focus, selections, scroll, popups). Keys
-//! become changes here; drawing reads it and changes nothing.
+//! The TUI's state: the timeline builder, the scheduler's records and the
+//! retained events (the model), and what the user is looking at (focus,
+//! selections, scroll, popups). Keys become changes here; drawing reads it
+//! and changes nothing.
 
 use std::{
     cell::Cell,
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
+    rc::Rc,
     time::Instant,
 };
 
 use super::{
     containers::{ContainerRow, RowState, describe_container},
+    explain::{self, Explained, WhyView},
     filter::Filter,
     keys::Action,
     replay::Replay,
@@ -17,7 +20,7 @@ use super::{
 };
 use crate::{
     event::{Body, Event},
-    timeline::{Builder, ChainLink, ContainerTimeline, Phase, PhaseSpan, Role},
+    timeline::{Builder, ChainLink, ContainerTimeline, Phase, PhaseSpan, Role, why::Sched},
 };
 
 /// How long applying a filter to the retained events may hold the loop at a
@@ -50,6 +53,8 @@ pub enum Popup {
     Help,
     /// Every field of the event with this sequence number.
     Detail(u64),
+    /// Where a container's time went ([`App::why`]).
+    Why,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +107,17 @@ pub struct Selected {
 /// Everything the screen shows.
 pub struct App {
     builder: Builder,
+    /// Every event, switches and wake-ups included, for the why view.
+    sched: Sched,
+    /// Events taken in, switches and wake-ups included: the why view is
+    /// worked out again when it changed.
+    fed: u64,
+    /// (records, time) every so many scheduler records: where to forget
+    /// from once there are more than the retention limit.
+    sched_marks: VecDeque<(u64, u64)>,
+    /// Each container's last step (tid, time): the teardown's path ends
+    /// there, and the store keeps the events, not the builder.
+    last_steps: HashMap<Rc<str>, (u32, u64)>,
     pub store: EventStore,
     finished: VecDeque<ContainerTimeline>,
     /// What each container runs (image and command), once known.
@@ -136,6 +152,7 @@ pub struct App {
     pub tree_scroll: u16,
     pub popup: Option<Popup>,
     pub detail_scroll: u16,
+    pub why: WhyView,
     pub prompt: Option<Prompt>,
     pub quit: bool,
 }
@@ -145,6 +162,10 @@ impl App {
     pub fn new(retention: usize) -> Self {
         App {
             builder: Builder::new(),
+            sched: Sched::default(),
+            fed: 0,
+            sched_marks: VecDeque::new(),
+            last_steps: HashMap::new(),
             store: EventStore::new(retention),
             finished: VecDeque::new(),
             labels: HashMap::new(),
@@ -166,6 +187,7 @@ impl App {
             tree_scroll: 0,
             popup: None,
             detail_scroll: 0,
+            why: WhyView::default(),
             prompt: None,
             quit: false,
         }
@@ -189,25 +211,63 @@ impl App {
         self.stream.anchor.is_some()
     }
 
-    /// Takes in one event: the timelines, then the stream.
+    /// Scheduler records seen (`--sched`).
+    pub fn sched_records(&self) -> u64 {
+        self.sched.records
+    }
+
+    /// Takes in one event: the scheduler's view, the timelines, then the
+    /// stream.
     pub fn ingest(&mut self, event: Event) {
         if let Body::Lost { total, .. } = event.body {
             self.lost = self.lost.max(total);
         }
+        // Every event: a path needs each process's making and end, from
+        // their headers, as much as the switches.
+        self.sched.push(&event);
+        self.fed += 1;
         // A recording made with `--sched` has a switch or two per event the
         // stream shows: the events pane is no place for them.
         if matches!(
             event.body,
             Body::SchedSwitch { .. } | Body::SchedWakeup { .. }
         ) {
+            self.bound_sched(event.ktime_ns);
             return;
         }
         // An exit makes the builder forget its process: ask first.
         let before = self.builder.container_of(&event);
         self.builder.push(event.clone());
         let container = self.builder.container_of(&event).or(before);
+        // As the builder's steps: a thread's creation is not one.
+        if let (Some(id), Some(task)) = (&container, &event.task)
+            && !matches!(event.body, Body::Fork { thread: true, .. })
+        {
+            self.last_steps
+                .insert(id.clone(), (task.tid, event.ktime_ns));
+        }
         self.store.push(event, container);
         self.collect_finished();
+    }
+
+    /// Keeps about as many scheduler records as the stream keeps events
+    /// (`--retain`): a live session has thousands a second, and each
+    /// thread's intervals would otherwise pile up for as long as it runs.
+    /// Forgotten a slice at a time, so that the cost is spread thin.
+    fn bound_sched(&mut self, t: u64) {
+        let records = self.sched.records;
+        let limit = self.store.limit() as u64;
+        let every = (limit / 8).max(1024);
+        if records.is_multiple_of(every) {
+            self.sched_marks.push_back((records, t));
+        }
+        while let Some(&(at, when)) = self.sched_marks.front() {
+            if records - at <= limit {
+                break;
+            }
+            self.sched_marks.pop_front();
+            self.sched.forget_before(when);
+        }
     }
 
     /// Lets time pass (live: now; replay: the cursor's time), so that ended
@@ -303,6 +363,12 @@ impl App {
             });
         }
         rows.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(a.id.cmp(&b.id)));
+        // Last steps of containers no longer listed (or never: an id in a
+        // cgroup's path) go.
+        if self.last_steps.len() > rows.len() {
+            let listed: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            self.last_steps.retain(|id, _| listed.contains(&**id));
+        }
         // A filter on a container narrows the list too: on a busy machine
         // the one being looked at stays on screen.
         if let Some(prefix) = &self.store.filter().container {
@@ -315,6 +381,36 @@ impl App {
             self.chosen = None;
         }
         self.selected = self.selected_row().and_then(|row| self.whole(row));
+        self.update_why(Instant::now());
+    }
+
+    /// Works the open why view out again when it is stale ([`WhyView::stale`]).
+    fn update_why(&mut self, now: Instant) {
+        if self.popup != Some(Popup::Why) {
+            return;
+        }
+        // Live, or a replay playing: time moves by itself.
+        let moving = self.replay.as_ref().is_none_or(|r| r.is_playing());
+        if !self.why.stale(self.fed, moving, now) {
+            return;
+        }
+        let row = self
+            .why
+            .id
+            .as_ref()
+            .map(|id| self.rows.iter().find(|r| &r.id == id));
+        let (shown, forgotten) = match row {
+            None => (Explained::NoContainer, None),
+            Some(None) => (Explained::Gone, None),
+            Some(Some(row)) => match self.whole(row) {
+                Some(s) => {
+                    let last_step = self.last_steps.get(row.id.as_str()).copied();
+                    explain::explain(&self.sched, s, row.last_ns, last_step)
+                }
+                None => (Explained::Gone, None),
+            },
+        };
+        self.why.set(shown, forgotten, self.fed, now);
     }
 
     /// The row of the selected container: the chosen one, or the newest.
@@ -419,6 +515,20 @@ impl App {
                 (Popup::Detail(_), Action::Up) => {
                     self.detail_scroll = self.detail_scroll.saturating_sub(1)
                 }
+                (Popup::Why, Action::Up | Action::Down | Action::PageUp | Action::PageDown) => {
+                    let page = self.why.height.get().max(1) as isize;
+                    let by = match action {
+                        Action::Up => -1,
+                        Action::Down => 1,
+                        Action::PageUp => -page,
+                        _ => page,
+                    };
+                    // From where the last frame showed it.
+                    self.why.scroll = self.why.top.get().saturating_add_signed(by);
+                }
+                (Popup::Why, Action::Top) => self.why.scroll = 0,
+                (Popup::Why, Action::Bottom) => self.why.scroll = usize::MAX,
+                (Popup::Why, Action::Why) => self.popup = None,
                 (Popup::Help, Action::Help) | (_, Action::Back | Action::Open | Action::Help) => {
                     self.popup = None
                 }
@@ -429,6 +539,11 @@ impl App {
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.popup = Some(Popup::Help),
+            Action::Why => {
+                self.why = WhyView::open(self.selected_row().map(|r| r.id.clone()));
+                self.popup = Some(Popup::Why);
+                self.update_why(Instant::now());
+            }
             Action::NextPane | Action::PrevPane => {
                 self.focus = self
                     .focus
@@ -599,6 +714,9 @@ impl App {
         if n < replay.cursor() {
             let filter = self.store.filter().clone();
             self.builder = Builder::new();
+            self.sched = Sched::default();
+            self.sched_marks.clear();
+            self.last_steps.clear();
             self.store = EventStore::new(self.store.limit());
             self.store.set_filter(filter, std::time::Duration::MAX);
             self.finished.clear();
@@ -632,4 +750,40 @@ impl App {
 
 fn scroll(at: u16, by: isize) -> u16 {
     (at as isize).saturating_add(by).clamp(0, u16::MAX as isize) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tui_scheduler_records_are_kept_about_as_many_as_events() {
+        let mut app = App::new(100);
+        for i in 0..5000u64 {
+            let (prev, next) = if i % 2 == 0 { (7, 8) } else { (8, 7) };
+            app.ingest(Event {
+                v: 1,
+                ktime_ns: 1_000 + i,
+                time: String::new(),
+                task: None,
+                body: Body::SchedSwitch {
+                    cpu: 0,
+                    task_tgid: prev,
+                    task_tid: prev,
+                    state: "R".into(),
+                    syscall: None,
+                    next_tgid: next,
+                    next_tid: next,
+                    task_cpu_ns: None,
+                    next_cpu_ns: None,
+                    irq_steal_ns: None,
+                },
+            });
+        }
+        assert_eq!(app.sched_records(), 5000);
+        // A mark every 1024 records; the last one more than 100 records
+        // back was at 4096.
+        assert_eq!(app.sched.kept_from(), Some(1_000 + 4095));
+        assert_eq!(app.store.total(), 0, "the stream has no switches");
+    }
 }

@@ -32,6 +32,8 @@ pub enum Action {
     JumpBack,
     ToStart,
     ToEnd,
+    /// Open or close the why view: where the selected container's time went.
+    Why,
 }
 
 /// The action of a key while no prompt is open.
@@ -69,6 +71,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('{') => Action::JumpBack,
         KeyCode::Char('<') => Action::ToStart,
         KeyCode::Char('>') => Action::ToEnd,
+        KeyCode::Char('w') => Action::Why,
         _ => return None,
     })
 }
@@ -95,6 +98,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("] [  → ←", "replay: next / previous event"),
     ("} {", "replay: 10 ms later / earlier"),
     ("> <", "replay: end / start of the recording"),
+    (
+        "w",
+        "why: where the selected container's time went (--sched)",
+    ),
 ];
 
 #[cfg(test)]
@@ -113,6 +120,7 @@ mod tests {
             action(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)
         );
+        assert_eq!(action(k(KeyCode::Char('w'))), Some(Action::Why));
         assert_eq!(action(k(KeyCode::Char('z'))), None);
     }
 }

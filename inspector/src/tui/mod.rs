@@ -1,7 +1,8 @@
 //! `inspector tui`: the live terminal UI. A container list, the selected
 //! container's lifecycle waterfall and process tree, the event stream, and a
-//! status line; live from the probe, or replayed from a recording with a time
-//! cursor.
+//! status line; where the selected container's time went, from the
+//! scheduler's records (`--sched`, the why view); live from the probe, or
+//! replayed from a recording with a time cursor.
 //!
 //! The probe is read on a thread of its own and its events reach the UI over
 //! a tokio channel; keys arrive the same way and are served first. The state
@@ -10,6 +11,7 @@
 
 pub mod app;
 pub mod containers;
+pub mod explain;
 pub mod filter;
 pub mod keys;
 pub mod popup;
@@ -19,6 +21,7 @@ pub mod store;
 pub mod stream;
 pub mod tree;
 pub mod waterfall;
+pub mod why;
 
 #[cfg(test)]
 mod snapshots;

@@ -1,4 +1,5 @@
-//! Windows over the panes: the keys (`?`) and every field of one event (Enter).
+//! Windows over the panes: the keys (`?`), every field of one event (Enter),
+//! and where a container's time went (`w`, drawn by [`super::why`]).
 
 use ratatui::{
     Frame,
@@ -15,7 +16,7 @@ use super::{
 use crate::escape::bare;
 
 /// A centred rectangle of at most `width` x `height`.
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [area] = Layout::horizontal([Constraint::Length(width.min(area.width))])
         .flex(Flex::Center)
         .areas(area);
@@ -25,7 +26,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     area
 }
 
-fn popup_block(title: &str) -> Block<'static> {
+pub(super) fn popup_block(title: &str) -> Block<'static> {
     Block::bordered()
         .border_type(BorderType::Double)
         .title(title.to_string())
@@ -114,6 +115,7 @@ pub fn render(frame: &mut Frame, app: &App) {
                 rect,
             );
         }
+        Some(Popup::Why) => super::why::render(frame, app),
         Some(Popup::Detail(seq)) => {
             let lines = detail_lines(app, *seq);
             let rect = centered(area, area.width.saturating_sub(4), lines.len() as u16 + 2);

@@ -381,3 +381,305 @@ fn tui_event_loop_takes_in_events_redraws_and_quits_on_q() {
     assert!(screen.contains("inspector/busybox:latest true"), "{screen}");
     assert!(screen.contains(" LIVE "), "{screen}");
 }
+
+/// The why view's tests: a tiny `runc run` whose scheduler records say
+/// where its time went, the times in ms from `T0`.
+mod why {
+    use ratatui::style::Color;
+
+    use super::{
+        super::{
+            app::Popup,
+            explain::{EVERY, Explained},
+            why::NO_RECORDS,
+        },
+        *,
+    };
+    use crate::event::Task;
+
+    const T0: u64 = 5_000_000_000_000;
+    const MS: u64 = 1_000_000;
+    /// Small pids: the redaction leaves them, so the view's pid column shows.
+    const RUNC: u32 = 40;
+    const REEXEC: u32 = 41;
+    const INIT: u32 = 42;
+    const IDLE: (u32, u32) = (0, 0);
+
+    fn at(ms: f64) -> u64 {
+        T0 + (ms * MS as f64) as u64
+    }
+
+    /// runc's process, or one of its making: its parent and start.
+    fn task(pid: u32, comm: &str) -> Task {
+        let (ptgid, start_ns) = match pid {
+            // Started before the recording: not made under our eyes.
+            RUNC => (1, T0 - 5 * MS),
+            REEXEC => (RUNC, at(1.0)),
+            _ => (REEXEC, at(3.0)),
+        };
+        Task {
+            tgid: pid,
+            tid: pid,
+            ptgid,
+            nspid: pid,
+            comm: comm.into(),
+            start_ns,
+            cgroup_id: 1,
+            pidns: 1,
+            mntns: 1,
+        }
+    }
+
+    fn ev(ms: f64, task: Option<Task>, body: Body) -> Event {
+        Event {
+            v: 1,
+            ktime_ns: at(ms),
+            time: String::new(),
+            task,
+            body,
+        }
+    }
+
+    fn exec(ms: f64, pid: u32, comm: &str, filename: &str, argv: &[&str]) -> Event {
+        let body = Body::Exec {
+            filename: filename.into(),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            argv_truncated: false,
+            old_tid: None,
+            ret: 0,
+            errno: None,
+        };
+        ev(ms, Some(task(pid, comm)), body)
+    }
+
+    fn fork(ms: f64, parent: u32, comm: &str, child: u32) -> Event {
+        let body = Body::Fork {
+            child_tgid: child,
+            child_tid: child,
+            child_start_ns: at(ms),
+            thread: false,
+            flags: None,
+            flags_raw: None,
+        };
+        ev(ms, Some(task(parent, comm)), body)
+    }
+
+    fn exit(ms: f64, pid: u32, comm: &str) -> Event {
+        let body = Body::Exit {
+            exit_code: Some(0),
+            signal: None,
+            core_dumped: false,
+            status: 0,
+        };
+        ev(ms, Some(task(pid, comm)), body)
+    }
+
+    fn switch(
+        ms: f64,
+        prev: (u32, u32),
+        state: &str,
+        syscall: Option<&str>,
+        next: (u32, u32),
+    ) -> Event {
+        let body = Body::SchedSwitch {
+            cpu: 0,
+            task_tgid: prev.0,
+            task_tid: prev.1,
+            state: state.into(),
+            syscall: syscall.map(String::from),
+            next_tgid: next.0,
+            next_tid: next.1,
+            task_cpu_ns: None,
+            next_cpu_ns: None,
+            irq_steal_ns: None,
+        };
+        ev(ms, None, body)
+    }
+
+    fn wakeup(ms: f64, task: (u32, u32), waker: (u32, u32)) -> Event {
+        let body = Body::SchedWakeup {
+            cpu: 0,
+            task_tgid: task.0,
+            task_tid: task.1,
+            waker_tgid: waker.0,
+            waker_tid: waker.1,
+        };
+        ev(ms, None, body)
+    }
+
+    /// `runc run`: runc runs 1 ms, makes its re-exec and waits for it
+    /// (`epoll_pwait`); the re-exec makes the init and ends; the init waits
+    /// 10 ms in `read` for what no followed task sends, waits 1 ms for a
+    /// CPU, runs, wakes runc and execs the entrypoint at 16 ms. That runs
+    /// until 18 ms; runc, woken by its exit, ends at 20 ms. `comm` is the
+    /// entrypoint's, `read` the call the init waits in.
+    fn events(comm: &str, read: &str) -> Vec<Event> {
+        let runc = (RUNC, RUNC);
+        let reexec = (REEXEC, REEXEC);
+        let init = (INIT, INIT);
+        vec![
+            exec(
+                0.0,
+                RUNC,
+                "runc",
+                "/usr/sbin/runc",
+                &["runc", "run", "--bundle", "/b", "tiny"],
+            ),
+            switch(0.0, IDLE, "R", None, runc),
+            fork(1.0, RUNC, "runc", REEXEC),
+            switch(2.0, runc, "S", Some("epoll_pwait"), reexec),
+            exec(
+                2.5,
+                REEXEC,
+                "runc:[1:CHILD]",
+                "/proc/self/exe",
+                &["runc", "init"],
+            ),
+            fork(3.0, REEXEC, "runc:[1:CHILD]", INIT),
+            exit(3.5, REEXEC, "runc:[1:CHILD]"),
+            switch(3.5, IDLE, "R", None, init),
+            switch(4.0, init, "S", Some(read), IDLE),
+            wakeup(14.0, init, IDLE),
+            switch(15.0, IDLE, "R", None, init),
+            wakeup(15.5, runc, init),
+            exec(16.0, INIT, comm, "/bin/sleep", &["sleep", "0.002"]),
+            switch(16.5, init, "R", None, runc),
+            switch(17.0, runc, "S", Some("wait4"), init),
+            exit(18.0, INIT, comm),
+            wakeup(18.0, runc, init),
+            switch(19.0, IDLE, "R", None, runc),
+            exit(20.0, RUNC, "runc"),
+        ]
+    }
+
+    /// The colour of the first cell of the first `text` on screen.
+    fn colour_of(app: &mut App, width: u16, height: u16, text: &str) -> Option<Color> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| draw(f, app)).unwrap();
+        let buffer = terminal.backend().buffer();
+        for y in 0..height {
+            let line: Vec<&str> = (0..width).map(|x| buffer[(x, y)].symbol()).collect();
+            let joined = line.concat();
+            if let Some(at) = joined.find(text) {
+                // Cells to the match: some symbols are more than a byte.
+                let mut bytes = 0;
+                let x = line.iter().position(|s| {
+                    bytes += s.len();
+                    bytes > at
+                })?;
+                return Some(buffer[(x as u16, y)].fg);
+            }
+        }
+        None
+    }
+
+    fn why_screen(app: &mut App, width: u16, height: u16) -> String {
+        key(app, KeyCode::Char('w'));
+        assert_eq!(app.popup, Some(Popup::Why));
+        screen(app, width, height)
+    }
+
+    #[test]
+    fn tui_snapshot_why_view_of_a_tiny_runc_run() {
+        let mut app = App::replay(events("sleep", "read"), 100_000);
+        assert_eq!(app.rows.len(), 1);
+        assert_eq!(app.sched_records(), 11);
+        key(&mut app, KeyCode::Char('w'));
+        let Some(Explained::Why(why)) = &app.why.shown else {
+            panic!("{:?}", app.why.shown);
+        };
+        // The init's 10 ms in read are its own: no followed task woke it.
+        assert_eq!(why.start_latency_ms, 16.0, "{why:?}");
+        assert_eq!(why.teardown_ms, Some(2.0));
+        let total: f64 = why.critical_path.iter().map(|s| s.dur_ms).sum();
+        assert!((total - 16.0).abs() < 1e-9, "the path covers the start");
+        check("why-tiny-runc-run-120x40", &mut app, 120, 40, &[]);
+        // Coloured by state.
+        for (text, colour) in [
+            ("blocked  in read", Color::Red),
+            ("running  on a CPU", Color::Green),
+            ("runnable waiting", Color::Yellow),
+        ] {
+            assert_eq!(colour_of(&mut app, 120, 40, text), Some(colour), "{text}");
+        }
+        // Scrolled to the bottom: the teardown's path ends the view.
+        key(&mut app, KeyCode::Char('G'));
+        let bottom = screen(&mut app, 120, 40);
+        assert!(bottom.contains("teardown path: 2 stretches"), "{bottom}");
+        key(&mut app, KeyCode::Char('g'));
+        assert_eq!(app.why.scroll, 0);
+        // `w` again closes it.
+        key(&mut app, KeyCode::Char('w'));
+        assert_eq!(app.popup, None);
+    }
+
+    #[test]
+    fn tui_why_view_says_what_to_do_without_scheduler_records() {
+        let (mut app, pids) = docker_app();
+        assert_eq!(app.sched_records(), 0);
+        let shown = why_screen(&mut app, 80, 24);
+        assert!(shown.contains("no scheduler records:"), "{shown}");
+        // Without records, no hint of the view on the status line.
+        assert!(!shown.contains("w why"), "{shown}");
+        assert!(shown.contains("`inspector tui --sched`"), "{shown}");
+        assert!(shown.contains("`inspector trace --sched`"), "{shown}");
+        assert_eq!(
+            NO_RECORDS,
+            "no scheduler records: start `inspector tui --sched`, or replay a recording made \
+             with `inspector trace --sched`"
+        );
+        check("why-no-records-80x24", &mut app, 80, 24, &pids);
+    }
+
+    #[test]
+    fn tui_why_view_escapes_hostile_commands_and_causes() {
+        const HOSTILE: &str = "\x1b[2J\nFAKE\u{202e}";
+        let mut app = App::replay(events(HOSTILE, "re\x1b]0;x\x07ad"), 100_000);
+        let shown = why_screen(&mut app, 160, 48);
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c != '\n' && crate::escape::needs_escape(c)),
+            "{shown:?}"
+        );
+        assert!(shown.contains(r"\x1b[2J\nFAKE"), "{shown}");
+        assert!(shown.contains(r"blocked in re\x1b]0;x\x07ad"), "{shown}");
+        assert!(
+            !shown.lines().any(|l| l.trim_start().starts_with("FAKE")),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn tui_why_view_is_worked_out_lazily_not_per_event() {
+        let mut ev = events("sleep", "read");
+        let last = ev.split_off(12);
+        // Live: the start is not over; records keep coming.
+        let mut app = App::new(100_000);
+        for e in ev {
+            app.ingest(e);
+        }
+        app.tick(at(15.5));
+        app.refresh();
+        key(&mut app, KeyCode::Char('w'));
+        assert_eq!(app.why.shown, Some(Explained::NotStarted));
+        // Events alone do not work it out again; a frame does, once
+        // `EVERY` has passed since.
+        for e in last {
+            app.ingest(e);
+        }
+        assert_eq!(app.why.shown, Some(Explained::NotStarted));
+        std::thread::sleep(EVERY);
+        app.refresh();
+        assert!(
+            matches!(app.why.shown, Some(Explained::Why(_))),
+            "{:?}",
+            app.why.shown
+        );
+        let shown = screen(&mut app, 120, 40);
+        assert!(
+            shown.contains(" LIVE ") && shown.contains("w why"),
+            "{shown}"
+        );
+    }
+}

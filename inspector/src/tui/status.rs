@@ -1,5 +1,6 @@
 //! The status line (rate, totals, lost events, probes, live or paused,
-//! retention) and, while one is open, the prompt of a search or filter.
+//! retention, the why view's key once there are scheduler records) and,
+//! while one is open, the prompt of a search or filter.
 
 use ratatui::{
     Frame,
@@ -100,6 +101,11 @@ pub fn line(app: &App) -> Line<'static> {
             crate::escape::bare(e).into_owned(),
             Style::new().fg(Color::Red),
         ));
+    }
+    // The why view has something to show: say which key opens it.
+    if app.sched_records() > 0 {
+        spans.push(sep());
+        spans.push(Span::styled("w why", Style::new().fg(Color::DarkGray)));
     }
     spans.push(sep());
     spans.push(Span::styled("? keys", Style::new().fg(Color::DarkGray)));
