@@ -42,6 +42,14 @@ pub struct Tracer {
     _dir: TempDir,
 }
 
+/// A stopped tracer's recording, on disk while this lives.
+pub struct Recording {
+    pub path: PathBuf,
+    pub stderr: String,
+    pub success: bool,
+    _dir: TempDir,
+}
+
 /// What a stopped tracer recorded.
 pub struct Trace {
     pub events: Vec<Event>,
@@ -81,12 +89,31 @@ impl Tracer {
     }
 
     /// Stops with SIGINT after letting late events (teardown) arrive.
-    pub fn stop(mut self) -> Trace {
+    fn halt(&mut self) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(700));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().unwrap();
-        let rest = self.stderr.join().unwrap_or_default();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (status.success(), stderr.join().unwrap_or_default())
+    }
+
+    /// Stops, and leaves the recording as it was written (a long one is
+    /// not read back into memory): read it with the library's reader.
+    pub fn stop_recording(mut self) -> Recording {
+        let (success, stderr) = self.halt();
+        Recording {
+            path: self.output.clone(),
+            stderr,
+            success,
+            _dir: self._dir,
+        }
+    }
+
+    /// Stops with SIGINT after letting late events (teardown) arrive, and
+    /// reads what was recorded.
+    pub fn stop(mut self) -> Trace {
+        let (success, rest) = self.halt();
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
         let events = text
             .lines()
@@ -99,7 +126,7 @@ impl Tracer {
         Trace {
             events,
             stderr: rest,
-            success: status.success(),
+            success,
         }
     }
 }

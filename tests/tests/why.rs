@@ -248,17 +248,11 @@ fn twenty_docker_runs_are_explained_and_the_bridge_shows_as_netlink_work() {
         let id = std::fs::read_to_string(&cidfile).unwrap();
         ids.push((network, id.trim().to_string()));
     }
-    let trace = tracer.stop();
+    let trace = tracer.stop_recording();
     assert!(trace.success, "{}", trace.stderr);
     assert!(trace.stderr.contains(", 0 lost"), "{}", trace.stderr);
-    let recording = dir.path().join("runs.jsonl");
-    let lines: Vec<String> = trace
-        .events
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect();
-    std::fs::write(&recording, lines.join("\n") + "\n").unwrap();
-    let all = explained_all(&recording);
+    let recording = &trace.path;
+    let all = explained_all(recording);
     let mut timings: [Vec<Timing>; 2] = [Vec::new(), Vec::new()];
     let mut ours = Vec::new();
     for (network, id) in &ids {
@@ -302,5 +296,52 @@ fn twenty_docker_runs_are_explained_and_the_bridge_shows_as_netlink_work() {
             text.lines().any(|l| l.starts_with(row)),
             "no {row:?} in\n{text}"
         );
+    }
+}
+
+/// 50 `docker run`s at once, traced with `--sched`: nothing lost, and each
+/// container's path its own: the engine's threads serve them all, but a
+/// path never goes into another container's shim, runtime or processes.
+#[test]
+fn fifty_concurrent_docker_runs_keep_their_own_paths() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    let tracer = Tracer::start(&["--sched"]);
+    let runs: Vec<_> = (0..50)
+        .map(|_| {
+            Command::new(DOCKER)
+                .args(["run", "--rm"])
+                .arg(image())
+                .arg("true")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success(), "a docker run failed");
+    }
+    let trace = tracer.stop_recording();
+    assert!(trace.success, "{}", trace.stderr);
+    assert!(trace.stderr.contains(", 0 lost"), "{}", trace.stderr);
+    let all = explained_all(&trace.path);
+    assert_eq!(all.len(), 50, "one timeline per container");
+    for t in &all {
+        assert_explained(t);
+        let why = t.why.as_ref().unwrap();
+        for s in why.critical_path.iter().chain(&why.teardown_path) {
+            let theirs: Vec<&str> = all
+                .iter()
+                .filter(|o| o.id != t.id && o.chain.iter().any(|l| l.pid == s.pid))
+                .map(|o| o.id.as_str())
+                .collect();
+            let ours = t.chain.iter().any(|l| l.pid == s.pid);
+            assert!(
+                ours || theirs.is_empty(),
+                "{}'s path goes into {theirs:?}'s process: {s:#?}",
+                t.id
+            );
+        }
     }
 }

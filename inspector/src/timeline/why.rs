@@ -394,7 +394,17 @@ impl Sched {
 
     /// The critical path ending in thread `tid` at `end`, back to `start`:
     /// (tid, state, cause, from, to), in time order.
-    fn path(&self, mut tid: u32, end: u64, start: u64) -> Vec<(u32, State, String, u64, u64)> {
+    /// A wake-up by a thread `may_enter` refuses (another container's
+    /// process, which woke this one for its own sake through an engine
+    /// thread shared by both) is not followed: the wait stays the
+    /// waiter's.
+    fn path(
+        &self,
+        mut tid: u32,
+        end: u64,
+        start: u64,
+        may_enter: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, State, String, u64, u64)> {
         let mut out: Vec<(u32, State, String, u64, u64)> = Vec::new();
         let mut t = end;
         // Each turn moves `t` back or moves to a waker running at `t`.
@@ -435,6 +445,7 @@ impl Sched {
                 State::Blocked => {
                     let waker = iv.waker.filter(|&w| {
                         w != tid
+                            && may_enter(w)
                             && iv.end == t
                             && !is_sleep(iv.syscall.as_deref())
                             && self
@@ -577,7 +588,20 @@ impl Sched {
                 })
                 .collect()
         };
-        let critical_path = segments(self.path(end_tid, end, origin));
+        // The path enters the container's own processes and the engine's
+        // (dockerd, containerd, their helpers, any process of no known
+        // role), never another container's: under concurrent starts the
+        // engine's threads wake for every container, and following one
+        // such wake-up would lead into another container's chain.
+        let may_enter = |tid: u32| {
+            let pid = self.threads.get(&tid).map_or(tid, |th| th.tgid);
+            t.chain.iter().any(|l| l.pid == pid)
+                || matches!(
+                    self.engine_role(pid, self.comms.get(&pid).map_or("", |c| c.as_str())),
+                    Role::Dockerd | Role::Containerd | Role::Other
+                )
+        };
+        let critical_path = segments(self.path(end_tid, end, origin, &may_enter));
         let mut why = Why {
             start_latency_ms: end.saturating_sub(origin) as f64 / NS_PER_MS,
             ..Why::default()
@@ -587,13 +611,25 @@ impl Sched {
             let cause = format!("{} {}", s.state.name(), s.cause);
             *why.by_cause.entry(cause).or_default() += s.dur_ms;
         }
+        // The engine's processes the path ran through count too, by the
+        // role the path gave them (all their threads: what dockerd did for
+        // other containers meanwhile is in it).
+        let ours = |pid: u32| t.chain.iter().any(|l| l.pid == pid);
+        let engine: FxHashMap<u32, Role> = critical_path
+            .iter()
+            .filter(|s| !ours(s.pid) && s.role != Role::Other)
+            .map(|s| (s.pid, s.role))
+            .collect();
         for th in self.threads.values() {
             for iv in th.intervals.iter().filter(|iv| iv.state == State::Running) {
                 let on = iv.end.min(end).saturating_sub(iv.start.max(origin));
                 if on == 0 {
                     continue;
                 }
-                let Some((role, _)) = role_at(th.tgid, iv.start.max(origin)) else {
+                let Some(role) = role_at(th.tgid, iv.start.max(origin))
+                    .map(|(role, _)| role)
+                    .or_else(|| engine.get(&th.tgid).copied())
+                else {
                     continue;
                 };
                 *why.on_cpu_ms.entry(role.name().to_string()).or_default() += on as f64 / NS_PER_MS;
@@ -618,7 +654,8 @@ impl Sched {
             && last_ns > stopped.start_ns
         {
             why.teardown_ms = Some(t.end_ns.saturating_sub(stopped.start_ns) as f64 / NS_PER_MS);
-            why.teardown_path = segments(self.path(last_tid, last_ns, stopped.start_ns));
+            why.teardown_path =
+                segments(self.path(last_tid, last_ns, stopped.start_ns, &may_enter));
         }
         Some(why)
     }
@@ -731,7 +768,7 @@ mod tests {
     #[test]
     fn a_wait_continues_in_the_waker_and_a_sleep_is_the_sleepers_own() {
         let s = sched();
-        let path = s.path(10, 210 * MS, 0);
+        let path = s.path(10, 210 * MS, 0, &|_| true);
         let got: Vec<(u32, State, &str, u64, u64)> = path
             .iter()
             .map(|(tid, st, c, a, b)| (*tid, *st, c.as_str(), a / MS, b / MS))
@@ -749,6 +786,25 @@ mod tests {
         );
         let total: u64 = path.iter().map(|p| p.4 - p.3).sum();
         assert_eq!(total, 210 * MS, "the path covers the interval, no gap");
+    }
+
+    #[test]
+    fn a_wake_up_by_a_process_the_path_may_not_enter_stays_a_wait() {
+        // B is another container's: A's wait in wait4 is A's own.
+        let path = sched().path(10, 210 * MS, 0, &|tid| tid != 20);
+        let got: Vec<(u32, State, &str, u64, u64)> = path
+            .iter()
+            .map(|(tid, st, c, a, b)| (*tid, *st, c.as_str(), a / MS, b / MS))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (10, State::Running, "on a CPU", 0, 1),
+                (10, State::Blocked, "in wait4", 1, 207),
+                (10, State::Runnable, "waiting for a CPU", 207, 209),
+                (10, State::Running, "on a CPU", 209, 210),
+            ]
+        );
     }
 
     #[test]
@@ -783,7 +839,7 @@ mod tests {
         });
         s.push(&switch(4 * MS, (0, 0), "R", None, (30, 30)));
         s.push(&switch(5 * MS, (30, 30), "Z", None, (0, 0)));
-        let path = s.path(30, 5 * MS, 0);
+        let path = s.path(30, 5 * MS, 0, &|_| true);
         let got: Vec<(u32, State, u64, u64)> = path
             .iter()
             .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
@@ -803,16 +859,16 @@ mod tests {
     fn what_the_recording_does_not_cover_is_unknown() {
         let s = sched();
         // Thread 30 was never seen: the whole interval is unknown.
-        let path = s.path(30, 10 * MS, 0);
+        let path = s.path(30, 10 * MS, 0, &|_| true);
         assert_eq!(path.len(), 1);
         assert_eq!(
             (path[0].1, path[0].3, path[0].4),
             (State::Unknown, 0, 10 * MS)
         );
         // Before A's first switch.
-        let path = s.path(10, MS, 0);
+        let path = s.path(10, MS, 0, &|_| true);
         assert_eq!(path[0].1, State::Running);
-        let path = Sched::default().path(10, MS, 0);
+        let path = Sched::default().path(10, MS, 0, &|_| true);
         assert_eq!(path[0].1, State::Unknown);
     }
 
@@ -862,7 +918,7 @@ mod tests {
         // A's first run and B's go; B's sleep, ended later, stays.
         s.forget_before(100 * MS);
         assert_eq!(s.kept_from(), Some(100 * MS));
-        let path = s.path(10, 210 * MS, 0);
+        let path = s.path(10, 210 * MS, 0, &|_| true);
         let got: Vec<(u32, State, u64, u64)> = path
             .iter()
             .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
