@@ -217,3 +217,45 @@ fn closing_the_run_tui_stops_a_running_container() {
     );
     tests::remove_run_tui_output(&id);
 }
+
+/// `inspector tui --sched` live: a `docker run` in another window, then `w`
+/// on its row shows where its start's time went, the path through dockerd.
+#[test]
+fn tui_sched_shows_why_a_docker_run_took_its_time() {
+    let Some(_lock) = probe_test(&[Need::Docker, Need::Tmux]) else {
+        return;
+    };
+    let session = TmuxSession::start_with("tui-why", 120, 50, "tui --sched");
+    session.wait_for("the probes to attach", Duration::from_secs(30), attached);
+    let dir = TempDir::new("tui-why");
+    let cidfile = dir.path().join("cid");
+    let status = std::process::Command::new(DOCKER)
+        .args(["run", "--rm", "--cidfile"])
+        .arg(&cidfile)
+        .arg(image())
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let id = std::fs::read_to_string(&cidfile).unwrap();
+    let short = id.trim()[..12].to_string();
+    session.filter_to(&short, true);
+    session.wait_for(
+        "the container to end",
+        Duration::from_secs(15),
+        |s| s.contains(&format!("Lifecycle {short}")) && s.contains("exited 0"),
+    );
+    session.keys(&["w"]);
+    let screen = session.wait_for(
+        "the why view",
+        Duration::from_secs(10),
+        |s| s.contains(&format!("Why {short}")) && s.contains("largest causes of the start"),
+    );
+    assert!(
+        screen.contains("(client's exec → entrypoint's exec)"),
+        "{screen}"
+    );
+    assert!(screen.contains("dockerd"), "the path runs through dockerd:\n{screen}");
+    session.keys(&["w", "q"]);
+    assert_eq!(session.wait_exit(), 0, "inspector tui failed");
+}

@@ -336,6 +336,7 @@ fn docker_run() -> Result<Vec<Row>> {
             Setup::Nothing,
             Setup::Inspector(FLOOR),
             Setup::Inspector(TRACE),
+            Setup::Inspector(TRACE_SCHED),
         ],
         20,
     )?;
@@ -356,6 +357,13 @@ fn docker_run() -> Result<Vec<Row>> {
             "x",
         )
         .at_most(1.03),
+        // Every switch and wake-up of dockerd's, containerd's, the shim's
+        // and runc's threads recorded: the price of asking why.
+        Row::new(
+            "docker run, with inspector --sched / without",
+            paired_ratio(&t[0], &t[3]),
+            "x",
+        ),
     ])
 }
 
@@ -705,10 +713,15 @@ fn startup() -> Result<Vec<Row>> {
 /// recorded `docker run` fixture with its own id, later times and pid reuse.
 /// Lines are edited as text, so the fields keep the order inspector writes.
 fn synthetic_recording(path: &Path, copies: usize) -> Result<usize> {
+    copies_of("docker-run-rm-true.jsonl", path, copies)
+}
+
+/// `copies` copies of the fixture `name` (a recorded `docker run`), each with
+/// its own container id and 2 s later than the one before.
+fn copies_of(name: &str, path: &Path, copies: usize) -> Result<usize> {
     use std::io::Write as _;
-    let fixture = std::fs::read_to_string(
-        util::root().join("inspector/tests/fixtures/docker-run-rm-true.jsonl"),
-    )?;
+    let fixture =
+        std::fs::read_to_string(util::root().join("inspector/tests/fixtures").join(name))?;
     let id = fixture
         .lines()
         .find_map(|l| {
@@ -758,8 +771,14 @@ fn shift_number(line: &str, key: &str, by: u64) -> String {
 /// CPU time, user and system, is what "on one core" costs, and unlike wall
 /// time it does not count the moments the VM gives the core to someone else.
 fn time_timeline(path: &Path) -> Result<(f64, u64)> {
+    time_timeline_with(path, &[])
+}
+
+/// [`time_timeline`] with more arguments (`--why`).
+fn time_timeline_with(path: &Path, extra: &[&str]) -> Result<(f64, u64)> {
     let child = Command::new(inspector_bin())
         .args(["timeline", "--brief"])
+        .args(extra)
         .arg(path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -790,6 +809,18 @@ fn timeline() -> Result<Vec<Row>> {
     let (_, rss_small) = time_timeline(&small)?;
     let _ = std::fs::remove_file(&small);
     let _ = std::fs::remove_file(&large);
+    // A recording made with `--sched`: nearly all of it context switches
+    // and wake-ups, which the timelines skip and `--why` walks.
+    let sched = std::env::temp_dir().join("inspector-bench-1m-sched.jsonl");
+    let per = copies_of(SCHED_FIXTURE, &sched, 1)?;
+    let n_sched = copies_of(SCHED_FIXTURE, &sched, 1_000_000 / per + 1)?;
+    let (mut plain, mut why) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        plain = plain.min(time_timeline(&sched)?.0);
+        why = why.min(time_timeline_with(&sched, &["--why"])?.0);
+    }
+    let (_, rss_why) = time_timeline_with(&sched, &["--why"])?;
+    let _ = std::fs::remove_file(&sched);
     Ok(vec![
         Row::new(
             format!("timelines from {n_large} events: events/s of CPU (best of 3)"),
@@ -808,8 +839,27 @@ fn timeline() -> Result<Vec<Row>> {
             rss_large as f64 / 1024.0,
             "MiB",
         ),
+        Row::new(
+            format!("timelines from {n_sched} events of --sched: events/s of CPU (best of 3)"),
+            n_sched as f64 / plain / 1e6,
+            "M/s",
+        )
+        .at_least(1.0),
+        Row::new(
+            "  the same, --why (every critical path walked): events/s of CPU",
+            n_sched as f64 / why / 1e6,
+            "M/s",
+        ),
+        Row::new(
+            format!("  peak RSS, {n_sched} events of --sched, --why"),
+            rss_why as f64 / 1024.0,
+            "MiB",
+        ),
     ])
 }
+
+/// A `docker run --rm IMAGE true` recorded with `--sched`.
+const SCHED_FIXTURE: &str = "docker-run-rm-true-sched.jsonl";
 
 #[cfg(test)]
 mod tests {

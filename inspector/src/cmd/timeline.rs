@@ -92,9 +92,9 @@ pub fn run(args: TimelineArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    // The path needs every thread's making: read in full.
+    // The path needs every thread's making.
     let summary = if args.why {
-        reader::for_each_event(input, each)?
+        reader::for_each_path_event(input, each)?
     } else {
         reader::for_each_timeline_event(input, each)?
     };

@@ -81,15 +81,23 @@ fn rq_clocks(btf: &Btf) -> KernelOffsets {
     found().unwrap_or_default()
 }
 
-/// x86-64's kernel stacks: 16 KiB (`THREAD_SIZE`; 32 with KASAN, a
-/// debugging build), the user registers saved at the top, below 16 bytes
-/// of padding on kernels built for FRED (`TOP_OF_KERNEL_STACK_PADDING`,
-/// a macro: BTF says whether FRED's frame is there).
-const THREAD_SIZE: u32 = 16384;
+/// x86-64's kernel stacks: 16 KiB (`THREAD_SIZE`), twice that on a kernel
+/// built with KASAN (`KASAN_STACK_ORDER`), the user registers saved at the
+/// top, below 16 bytes of padding on kernels built for FRED
+/// (`TOP_OF_KERNEL_STACK_PADDING`). Both are macros: BTF says which by the
+/// types those builds have (KASAN's `kasan_cache` in every slab cache,
+/// FRED's `fred_info` frame).
+fn thread_size(btf: &Btf) -> u32 {
+    if btf.has_struct("kasan_cache") {
+        32768
+    } else {
+        16384
+    }
+}
 
 /// Where a task's `orig_ax` (the syscall it is in) lies from `task->stack`.
 fn stack_orig_ax(btf: &Btf) -> Result<u32, BtfError> {
     let padding = if btf.has_struct("fred_info") { 16 } else { 0 };
     let regs = btf.struct_size("pt_regs")?;
-    Ok(THREAD_SIZE - padding - regs + btf.member_offset("pt_regs", "orig_ax")?)
+    Ok(thread_size(btf) - padding - regs + btf.member_offset("pt_regs", "orig_ax")?)
 }

@@ -347,15 +347,15 @@ proptest! {
         let slow: Event = serde_json::from_str(&l).unwrap();
         prop_assert_eq!(&slow, &e);
         prop_assert_eq!(line(&slow), l.clone());
-        let fast = fields::parse(&l, true, &mut fields::Predictor::default()).unwrap();
+        let fast = fields::parse(&l, true, false, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(fast.as_ref(), Some(&e));
         let unexpected = format!("{},\"from_the_future\":null}}", &l[..l.len() - 1]);
-        let fallback = fields::parse(&unexpected, true, &mut fields::Predictor::default()).unwrap();
+        let fallback = fields::parse(&unexpected, true, false, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(fallback.as_ref(), Some(&e));
         // Another field order, as a tool that rewrites JSON leaves it.
         let sorted = serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&l).unwrap())
             .unwrap();
-        let resorted = fields::parse(&sorted, true, &mut fields::Predictor::default()).unwrap();
+        let resorted = fields::parse(&sorted, true, false, &mut fields::Predictor::default()).unwrap();
         prop_assert_eq!(resorted.as_ref(), Some(&e));
     }
 

@@ -162,7 +162,7 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
+    Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
@@ -304,7 +304,7 @@ pub fn of_recording(
             timings.push(Timing::of(&t));
         }
     };
-    let summary = reader::for_each_event(input, |e| {
+    let summary = reader::for_each_path_event(input, |e| {
         sched.push(&e);
         builder.push(e);
         for t in builder.take_finished() {

@@ -621,7 +621,17 @@ impl Sched {
             .map(|s| (s.pid, s.role))
             .collect();
         for th in self.threads.values() {
-            for iv in th.intervals.iter().filter(|iv| iv.state == State::Running) {
+            // Only the start's runs of the chain's and the engine's threads:
+            // a long recording has many containers, each explained.
+            if !ours(th.tgid) && !engine.contains_key(&th.tgid) {
+                continue;
+            }
+            let first = th.intervals.partition_point(|iv| iv.end <= origin);
+            for iv in th.intervals[first..]
+                .iter()
+                .take_while(|iv| iv.start < end)
+                .filter(|iv| iv.state == State::Running)
+            {
                 let on = iv.end.min(end).saturating_sub(iv.start.max(origin));
                 if on == 0 {
                     continue;
@@ -936,6 +946,58 @@ mod tests {
         // Forgetting again, earlier, keeps the later mark.
         s.forget_before(50 * MS);
         assert_eq!(s.kept_from(), Some(100 * MS));
+    }
+
+    /// A real `docker run --rm IMAGE true` recorded with `--sched`.
+    const DOCKER_RUN_SCHED: &str =
+        include_str!("../../tests/fixtures/docker-run-rm-true-sched.jsonl");
+
+    #[test]
+    fn a_recorded_docker_run_is_explained_through_its_chain_and_the_engine() {
+        let mut builder = crate::timeline::Builder::new();
+        let mut s = Sched::default();
+        crate::timeline::reader::for_each_event(DOCKER_RUN_SCHED.as_bytes(), |e| {
+            s.push(&e);
+            builder.push(e);
+        })
+        .unwrap();
+        let timelines = builder.finish();
+        assert_eq!(timelines.len(), 1);
+        let t = &timelines[0];
+        let why = s.explain(t).expect("explained");
+        let sum: f64 = why.critical_path.iter().map(|s| s.dur_ms).sum();
+        assert!(
+            (sum - why.start_latency_ms).abs() < 0.01,
+            "{sum} vs {why:#?}"
+        );
+        let unknown: f64 = why
+            .critical_path
+            .iter()
+            .filter(|s| s.state == State::Unknown)
+            .map(|s| s.dur_ms)
+            .sum();
+        assert!(unknown <= 0.05 * why.start_latency_ms, "{why:#?}");
+        for seg in &why.critical_path {
+            let ours = t.chain.iter().any(|l| l.pid == seg.pid);
+            assert!(
+                ours || matches!(seg.role, Role::Dockerd | Role::Containerd),
+                "{seg:#?}"
+            );
+        }
+        // The client, the engine, the runtime and its init are all on it.
+        for role in ["docker CLI", "dockerd", "runtime", "runtime init"] {
+            assert!(why.by_role.contains_key(role), "{role}: {:?}", why.by_role);
+        }
+        // Runs measured from the switches, as the kernel counted them.
+        let (measured, counted) = why.on_cpu_vs_kernel.values().fold((0.0, 0.0), |acc, c| {
+            (acc.0 + c.measured_ms, acc.1 + c.kernel_ms + c.irq_steal_ms)
+        });
+        assert!(measured > 100.0, "{:?}", why.on_cpu_vs_kernel);
+        assert!(
+            (counted - measured).abs() <= 0.05 * measured,
+            "{measured} ms measured, {counted} ms counted"
+        );
+        assert!(why.teardown_ms.is_some() && !why.teardown_path.is_empty());
     }
 
     #[test]

@@ -177,23 +177,25 @@ fn own_opt(s: Option<Cow<'_, str>>) -> Option<String> {
 /// Parses one JSON Lines record, with its `time`.
 #[cfg(test)]
 fn parse_event(line: &str) -> Result<Option<Event>, serde_json::Error> {
-    parse(line, true, &mut Predictor::default())
+    parse(line, true, false, &mut Predictor::default())
 }
 
 /// Parses one JSON Lines record. `Ok(None)`: a kind this version does not know
 /// (newer recordings may have more), skipped. Without `time` (left empty) when
 /// `with_time` is false: a reader that needs one wall-clock time in the stream
-/// saves copying the rest.
+/// saves copying the rest. With `lean_threads`, a thread's creation is its
+/// header alone (timelines only count it; a critical path needs its ids).
 pub fn parse(
     line: &str,
     with_time: bool,
+    lean_threads: bool,
     predictor: &mut Predictor,
 ) -> Result<Option<Event>, serde_json::Error> {
     // Filled in place: returning a struct this size is a copy per event.
     let mut f = Flat::default();
     // A thread's creation is a quarter of a recording; timelines only count
-    // it, so the lean reading (without `time`) stops after its header.
-    if scan::flat(line, predictor, &mut f, !with_time).is_none() {
+    // it, so the lean reading stops after its header.
+    if scan::flat(line, predictor, &mut f, lean_threads).is_none() {
         f = serde_json::from_str(line)?;
     }
     if f.kind.is_empty() {
@@ -442,7 +444,7 @@ mod tests {
                 .unwrap();
         assert!(sorted.starts_with(r#"{"cgroup_id""#), "{sorted}");
         for line in [written, sorted.as_str()] {
-            let e = parse(line, false, &mut Predictor::default())
+            let e = parse(line, false, true, &mut Predictor::default())
                 .unwrap()
                 .unwrap();
             let t = e.task.unwrap();

@@ -122,6 +122,8 @@ enum Detail {
     /// its body (timelines only count it). Copying the rest is most of the
     /// cost of reading.
     Timeline,
+    /// What a critical path uses: every field but `time` (first lines only).
+    Path,
 }
 
 /// Calls `f` with every event of a JSON Lines recording, every field as it
@@ -140,6 +142,16 @@ pub fn for_each_timeline_event(
     f: impl FnMut(Event),
 ) -> Result<ReadSummary, ReadError> {
     read(input, Detail::Timeline, f)
+}
+
+/// [`for_each_event`] for walking critical paths (`--why`, `diff --timing`),
+/// and faster: only the first few events keep their `time`; thread
+/// creations are whole (a path goes through the thread that made another).
+pub fn for_each_path_event(
+    input: impl Read,
+    f: impl FnMut(Event),
+) -> Result<ReadSummary, ReadError> {
+    read(input, Detail::Path, f)
 }
 
 fn read(
@@ -318,7 +330,8 @@ fn parse_line(
     }
     // Timelines need one wall-clock time; the rest of the stream goes without.
     let with_time = detail == Detail::Full || line <= 16;
-    fields::parse(text, with_time, predictor).map_err(|e| e.to_string())
+    let lean_threads = detail == Detail::Timeline && !with_time;
+    fields::parse(text, with_time, lean_threads, predictor).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
