@@ -277,6 +277,10 @@ fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, joined: bool) -> Result<Inf
             console::setup(CONSOLE_FD, size, false)?;
         }
         let program = process::resolve_program(&cfg.process)?;
+        // Before Ready: a working directory that is not there fails the
+        // `exec` command itself (runc's "chdir to cwd"), not the process
+        // after it was reported started. Never made, unlike `run`'s.
+        process::enter_cwd(cfg.process.cwd())?;
         sync::send(sock, &Msg::Ready)?;
         return process::finalize_and_exec(
             &cfg.process,

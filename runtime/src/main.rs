@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use runtime::{
-    commands::{create, delete, exec, kill, list, pause, ps, run as run_cmd, spec, start, state},
+    commands::{
+        create, delete, exec, features, kill, list, pause, ps, run as run_cmd, spec, start, state,
+        update,
+    },
     linux::signal,
     log,
 };
@@ -149,6 +152,35 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Print what this runtime supports (the OCI features document, JSON).
+    Features,
+    /// Change a container's resources (flags, or `-r FILE` with a
+    /// linux.resources JSON object; `-` reads it from standard input).
+    Update {
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        /// Memory limit in bytes (48m, 1g; -1 for none).
+        #[arg(long, value_parser = update::parse_bytes, allow_hyphen_values = true)]
+        memory: Option<i64>,
+        #[arg(long, value_parser = update::parse_bytes, allow_hyphen_values = true)]
+        memory_reservation: Option<i64>,
+        /// Memory and swap together (as docker's --memory-swap).
+        #[arg(long, value_parser = update::parse_bytes, allow_hyphen_values = true)]
+        memory_swap: Option<i64>,
+        #[arg(long)]
+        cpu_share: Option<u64>,
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        #[arg(long, allow_hyphen_values = true)]
+        cpu_quota: Option<i64>,
+        #[arg(long)]
+        cpuset_cpus: Option<String>,
+        #[arg(long)]
+        cpuset_mems: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        pids_limit: Option<i64>,
+        id: String,
+    },
     /// List containers.
     List {
         #[arg(short, long, default_value = "table")]
@@ -269,6 +301,35 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Pause { id } => pause::pause(&root, &id)?,
         Cmd::Resume { id } => pause::resume(&root, &id)?,
         Cmd::List { format, quiet } => list::print(&root, &format, quiet)?,
+        Cmd::Features => features::print()?,
+        Cmd::Update {
+            resources,
+            memory,
+            memory_reservation,
+            memory_swap,
+            cpu_share,
+            cpu_period,
+            cpu_quota,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            id,
+        } => update::update(&update::Options {
+            root,
+            id,
+            resources,
+            flags: update::Flags {
+                memory,
+                memory_reservation,
+                memory_swap,
+                cpu_shares: cpu_share,
+                cpu_period,
+                cpu_quota,
+                cpuset_cpus,
+                cpuset_mems,
+                pids_limit,
+            },
+        })?,
     }
     Ok(0)
 }

@@ -223,3 +223,95 @@ fn interactive_tty_through_the_console_socket() {
     assert_eq!(code, code_runc);
     assert_eq!(ours, with_runc);
 }
+
+/// `--cpuset-cpus` narrows the container's cpuset, and `docker update`
+/// changes memory, swap, pids and cpuset of a running container, read back
+/// from inside: the same with runc and with ours.
+#[test]
+fn cpuset_and_docker_update_match_runc() {
+    if !ready() {
+        return;
+    }
+    let cpus =
+        "cat /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null || cat /sys/fs/cgroup/cpuset.cpus";
+    let (code_runc, with_runc) = run("runc", &["--cpuset-cpus", "0"], cpus);
+    let (code, ours) = run(RUNTIME, &["--cpuset-cpus", "0"], cpus);
+    assert_eq!((code_runc, with_runc.as_str()), (Some(0), "0\n"));
+    assert_eq!((code, ours.as_str()), (Some(0), "0\n"));
+
+    let read = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+        /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null \
+        || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpuset.cpus";
+    let updated = |runtime: &str| -> String {
+        let name = format!("inspector-update-{runtime}-{}", std::process::id());
+        let image = tests::image();
+        let up = docker(&[
+            "run",
+            "-d",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--name",
+            &name,
+            &image,
+            "sleep",
+            "60",
+        ]);
+        assert!(up.status.success(), "{}", text(&up));
+        let update = docker(&[
+            "update",
+            "--memory",
+            "48m",
+            "--memory-swap",
+            "48m",
+            "--pids-limit",
+            "20",
+            "--cpuset-cpus",
+            "0",
+            &name,
+        ]);
+        let seen = docker(&["exec", &name, "sh", "-c", read]);
+        let _ = docker(&["rm", "-f", &name]);
+        assert!(update.status.success(), "{runtime}: {}", text(&update));
+        text(&seen)
+    };
+    let with_runc = updated("runc");
+    assert_eq!(with_runc, "50331648\n20\n0\n");
+    assert_eq!(updated(RUNTIME), with_runc);
+}
+
+/// `docker exec -w /missing`: the directory is not made (that is for
+/// `run`'s working directory); the exec fails as it does with runc.
+#[test]
+fn exec_in_a_missing_directory_fails_as_with_runc() {
+    if !ready() {
+        return;
+    }
+    let attempt = |runtime: &str| -> (Option<i32>, bool) {
+        let name = format!("inspector-exec-cwd-{runtime}-{}", std::process::id());
+        let image = tests::image();
+        let up = docker(&[
+            "run",
+            "-d",
+            "--rm",
+            "--runtime",
+            runtime,
+            "--name",
+            &name,
+            &image,
+            "sleep",
+            "60",
+        ]);
+        assert!(up.status.success(), "{}", text(&up));
+        let exec = docker(&["exec", "-w", "/missing", &name, "pwd"]);
+        let made = docker(&["exec", &name, "test", "-e", "/missing"])
+            .status
+            .success();
+        let _ = docker(&["rm", "-f", &name]);
+        (exec.status.code(), made)
+    };
+    let with_runc = attempt("runc");
+    assert_ne!(with_runc.0, Some(0), "runc ran it");
+    assert!(!with_runc.1, "runc made the directory");
+    assert_eq!(attempt(RUNTIME), with_runc);
+}

@@ -357,3 +357,128 @@ fn mount_on_a_dangling_symlink_inside_the_image() {
     assert!(b.rootfs().join("run/systemd/resolv.conf").is_file());
     rt.assert_nothing_left(&b);
 }
+
+/// `inspector-runtime features`, the document containerd 1.7+ asks for,
+/// against runc's on the same machine: the same hooks, namespaces, seccomp
+/// operators and cgroup versions, nothing claimed that runc does not do
+/// (every mount option is one runc knows), and SCMP_ACT_NOTIFY, which this
+/// runtime refuses, left out.
+#[test]
+fn features_says_what_runc_says_where_they_agree() {
+    if !ready(&[Need::Runtime]) {
+        return;
+    }
+    let features = |bin: &std::path::Path| -> serde_json::Value {
+        let out = std::process::Command::new(bin)
+            .arg("features")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ours = features(&tests::runtime_bin());
+    let runc = features(std::path::Path::new("/usr/sbin/runc"));
+    let set = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not a list: {v}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(set(&ours["hooks"]), set(&runc["hooks"]));
+    assert!(
+        set(&ours["linux"]["namespaces"]).is_superset(&set(&runc["linux"]["namespaces"])),
+        "{ours}"
+    );
+    let unknown: Vec<String> = set(&ours["mountOptions"])
+        .difference(&set(&runc["mountOptions"]))
+        .cloned()
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "options runc does not know: {unknown:?}"
+    );
+    assert_eq!(
+        set(&ours["linux"]["seccomp"]["operators"]),
+        set(&runc["linux"]["seccomp"]["operators"])
+    );
+    let mut actions = set(&runc["linux"]["seccomp"]["actions"]);
+    actions.remove("SCMP_ACT_NOTIFY");
+    assert_eq!(set(&ours["linux"]["seccomp"]["actions"]), actions);
+    for version in ["v1", "v2"] {
+        assert_eq!(ours["linux"]["cgroup"][version], true);
+    }
+    assert_eq!(ours["linux"]["cgroup"]["systemd"], false, "cgroupfs only");
+}
+
+/// A fifo in `linux.devices` is made in the container, with no device
+/// rule written for it (the kernel refuses a `p` rule), as runc does.
+#[test]
+fn a_fifo_device_is_made_as_runc_makes_it() {
+    if !ready(&[Need::Root, Need::Runtime]) {
+        return;
+    }
+    let script = "ls -l /dev/myfifo | cut -c1";
+    let fifo = |c: &mut serde_json::Value| {
+        c["linux"]["devices"] = json!([{
+            "path": "/dev/myfifo", "type": "p", "major": 8, "minor": 666, "fileMode": 420
+        }]);
+    };
+    let ours = run_ok("fifo", script, fifo);
+    let mut b = Bundle::new("fifo-runc", &["sh", "-c", script]);
+    fifo(&mut b.config);
+    b.save();
+    let root = tests::TempDir::new("runc-root-fifo");
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ours, String::from_utf8_lossy(&out.stdout));
+    assert_eq!(ours, "p\n");
+}
+
+/// `"rootfsPropagation": "shared"`: pivot_root needs the new root's parent
+/// mount private; runc runs it, and so does this runtime, with the same root
+/// inside (runc 1.1 leaves the pivoted root out of any peer group).
+#[test]
+fn a_shared_root_propagation_runs_as_with_runc() {
+    if !ready(&[Need::Root, Need::Runtime]) {
+        return;
+    }
+    let script = "awk '$5 == \"/\" { print ($0 ~ / shared:/) ? \"shared\" : \"not shared\" }' /proc/self/mountinfo";
+    let shared = |c: &mut serde_json::Value| c["linux"]["rootfsPropagation"] = json!("shared");
+    let ours = run_ok("rootfs-shared", script, shared);
+    let mut b = Bundle::new("rootfs-shared-runc", &["sh", "-c", script]);
+    shared(&mut b.config);
+    b.save();
+    let root = tests::TempDir::new("runc-root-shared");
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ours, String::from_utf8_lossy(&out.stdout));
+}

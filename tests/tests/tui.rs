@@ -240,22 +240,21 @@ fn tui_sched_shows_why_a_docker_run_took_its_time() {
     let id = std::fs::read_to_string(&cidfile).unwrap();
     let short = id.trim()[..12].to_string();
     session.filter_to(&short, true);
-    session.wait_for(
-        "the container to end",
-        Duration::from_secs(15),
-        |s| s.contains(&format!("Lifecycle {short}")) && s.contains("exited 0"),
-    );
+    session.wait_for("the container to end", Duration::from_secs(15), |s| {
+        s.contains(&format!("Lifecycle {short}")) && s.contains("exited 0")
+    });
     session.keys(&["w"]);
-    let screen = session.wait_for(
-        "the why view",
-        Duration::from_secs(10),
-        |s| s.contains(&format!("Why {short}")) && s.contains("largest causes of the start"),
-    );
+    let screen = session.wait_for("the why view", Duration::from_secs(10), |s| {
+        s.contains(&format!("Why {short}")) && s.contains("largest causes of the start")
+    });
     assert!(
         screen.contains("(client's exec → entrypoint's exec)"),
         "{screen}"
     );
-    assert!(screen.contains("dockerd"), "the path runs through dockerd:\n{screen}");
+    assert!(
+        screen.contains("dockerd"),
+        "the path runs through dockerd:\n{screen}"
+    );
     session.keys(&["w", "q"]);
     assert_eq!(session.wait_exit(), 0, "inspector tui failed");
 }

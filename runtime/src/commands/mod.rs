@@ -4,6 +4,7 @@
 pub mod create;
 pub mod delete;
 pub mod exec;
+pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
@@ -12,3 +13,4 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod update;

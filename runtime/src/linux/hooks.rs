@@ -12,6 +12,17 @@ use oci_spec::runtime::Hook;
 
 use crate::{Result, error::msg};
 
+/// The kinds of hook this runtime runs, each where the spec puts it
+/// (create, the container's init, start, delete): `features` says so.
+pub const KINDS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// Runs the hooks of one kind in order; the first failure stops them.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
     for hook in hooks.into_iter().flatten() {

@@ -27,6 +27,53 @@ pub struct Options {
     pub recursive: bool,
 }
 
+/// The options that are mount flags: (name, flag, whether it clears it).
+const FLAGS: &[(&str, MsFlags, bool)] = &[
+    ("ro", MsFlags::MS_RDONLY, false),
+    ("rw", MsFlags::MS_RDONLY, true),
+    ("nosuid", MsFlags::MS_NOSUID, false),
+    ("suid", MsFlags::MS_NOSUID, true),
+    ("nodev", MsFlags::MS_NODEV, false),
+    ("dev", MsFlags::MS_NODEV, true),
+    ("noexec", MsFlags::MS_NOEXEC, false),
+    ("exec", MsFlags::MS_NOEXEC, true),
+    ("sync", MsFlags::MS_SYNCHRONOUS, false),
+    ("async", MsFlags::MS_SYNCHRONOUS, true),
+    ("dirsync", MsFlags::MS_DIRSYNC, false),
+    ("remount", MsFlags::MS_REMOUNT, false),
+    ("mand", MsFlags::MS_MANDLOCK, false),
+    ("nomand", MsFlags::MS_MANDLOCK, true),
+    ("atime", MsFlags::MS_NOATIME, true),
+    ("noatime", MsFlags::MS_NOATIME, false),
+    ("diratime", MsFlags::MS_NODIRATIME, true),
+    ("nodiratime", MsFlags::MS_NODIRATIME, false),
+    ("relatime", MsFlags::MS_RELATIME, false),
+    ("norelatime", MsFlags::MS_RELATIME, true),
+    ("strictatime", MsFlags::MS_STRICTATIME, false),
+];
+
+/// The propagation options, as mount(2) flags.
+const PROPAGATIONS: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
+/// Every option this runtime reads itself (the rest go to the filesystem
+/// as data): what `features` reports.
+pub fn known_options() -> impl Iterator<Item = &'static str> {
+    FLAGS
+        .iter()
+        .map(|f| f.0)
+        .chain(["bind", "rbind"])
+        .chain(PROPAGATIONS.iter().map(|p| p.0))
+}
+
 pub fn parse_options(options: &[String]) -> Options {
     let mut o = Options {
         flags: MsFlags::empty(),
@@ -36,68 +83,31 @@ pub fn parse_options(options: &[String]) -> Options {
         recursive: false,
     };
     for opt in options {
-        let (set, clear) = match opt.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, false),
-            "rw" => (MsFlags::MS_RDONLY, true),
-            "nosuid" => (MsFlags::MS_NOSUID, false),
-            "suid" => (MsFlags::MS_NOSUID, true),
-            "nodev" => (MsFlags::MS_NODEV, false),
-            "dev" => (MsFlags::MS_NODEV, true),
-            "noexec" => (MsFlags::MS_NOEXEC, false),
-            "exec" => (MsFlags::MS_NOEXEC, true),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, false),
-            "async" => (MsFlags::MS_SYNCHRONOUS, true),
-            "dirsync" => (MsFlags::MS_DIRSYNC, false),
-            "remount" => (MsFlags::MS_REMOUNT, false),
-            "mand" => (MsFlags::MS_MANDLOCK, false),
-            "nomand" => (MsFlags::MS_MANDLOCK, true),
-            "atime" => (MsFlags::MS_NOATIME, true),
-            "noatime" => (MsFlags::MS_NOATIME, false),
-            "diratime" => (MsFlags::MS_NODIRATIME, true),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, false),
-            "relatime" => (MsFlags::MS_RELATIME, false),
-            "norelatime" => (MsFlags::MS_RELATIME, true),
-            "strictatime" => (MsFlags::MS_STRICTATIME, false),
-            "bind" => {
-                o.bind = true;
-                continue;
+        if let Some(&(_, flag, clear)) = FLAGS.iter().find(|f| f.0 == opt) {
+            if clear {
+                o.flags.remove(flag);
+            } else {
+                o.flags.insert(flag);
             }
+            continue;
+        }
+        match opt.as_str() {
+            "bind" => o.bind = true,
             "rbind" => {
                 o.bind = true;
                 o.recursive = true;
-                continue;
             }
-            p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable") => {
-                o.propagation.push(propagation(p).expect("listed"));
-                continue;
-            }
-            other => {
-                o.data.push(other.to_string());
-                continue;
-            }
-        };
-        if clear {
-            o.flags.remove(set);
-        } else {
-            o.flags.insert(set);
+            p => match propagation(p) {
+                Some(flags) => o.propagation.push(flags),
+                None => o.data.push(p.to_string()),
+            },
         }
     }
     o
 }
 
 pub fn propagation(name: &str) -> Option<MsFlags> {
-    Some(match name {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
-    })
+    PROPAGATIONS.iter().find(|p| p.0 == name).map(|p| p.1)
 }
 
 /// openat2 with RESOLVE_IN_ROOT: `path` is taken relative to `root`, and

@@ -78,6 +78,8 @@ pub struct MountInfo {
     pub fstype: String,
     /// The filesystem's own options (`rw,memory` for a cgroup v1 hierarchy).
     pub super_options: String,
+    /// In a peer group (`shared:N` among the optional fields).
+    pub shared: bool,
 }
 
 impl MountInfo {
@@ -92,6 +94,7 @@ impl MountInfo {
             mount_point: PathBuf::from(unescape(fields[4])),
             fstype: fields.get(dash + 1)?.to_string(),
             super_options: fields.get(dash + 3)?.to_string(),
+            shared: fields[6..dash].iter().any(|f| f.starts_with("shared:")),
         })
     }
 

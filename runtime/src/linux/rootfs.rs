@@ -21,6 +21,7 @@ use crate::{
     linux::{
         cgroups::Cgroup,
         mounts::{self, fd_path, make_in_root, open_in_root, parse_options},
+        proc::MountInfo,
     },
 };
 
@@ -38,6 +39,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path, cgroup: &Cgroup) -> Result<()> {
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing we mount may propagate back to the host.
     mount(NONE, "/", NONE, prop, NONE).ctx(|| "cannot set / propagation".into())?;
+    // pivot_root refuses a new root whose parent mount is shared (as it is
+    // with rootfsPropagation "shared"): that mount, in our namespace only,
+    // becomes private, as runc makes it.
+    parent_mount_private(rootfs)?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(rootfs),
@@ -328,6 +333,24 @@ fn dev_symlinks(rootfs: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).ctx(|| format!("cannot create /dev/{link}")),
         }
+    }
+    Ok(())
+}
+
+/// Makes the mount `path` lies on private, when it is shared.
+fn parent_mount_private(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .ctx(|| "cannot read /proc/self/mountinfo".into())?;
+    let parent = MountInfo::parse_all(&text)
+        .filter(|m| path.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    if let Some(m) = parent.filter(|m| m.shared) {
+        mount(NONE, &m.mount_point, NONE, MsFlags::MS_PRIVATE, NONE).ctx(|| {
+            format!(
+                "cannot make {} private for pivot_root",
+                m.mount_point.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -83,12 +83,15 @@ impl Cgroup {
             }
         };
         let applied = resources.map_or(Ok(()), |r| cg.apply(r)).and_then(|()| {
+            // A fifo is made, never opened through the device controller:
+            // there is no rule to write (the kernel refuses a `p` rule), as
+            // runc writes none.
             let extra: Vec<String> = devices
                 .iter()
+                .filter(|d| d.typ() != oci_spec::runtime::LinuxDeviceType::P)
                 .map(|d| {
                     let t = match d.typ() {
                         oci_spec::runtime::LinuxDeviceType::B => "b",
-                        oci_spec::runtime::LinuxDeviceType::P => "p",
                         _ => "c",
                     };
                     format!("{t} {}:{} rwm", d.major(), d.minor())
@@ -113,7 +116,8 @@ impl Cgroup {
         Ok(cg)
     }
 
-    fn apply(&self, r: &LinuxResources) -> Result<()> {
+    /// Applies `r` to the container's cgroups (at create, and `update`).
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         match &self.v2 {
             Some(dir) => v2::apply(dir, r),
             None => v1::apply(&self.v1, r),

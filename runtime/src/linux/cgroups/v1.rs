@@ -118,13 +118,25 @@ pub fn allow_devices(dirs: &[(String, PathBuf)], extra: &[String]) -> Result<()>
 
 pub fn apply(dirs: &[(String, PathBuf)], r: &LinuxResources) -> Result<()> {
     if let (Some(m), Some(dir)) = (r.memory(), find(dirs, "memory")) {
+        // The kernel keeps the limit at or below memory and swap's: raising
+        // both (an update) writes memory and swap first.
+        let memsw = fs::read_to_string(dir.join("memory.memsw.limit_in_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        let swap_first = match (m.limit(), m.swap(), memsw) {
+            (Some(limit), Some(_), Some(now)) => limit == -1 || limit > now,
+            _ => false,
+        };
+        if swap_first && let Some(swap) = m.swap() {
+            write(dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+        }
         if let Some(limit) = m.limit() {
             write(dir, "memory.limit_in_bytes", &limit.to_string())?;
         }
         if let Some(res) = m.reservation() {
             write(dir, "memory.soft_limit_in_bytes", &res.to_string())?;
         }
-        if let Some(swap) = m.swap() {
+        if let Some(swap) = m.swap().filter(|_| !swap_first) {
             // Only there when the kernel accounts swap.
             if dir.join("memory.memsw.limit_in_bytes").exists() {
                 write(dir, "memory.memsw.limit_in_bytes", &swap.to_string())?;
@@ -151,6 +163,15 @@ pub fn apply(dirs: &[(String, PathBuf)], r: &LinuxResources) -> Result<()> {
             if let Some(quota) = c.quota().filter(|q| *q != 0) {
                 write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
             }
+        }
+    }
+    if let (Some(c), Some(dir)) = (r.cpu(), find(dirs, "cpuset")) {
+        // Made with its parent's (make_cpuset): narrowed here.
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            write(dir, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            write(dir, "cpuset.mems", mems)?;
         }
     }
     if let (Some(p), Some(dir)) = (r.pids(), find(dirs, "pids")) {

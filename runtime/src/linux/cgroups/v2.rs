@@ -34,6 +34,24 @@ pub fn create(root: &Path, rel: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Enables `controller` in every ancestor of `dir` below the cgroup2 root,
+/// top down, so that `dir` has its files.
+fn enable_above(dir: &Path, controller: &str) -> Result<()> {
+    let root = Path::new("/sys/fs/cgroup");
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut cur = root.to_path_buf();
+    for c in rel.components() {
+        let enabled = fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+        if !enabled.split_whitespace().any(|e| e == controller) {
+            write(&cur, "cgroup.subtree_control", &format!("+{controller}"))?;
+        }
+        cur.push(c);
+    }
+    Ok(())
+}
+
 pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     if let Some(m) = r.memory() {
         if let Some(limit) = m.limit() {
@@ -72,6 +90,21 @@ pub fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
                 "max".into()
             };
             write(dir, "cpu.max", &format!("{q} {period}"))?;
+        }
+    }
+    if let Some(c) = r.cpu() {
+        let cpus = c.cpus().as_deref().filter(|s| !s.is_empty());
+        let mems = c.mems().as_deref().filter(|s| !s.is_empty());
+        if cpus.is_some() || mems.is_some() {
+            // Enabled only for a container that asks: every other start
+            // writes the same subtree_control as before.
+            enable_above(dir, "cpuset")?;
+        }
+        if let Some(cpus) = cpus {
+            write(dir, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = mems {
+            write(dir, "cpuset.mems", mems)?;
         }
     }
     if let Some(p) = r.pids() {

@@ -152,6 +152,19 @@ pub fn abi_number(arch: Arch, name: &str) -> Option<u32> {
     }
 }
 
+/// Whether a filter may use action `a` (`features` says so).
+pub fn supports_action(a: LinuxSeccompAction) -> bool {
+    action(a, None).is_ok()
+}
+
+/// The filter flags passed to seccomp(2) (`features` says so; the others
+/// are refused at create).
+pub const KNOWN_FLAGS: &[LinuxSeccompFilterFlag] = &[
+    LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+    LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+    LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+];
+
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<u32> {
     Ok(match a {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,
