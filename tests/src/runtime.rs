@@ -185,6 +185,27 @@ impl Runtime {
 }
 
 /// Reads a container's stdout through `run`, asserting success.
+/// `runc run` of the same bundle, for comparison: its standard output (it
+/// must succeed).
+pub fn runc_run(b: &Bundle) -> String {
+    let root = TempDir::new(&format!("runc-root-{}", b.id));
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .expect("start runc");
+    assert!(
+        out.status.success(),
+        "runc run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn run_ok(name: &str, script: &str, edit: impl FnOnce(&mut Value)) -> String {
     let rt = Runtime::new(name);
     let mut b = Bundle::new(name, &["sh", "-c", script]);

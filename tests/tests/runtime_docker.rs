@@ -224,6 +224,26 @@ fn interactive_tty_through_the_console_socket() {
     assert_eq!(ours, with_runc);
 }
 
+/// A container of `runtime` sleeping for a minute, detached: its name.
+fn sleeping(runtime: &str, what: &str) -> String {
+    let name = format!("inspector-{what}-{runtime}-{}", std::process::id());
+    let image = tests::image();
+    let up = docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "--runtime",
+        runtime,
+        "--name",
+        &name,
+        &image,
+        "sleep",
+        "60",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    name
+}
+
 /// `--cpuset-cpus` narrows the container's cpuset, and `docker update`
 /// changes memory, swap, pids and cpuset of a running container, read back
 /// from inside: the same with runc and with ours.
@@ -243,21 +263,7 @@ fn cpuset_and_docker_update_match_runc() {
         /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null \
         || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpuset.cpus";
     let updated = |runtime: &str| -> String {
-        let name = format!("inspector-update-{runtime}-{}", std::process::id());
-        let image = tests::image();
-        let up = docker(&[
-            "run",
-            "-d",
-            "--rm",
-            "--runtime",
-            runtime,
-            "--name",
-            &name,
-            &image,
-            "sleep",
-            "60",
-        ]);
-        assert!(up.status.success(), "{}", text(&up));
+        let name = sleeping(runtime, "update");
         let update = docker(&[
             "update",
             "--memory",
@@ -288,21 +294,7 @@ fn exec_in_a_missing_directory_fails_as_with_runc() {
         return;
     }
     let attempt = |runtime: &str| -> (Option<i32>, bool) {
-        let name = format!("inspector-exec-cwd-{runtime}-{}", std::process::id());
-        let image = tests::image();
-        let up = docker(&[
-            "run",
-            "-d",
-            "--rm",
-            "--runtime",
-            runtime,
-            "--name",
-            &name,
-            &image,
-            "sleep",
-            "60",
-        ]);
-        assert!(up.status.success(), "{}", text(&up));
+        let name = sleeping(runtime, "exec-cwd");
         let exec = docker(&["exec", "-w", "/missing", &name, "pwd"]);
         let made = docker(&["exec", &name, "test", "-e", "/missing"])
             .status

@@ -2,7 +2,7 @@
 //! from inside the container.
 
 use serde_json::json;
-use tests::runtime::{Bundle, Runtime, run_ok};
+use tests::runtime::{Bundle, Runtime, run_ok, runc_run};
 use tests::{Need, ready};
 
 #[test]
@@ -432,22 +432,7 @@ fn a_fifo_device_is_made_as_runc_makes_it() {
     let mut b = Bundle::new("fifo-runc", &["sh", "-c", script]);
     fifo(&mut b.config);
     b.save();
-    let root = tests::TempDir::new("runc-root-fifo");
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(ours, String::from_utf8_lossy(&out.stdout));
+    assert_eq!(ours, runc_run(&b));
     assert_eq!(ours, "p\n");
 }
 
@@ -465,20 +450,5 @@ fn a_shared_root_propagation_runs_as_with_runc() {
     let mut b = Bundle::new("rootfs-shared-runc", &["sh", "-c", script]);
     shared(&mut b.config);
     b.save();
-    let root = tests::TempDir::new("runc-root-shared");
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(ours, String::from_utf8_lossy(&out.stdout));
+    assert_eq!(ours, runc_run(&b));
 }

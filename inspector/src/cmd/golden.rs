@@ -397,46 +397,32 @@ fn diff_timing(args: &DiffArgs) -> anyhow::Result<ExitCode> {
 /// `FILE:ID`, one container of a recording. The median timing, and of how
 /// many containers.
 fn load_timing(arg: &Path) -> anyhow::Result<(timing::Timing, usize)> {
-    use std::io::{BufRead as _, Read as _};
     let (path, container) = match arg.to_str().and_then(|s| s.rsplit_once(':')) {
         Some((file, id)) if !arg.exists() && !id.is_empty() => (Path::new(file), Some(id)),
         _ => (arg, None),
     };
-    let cannot_read = || format!("cannot read {}", path.display());
-    let mut input = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
-    let timings = if input
-        .fill_buf()
-        .with_context(cannot_read)?
-        .starts_with(format::MAGIC.as_bytes())
-    {
-        let mut text = String::new();
-        input.read_to_string(&mut text).with_context(cannot_read)?;
-        let golden = format::parse(&text)
-            .with_context(|| format!("{} is not a valid golden", path.display()))?;
-        let Some(times) = golden.times else {
-            bail!(
-                "the golden {} has no times (it was recorded before inspector kept them); \
-                 record it again with `inspector check --update --runs N`",
-                path.display()
-            );
-        };
-        times
-            .containers
-            .into_iter()
-            .filter(|(name, _)| container.is_none_or(|c| name.ends_with(&format!(" {c}"))))
-            .map(|(_, t)| t)
-            .collect()
-    } else {
-        let (timings, summary) = timing::of_recording(input, container).with_context(|| {
-            format!(
-                "{} is neither a golden nor a recording (`inspector trace --format jsonl`)",
-                path.display()
-            )
-        })?;
-        for warning in summary.warnings() {
-            eprintln!("inspector: {}: {warning}", path.display());
+    let timings = match open_either(path)? {
+        Either::Golden(golden) => {
+            let Some(times) = golden.times else {
+                bail!(
+                    "the golden {} has no times (it was recorded before inspector kept them); \
+                     record it again with `inspector check --update --runs N`",
+                    path.display()
+                );
+            };
+            times
+                .containers
+                .into_iter()
+                .filter(|(name, _)| container.is_none_or(|c| name.ends_with(&format!(" {c}"))))
+                .map(|(_, t)| t)
+                .collect()
         }
-        timings
+        Either::Recording(input) => {
+            let (timings, summary) =
+                timing::of_recording(input, container).with_context(|| not_either(path))?;
+            warn(path, &summary);
+            timings
+        }
     };
     if timings.is_empty() {
         match container {
@@ -459,32 +445,57 @@ fn read_golden(path: &Path) -> anyhow::Result<Golden> {
     format::parse(&text).with_context(|| format!("{} is not a valid golden", path.display()))
 }
 
-/// A golden file, or a recording made into one (read as a stream: a
+/// What `diff` was given: a golden, read, or a recording, still to read (a
 /// recording is never held whole as text).
-fn load_either(path: &Path) -> anyhow::Result<Golden> {
+enum Either {
+    Golden(Golden),
+    Recording(std::io::BufReader<std::fs::File>),
+}
+
+/// Opens `path` and tells a golden (by its first line) from a recording.
+fn open_either(path: &Path) -> anyhow::Result<Either> {
     use std::io::{BufRead as _, Read as _};
     let cannot_read = || format!("cannot read {}", path.display());
     let mut input = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
-    if input
+    if !input
         .fill_buf()
         .with_context(cannot_read)?
         .starts_with(format::MAGIC.as_bytes())
     {
-        let mut text = String::new();
-        input.read_to_string(&mut text).with_context(cannot_read)?;
-        return format::parse(&text)
-            .with_context(|| format!("{} is not a valid golden", path.display()));
+        return Ok(Either::Recording(input));
     }
-    let (golden, summary) = golden::from_recording(input).with_context(|| {
-        format!(
-            "{} is neither a golden nor a recording (`inspector trace --format jsonl`)",
-            path.display()
-        )
-    })?;
+    let mut text = String::new();
+    input.read_to_string(&mut text).with_context(cannot_read)?;
+    let golden = format::parse(&text)
+        .with_context(|| format!("{} is not a valid golden", path.display()))?;
+    Ok(Either::Golden(golden))
+}
+
+fn not_either(path: &Path) -> String {
+    format!(
+        "{} is neither a golden nor a recording (`inspector trace --format jsonl`)",
+        path.display()
+    )
+}
+
+/// What reading a recording found, said as `inspector timeline` says it.
+fn warn(path: &Path, summary: &inspector::timeline::reader::ReadSummary) {
     for warning in summary.warnings() {
         eprintln!("inspector: {}: {warning}", path.display());
     }
-    Ok(golden)
+}
+
+/// A golden file, or a recording made into one.
+fn load_either(path: &Path) -> anyhow::Result<Golden> {
+    match open_either(path)? {
+        Either::Golden(golden) => Ok(golden),
+        Either::Recording(input) => {
+            let (golden, summary) =
+                golden::from_recording(input).with_context(|| not_either(path))?;
+            warn(path, &summary);
+            Ok(golden)
+        }
+    }
 }
 
 fn write_golden(path: &Path, g: &Golden) -> anyhow::Result<()> {

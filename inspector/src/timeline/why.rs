@@ -750,6 +750,13 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// A path as (tid, state, from, to) in whole ms.
+    fn in_ms(path: &[(u32, State, String, u64, u64)]) -> Vec<(u32, State, u64, u64)> {
+        path.iter()
+            .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
+            .collect()
+    }
+
     /// A (pid 10) runs 1 ms, waits on B (pid 20) in wait4; B runs 5 ms,
     /// sleeps 200 ms in clock_nanosleep (a timer wakes it: the idle task),
     /// runs 1 ms and wakes A, which waits 2 ms for a CPU and runs 1 ms.
@@ -850,12 +857,8 @@ mod tests {
         s.push(&switch(4 * MS, (0, 0), "R", None, (30, 30)));
         s.push(&switch(5 * MS, (30, 30), "Z", None, (0, 0)));
         let path = s.path(30, 5 * MS, 0, &|_| true);
-        let got: Vec<(u32, State, u64, u64)> = path
-            .iter()
-            .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
-            .collect();
         assert_eq!(
-            got,
+            in_ms(&path),
             [
                 (10, State::Running, 0, 1),
                 (20, State::Running, 1, 3),
@@ -929,12 +932,8 @@ mod tests {
         s.forget_before(100 * MS);
         assert_eq!(s.kept_from(), Some(100 * MS));
         let path = s.path(10, 210 * MS, 0, &|_| true);
-        let got: Vec<(u32, State, u64, u64)> = path
-            .iter()
-            .map(|(tid, st, _, a, b)| (*tid, *st, a / MS, b / MS))
-            .collect();
         assert_eq!(
-            got,
+            in_ms(&path),
             [
                 (20, State::Unknown, 0, 6),
                 (20, State::Blocked, 6, 206),
