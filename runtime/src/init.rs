@@ -27,7 +27,7 @@ use crate::{
         rootfs,
     },
     process,
-    sync::{self, CONSOLE_FD, FIFO_FD, Msg, SYNC_FD},
+    sync::{self, Fds, Msg},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,12 +54,20 @@ pub struct InitConfig {
 
 /// The entry point of `inspector-runtime init`. Never returns.
 pub fn main() -> ! {
-    // Nothing the caller left open may reach the container: keep only our three.
+    // `init [N]`: the caller's N preserved fds come first (see `Fds`).
+    let fds = Fds::after(
+        std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    );
+    // Nothing else the caller left open may reach the container: keep only
+    // the preserved ones and our three.
     // SAFETY: closing fds we do not use.
-    unsafe { libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32) };
-    // SAFETY: fd 3 is the sync socket the runtime passed us.
-    let sock = unsafe { BorrowedFd::borrow_raw(SYNC_FD) };
-    let err = match stage1(sock) {
+    unsafe { libc::syscall(libc::SYS_close_range, fds.end() as u32, u32::MAX, 0u32) };
+    // SAFETY: the sync socket the runtime passed us.
+    let sock = unsafe { BorrowedFd::borrow_raw(fds.sync) };
+    let err = match stage1(sock, fds) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -77,7 +85,7 @@ fn expect(sock: BorrowedFd<'_>, what: &str) -> Result<Msg> {
 }
 
 /// Namespaces, then the fork that makes the container's first process.
-fn stage1(sock: BorrowedFd<'_>) -> Result<Infallible> {
+fn stage1(sock: BorrowedFd<'_>, fds: Fds) -> Result<Infallible> {
     let cfg = match expect(sock, "config")? {
         Msg::Config(c) => c,
         other => return Err(msg(format!("unexpected message {other:?}"))),
@@ -145,7 +153,7 @@ fn stage1(sock: BorrowedFd<'_>) -> Result<Infallible> {
             std::process::exit(0)
         }
         ForkResult::Child => {
-            let err = match container(&cfg, sock, joined) {
+            let err = match container(&cfg, sock, fds, joined) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -259,7 +267,7 @@ fn write_time_offsets(spec: Option<&Spec>) -> Result<()> {
 }
 
 /// The container's first process (or the exec'd one), in all its namespaces.
-fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, joined: bool) -> Result<Infallible> {
+fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, fds: Fds, joined: bool) -> Result<Infallible> {
     if !joined {
         // The runtime moves us into our cgroup2 directory first.
         match expect(sock, "cgroups")? {
@@ -274,20 +282,16 @@ fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, joined: bool) -> Result<Inf
     let size = cfg.process.console_size().map(|b| (b.height(), b.width()));
     if cfg.kind == Kind::Exec {
         if cfg.console {
-            console::setup(CONSOLE_FD, size, false)?;
+            console::setup(fds.console, size, false)?;
         }
         let program = process::resolve_program(&cfg.process)?;
-        // Before Ready: a working directory that is not there fails the
-        // `exec` command itself (runc's "chdir to cwd"), not the process
-        // after it was reported started. Never made, unlike `run`'s.
-        process::enter_cwd(cfg.process.cwd())?;
+        // Before Ready: what fails here (a working directory that is not
+        // there, which is never made, unlike `run`'s; capabilities; the
+        // user) fails the `exec` command itself, as runc's does, not the
+        // process after it was reported started.
+        let prepared = process::prepare(&cfg.process, cfg.seccomp.as_ref(), cfg.in_userns)?;
         sync::send(sock, &Msg::Ready)?;
-        return process::finalize_and_exec(
-            &cfg.process,
-            &program,
-            cfg.seccomp.as_ref(),
-            cfg.in_userns,
-        );
+        return process::exec(prepared, &cfg.process, &program, fds.preserved);
     }
     let spec = cfg.spec.as_ref().ok_or_else(|| msg("no config"))?;
     if !cfg.namespaces.has(LinuxNamespaceType::Mount) {
@@ -343,25 +347,32 @@ fn container(cfg: &InitConfig, sock: BorrowedFd<'_>, joined: bool) -> Result<Inf
     // Read-only and masked paths last: /proc/sys turns read-only here.
     rootfs::finish(spec)?;
     if cfg.console {
-        console::setup(CONSOLE_FD, size, true)?;
+        console::setup(fds.console, size, true)?;
     }
     let program = process::resolve_program(&cfg.process)?;
+    // As runc's init: rlimits, capabilities, the user, all before `create`
+    // is told it worked, so that a container that cannot get them fails at
+    // create, with the reason in the log the shim reads (`docker run
+    // --privileged` where the host lacks a capability), not at start.
+    let prepared = process::prepare(&cfg.process, cfg.seccomp.as_ref(), cfg.in_userns)?;
     sync::send(sock, &Msg::Ready)?;
     // SAFETY: closing the sync socket, which nothing else uses from here on.
-    unsafe { libc::close(SYNC_FD) };
-    wait_for_start()?;
+    unsafe { libc::close(fds.sync) };
+    wait_for_start(fds.fifo)?;
+    // As runc's, they run with the container's user and capabilities.
     hooks::run_all(
         "startContainer",
         spec_hooks.and_then(|h| h.start_container().as_ref()),
         &state,
     )?;
-    process::finalize_and_exec(&cfg.process, &program, cfg.seccomp.as_ref(), cfg.in_userns)
+    process::exec(prepared, &cfg.process, &program, fds.preserved)
 }
 
 /// Blocks until `start` opens exec.fifo, then tells it we are going ahead.
-fn wait_for_start() -> Result<()> {
-    // The FIFO is outside the new root: reach it through the fd the runtime gave us.
-    let path = format!("/proc/self/fd/{FIFO_FD}");
+fn wait_for_start(fifo_fd: i32) -> Result<()> {
+    // The FIFO is outside the new root: reach it through the fd the runtime
+    // gave us (a process's own fds stay open to it, whatever its user now).
+    let path = format!("/proc/self/fd/{fifo_fd}");
     let fifo = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -371,6 +382,6 @@ fn wait_for_start() -> Result<()> {
         .ctx(|| "cannot write exec.fifo".into())?;
     drop(fifo);
     // SAFETY: the O_PATH fd is no longer needed.
-    drop(unsafe { OwnedFd::from_raw_fd(FIFO_FD) });
+    drop(unsafe { OwnedFd::from_raw_fd(fifo_fd) });
     Ok(())
 }

@@ -13,8 +13,8 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use runtime::{
     commands::{
-        create, delete, exec, features, kill, list, pause, ps, run as run_cmd, spec, start, state,
-        update,
+        create, delete, events, exec, features, kill, list, pause, ps, run as run_cmd, spec, start,
+        state, update,
     },
     linux::signal,
     log,
@@ -72,7 +72,8 @@ struct CreateArgs {
     /// Accepted; this runtime makes no session keyring.
     #[arg(long)]
     no_new_keyring: bool,
-    #[arg(long, default_value_t = 0, hide = true)]
+    /// Pass the caller's fds 3 .. 3+N on to the entrypoint (socket activation).
+    #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
     id: String,
 }
@@ -116,8 +117,8 @@ enum Cmd {
         #[arg(short, long, default_value = "table")]
         format: String,
         id: String,
-        /// Arguments for ps(1).
-        #[arg(last = true)]
+        /// Arguments for ps(1) (default -ef), after the id as runc takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
     /// Run a process in a running container.
@@ -142,8 +143,15 @@ enum Cmd {
         /// Supplementary group ids (repeat or separate with commas).
         #[arg(short = 'g', long, value_delimiter = ',')]
         additional_gids: Vec<u32>,
-        #[arg(long, default_value_t = 0, hide = true)]
+        /// Pass the caller's fds 3 .. 3+N on to the process.
+        #[arg(long, default_value_t = 0)]
         preserve_fds: u32,
+        /// Add a capability (CAP_NET_ADMIN) to the bounding, effective and permitted sets.
+        #[arg(long = "cap", value_name = "CAP")]
+        caps: Vec<String>,
+        /// Set no_new_privs for the process.
+        #[arg(long)]
+        no_new_privs: bool,
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
@@ -181,6 +189,16 @@ enum Cmd {
         pids_limit: Option<i64>,
         id: String,
     },
+    /// Print a container's resource usage and OOM kills as JSON lines.
+    Events {
+        /// Print the usage once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print the usage (5s, 100ms, ...).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        id: String,
+    },
     /// List containers.
     List {
         #[arg(short, long, default_value = "table")]
@@ -205,6 +223,13 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
         _ => {}
     }
     let cli = Cli::parse();
+    // Before anything of ours is opened (the log file is the first), so that
+    // what is found open there is the caller's.
+    let preserved = cli.command.as_ref().map_or(Ok(()), |c| match c {
+        Cmd::Create(a) | Cmd::Run { create: a, .. } => create::check_preserved(a.preserve_fds),
+        Cmd::Exec { preserve_fds, .. } => create::check_preserved(*preserve_fds),
+        _ => Ok(()),
+    });
     log::init(
         cli.log.clone(),
         match cli.log_format {
@@ -212,7 +237,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
             LogFormat::Json => log::Format::Json,
         },
     );
-    match run(cli) {
+    match preserved.map_err(Into::into).and_then(|()| run(cli)) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             if std::env::var_os("INSPECTOR_RUNTIME_DEBUG").is_some() {
@@ -249,6 +274,7 @@ fn run(cli: Cli) -> Result<i32> {
         console_socket: a.console_socket,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
         terminal_optional: false,
     };
     match cmd {
@@ -279,9 +305,11 @@ fn run(cli: Cli) -> Result<i32> {
             env,
             user,
             additional_gids,
+            preserve_fds,
+            caps,
+            no_new_privs,
             id,
             command,
-            ..
         } => {
             return Ok(exec::exec(&exec::Options {
                 root,
@@ -295,6 +323,9 @@ fn run(cli: Cli) -> Result<i32> {
                 env,
                 user,
                 additional_gids,
+                preserve_fds,
+                caps,
+                no_new_privs,
                 args: command,
             })?);
         }
@@ -302,6 +333,11 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Resume { id } => pause::resume(&root, &id)?,
         Cmd::List { format, quiet } => list::print(&root, &format, quiet)?,
         Cmd::Features => features::print()?,
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => events::events(&root, &id, stats, interval)?,
         Cmd::Update {
             resources,
             memory,

@@ -142,13 +142,23 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>> {
         .collect()
 }
 
-/// Everything from the working directory to execve. Returns only on error.
-pub fn finalize_and_exec(
+/// What is left for the moment of execve once [`prepare`] has run.
+pub struct Prepared {
+    /// A filter to load last: with no_new_privs it needs no capability, and
+    /// loaded any earlier it would apply to the runtime's own last steps.
+    filter: Option<seccomp::Filter>,
+}
+
+/// Everything that makes the process what the config says, short of execve:
+/// rlimits, oom_score_adj, working directory, a seccomp filter that needs
+/// CAP_SYS_ADMIN, the capability bounding set, user and groups, the
+/// capabilities, no_new_privs. Done before the runtime is told the
+/// container is ready, so that what fails here fails `create` (or `exec`).
+pub fn prepare(
     process: &Process,
-    program: &Path,
     seccomp_spec: Option<&LinuxSeccomp>,
     in_userns: bool,
-) -> Result<std::convert::Infallible> {
+) -> Result<Prepared> {
     set_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -199,17 +209,30 @@ pub fn finalize_and_exec(
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
             return Err(std::io::Error::last_os_error()).ctx(|| "PR_SET_NO_NEW_PRIVS".into());
         }
-        if let Some(f) = &filter {
-            seccomp::load(f)?;
-        }
+        return Ok(Prepared { filter });
+    }
+    Ok(Prepared { filter: None })
+}
+
+/// Loads what `prepare` left, keeps fds 3 .. 3+`preserved` and nothing
+/// above, resets signals and executes `program`. Returns only on error.
+pub fn exec(
+    prepared: Prepared,
+    process: &Process,
+    program: &Path,
+    preserved: u32,
+) -> Result<std::convert::Infallible> {
+    if let Some(f) = &prepared.filter {
+        seccomp::load(f)?;
     }
     let argv = cstrings(process.args().as_deref().unwrap_or(&[]))?;
     let envp = cstrings(process.env().as_deref().unwrap_or(&[]))?;
     let prog = CString::new(program.as_os_str().as_encoded_bytes())
         .map_err(|_| msg("NUL in program path"))?;
-    // Nothing of ours may reach the entrypoint: no fd, and none of the signal
-    // dispositions Rust's runtime set (it ignores SIGPIPE), no blocked signal.
-    cloexec_from(3);
+    // Nothing of ours may reach the entrypoint: no fd but the caller's
+    // preserved ones, and none of the signal dispositions Rust's runtime set
+    // (it ignores SIGPIPE), no blocked signal.
+    cloexec_from(3 + preserved);
     // SAFETY: resetting dispositions and the mask of this single-threaded process.
     unsafe {
         for sig in 1..libc::SIGRTMIN() {

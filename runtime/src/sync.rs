@@ -11,10 +11,34 @@ use crate::{
     error::{Context as _, msg},
 };
 
-/// The fd numbers the init process finds its inputs at.
-pub const SYNC_FD: i32 = 3;
-pub const FIFO_FD: i32 = 4;
-pub const CONSOLE_FD: i32 = 5;
+/// The fd numbers the init process finds its inputs at: just above the
+/// caller's `--preserve-fds N` (3 .. 3+N), which stay where they are all the
+/// way to the entrypoint, as runc's do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fds {
+    /// How many of the caller's fds from 3 up the entrypoint gets.
+    pub preserved: u32,
+    pub sync: i32,
+    pub fifo: i32,
+    pub console: i32,
+}
+
+impl Fds {
+    pub fn after(preserved: u32) -> Self {
+        let first = 3 + preserved as i32;
+        Self {
+            preserved,
+            sync: first,
+            fifo: first + 1,
+            console: first + 2,
+        }
+    }
+
+    /// The first fd number that is none of these.
+    pub fn end(&self) -> i32 {
+        self.console + 1
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]

@@ -88,20 +88,31 @@ impl Bundle {
     }
 }
 
-/// A private `--root` for one test.
+/// A private `--root` for one test, of `inspector-runtime` or, to compare
+/// with, runc.
 pub struct Runtime {
     pub root: TempDir,
+    pub bin: PathBuf,
 }
 
 impl Runtime {
     pub fn new(name: &str) -> Runtime {
         Runtime {
             root: TempDir::new(&format!("rt-root-{name}")),
+            bin: runtime_bin(),
+        }
+    }
+
+    /// runc, the reference, with its own private root.
+    pub fn runc(name: &str) -> Runtime {
+        Runtime {
+            root: TempDir::new(&format!("runc-root-{name}")),
+            bin: PathBuf::from("runc"),
         }
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(runtime_bin());
+        let mut c = Command::new(&self.bin);
         c.arg("--root").arg(self.root.path());
         c
     }
@@ -122,7 +133,7 @@ impl Runtime {
             .stdout(std::fs::File::create(&o).unwrap())
             .stderr(std::fs::File::create(&e).unwrap())
             .status()
-            .expect("start inspector-runtime");
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()));
         let out = Output {
             status,
             stdout: std::fs::read(&o).unwrap_or_default(),
@@ -137,7 +148,8 @@ impl Runtime {
         let out = self.out(args);
         assert!(
             out.status.success(),
-            "inspector-runtime {args:?} failed ({}): {}{}",
+            "{} {args:?} failed ({}): {}{}",
+            self.bin.display(),
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -184,28 +196,13 @@ impl Runtime {
     }
 }
 
-/// Reads a container's stdout through `run`, asserting success.
 /// `runc run` of the same bundle, for comparison: its standard output (it
 /// must succeed).
 pub fn runc_run(b: &Bundle) -> String {
-    let root = TempDir::new(&format!("runc-root-{}", b.id));
-    let out = Command::new("runc")
-        .arg("--root")
-        .arg(root.path())
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("start runc");
-    assert!(
-        out.status.success(),
-        "runc run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    Runtime::runc(&b.id).ok(&["run", "--bundle", b.path().to_str().unwrap(), &b.id])
 }
 
+/// Reads a container's stdout through `run`, asserting success.
 pub fn run_ok(name: &str, script: &str, edit: impl FnOnce(&mut Value)) -> String {
     let rt = Runtime::new(name);
     let mut b = Bundle::new(name, &["sh", "-c", script]);

@@ -307,3 +307,36 @@ fn exec_in_a_missing_directory_fails_as_with_runc() {
     assert!(!with_runc.1, "runc made the directory");
     assert_eq!(attempt(RUNTIME), with_runc);
 }
+
+/// `docker run --privileged` asks for every capability; where the host lacks
+/// one (this machine kind lacks CAP_SYS_RESOURCE), runc fails at create and
+/// Docker says why ("OCI runtime create failed", exit 125). Ours fails at the
+/// same step, with the reason in Docker's own words to the user; where the
+/// host has them all, both run it.
+#[test]
+fn privileged_fails_or_runs_as_with_runc() {
+    if !ready() {
+        return;
+    }
+    let with_runc = run("runc", &["--privileged"], "true");
+    let ours = run(RUNTIME, &["--privileged"], "true");
+    assert_eq!(
+        ours.0, with_runc.0,
+        "runc: {}\nours: {}",
+        with_runc.1, ours.1
+    );
+    if with_runc.0 != Some(0) {
+        assert!(
+            with_runc.1.contains("OCI runtime create failed"),
+            "{}",
+            with_runc.1
+        );
+        assert!(ours.1.contains("OCI runtime create failed"), "{}", ours.1);
+        assert!(
+            ours.1
+                .contains("cannot apply the capabilities (capset): Operation not permitted"),
+            "{}",
+            ours.1
+        );
+    }
+}

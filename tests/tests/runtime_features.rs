@@ -452,3 +452,194 @@ fn a_shared_root_propagation_runs_as_with_runc() {
     b.save();
     assert_eq!(ours, runc_run(&b));
 }
+
+/// Runs `prog ARGS` from a shell that opened three files at fds 3, 4 and 5
+/// first: (exit code, stdout, stderr).
+fn with_three_fds(
+    dir: &std::path::Path,
+    prog: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
+    for (i, name) in ["three", "four", "five"].iter().enumerate() {
+        std::fs::write(dir.join(format!("fd{}", i + 3)), format!("{name}\n")).unwrap();
+    }
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"cd "$1" && shift && exec 3<fd3 4<fd4 5<fd5 && exec "$@""#)
+        .arg("bash")
+        .arg(dir)
+        .arg(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--preserve-fds N` (podman's conmon and systemd socket activation pass
+/// listening sockets this way): fds 3 .. 3+N reach the entrypoint at the same
+/// numbers, and nothing above them does; for `run` and for `exec`, as with
+/// runc. An fd that is not open is refused before anything is made.
+#[test]
+fn preserved_fds_reach_the_entrypoint_as_with_runc() {
+    if !ready(&[Need::Root, Need::Runtime]) {
+        return;
+    }
+    // What the process sees at 3, 4 and 5 (5 must be closed).
+    let script = "cat <&3; cat <&4; cat <&5 2>/dev/null || echo no 5";
+    let files = tests::TempDir::new("rt-preserve");
+    let run = |prog: &std::path::Path, root: &std::path::Path, name: &str| {
+        let b = Bundle::new(name, &["sh", "-c", script]);
+        let root = root.to_str().unwrap();
+        let (code, out, err) = with_three_fds(
+            files.path(),
+            prog,
+            &[
+                "--root",
+                root,
+                "run",
+                "--preserve-fds",
+                "2",
+                "--bundle",
+                b.path().to_str().unwrap(),
+                &b.id,
+            ],
+        );
+        assert_eq!(code, 0, "{} run: {out}{err}", prog.display());
+        (b, out)
+    };
+    let rt = Runtime::new("preserve");
+    let (b, ours) = run(&tests::paths::runtime_bin(), rt.root.path(), "preserve");
+    assert_eq!(ours, "three\nfour\nno 5\n");
+    rt.assert_nothing_left(&b);
+    let runc_root = tests::TempDir::new("runc-root-preserve");
+    let (_, theirs) = run(
+        std::path::Path::new("runc"),
+        runc_root.path(),
+        "preserve-runc",
+    );
+    assert_eq!(ours, theirs);
+
+    // exec into a running container: the same.
+    let b = Bundle::new("preserve-exec", &["sleep", "30"]);
+    let rt = Runtime::new("preserve-exec");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]);
+    let root = rt.root.path().to_str().unwrap();
+    let (code, out, err) = with_three_fds(
+        files.path(),
+        &tests::paths::runtime_bin(),
+        &[
+            "--root",
+            root,
+            "exec",
+            "--preserve-fds",
+            "2",
+            &b.id,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "three\nfour\nno 5\n"), "{err}");
+
+    // Three asked for, two open (fd 5 is closed here): refused, naming the fd.
+    let (code, _, err) = with_three_fds(
+        files.path(),
+        std::path::Path::new("bash"),
+        &[
+            "-c",
+            r#"exec 5<&-; exec "$@""#,
+            "bash",
+            tests::paths::runtime_bin().to_str().unwrap(),
+            "--root",
+            root,
+            "exec",
+            "--preserve-fds",
+            "3",
+            &b.id,
+            "true",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--preserve-fds 3: fd 5 is not open"), "{err}");
+    rt.ok(&["delete", "--force", &b.id]);
+    rt.assert_nothing_left(&b);
+}
+
+/// A capability the host does not have (this machine lacks CAP_SYS_RESOURCE;
+/// `docker run --privileged` asks for all): runc fails at `create`, with
+/// "unable to apply caps" in the log the shim reads; so does this runtime, and
+/// leaves nothing behind. On a host that has every capability both run it.
+#[test]
+fn an_unavailable_capability_fails_create_as_with_runc() {
+    if !ready(&[Need::Root, Need::Runtime]) {
+        return;
+    }
+    let all = json!(["CAP_KILL", "CAP_SYS_RESOURCE"]);
+    let bundle = |name: &str| {
+        let mut b = Bundle::new(name, &["true"]);
+        b.config["process"]["capabilities"] =
+            json!({"bounding": all, "effective": all, "permitted": all});
+        b.save();
+        b
+    };
+    let create = |prog: &str, root: &std::path::Path, b: &Bundle| {
+        let log = root.join("log.json");
+        let out = std::process::Command::new(prog)
+            .arg("--root")
+            .arg(root)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(b.path())
+            .arg(&b.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        (
+            out.code(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    };
+    let runc_root = tests::TempDir::new("runc-root-caps");
+    let rb = bundle("caps-runc");
+    let (runc_code, runc_log) = create("runc", runc_root.path(), &rb);
+    let _ = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(runc_root.path())
+        .args(["delete", "--force", &rb.id])
+        .output();
+    let rt = Runtime::new("caps-create");
+    let b = bundle("caps-create");
+    let (code, log) = create(
+        tests::paths::runtime_bin().to_str().unwrap(),
+        rt.root.path(),
+        &b,
+    );
+    assert_eq!(code, runc_code, "runc: {runc_log}\nours: {log}");
+    if runc_code == Some(0) {
+        rt.ok(&["delete", "--force", &b.id]);
+    } else {
+        assert!(runc_log.contains("unable to apply caps"), "{runc_log}");
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["level"], "error", "{log}");
+        let msg = last["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("cannot apply the capabilities (capset): Operation not permitted"),
+            "{msg}"
+        );
+    }
+    rt.assert_nothing_left(&b);
+}

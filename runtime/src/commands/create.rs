@@ -21,7 +21,7 @@ use crate::{
         namespaces::{self, Plan},
     },
     reexec,
-    sync::{self, Msg},
+    sync::{self, Fds, Msg},
 };
 
 #[derive(Clone, Debug, Default)]
@@ -33,6 +33,8 @@ pub struct Options {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `--preserve-fds N`: the caller's fds 3 .. 3+N reach the entrypoint.
+    pub preserve_fds: u32,
     /// `run` without a console socket keeps the caller's stdio even if the
     /// config asks for a terminal.
     pub terminal_optional: bool,
@@ -157,7 +159,7 @@ pub fn create(o: &Options) -> Result<Saved> {
         in_userns,
     };
     let (ours, theirs) = sync::pair()?;
-    let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref())?;
+    let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
     drop(theirs);
     guard.pids.push(stage1);
 
@@ -280,22 +282,47 @@ fn saved(
     }
 }
 
+/// Refuses `--preserve-fds N` unless the fds 3 .. 3+N are all open. Called
+/// before this process opens anything, so none of them is one of ours.
+pub fn check_preserved(n: u32) -> Result<()> {
+    const MAX: u32 = 1 << 16;
+    if n > MAX {
+        return Err(msg(format!("--preserve-fds {n}: at most {MAX}")));
+    }
+    for fd in 3..3 + n as i32 {
+        // SAFETY: only asks whether the fd number is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(msg(format!(
+                "--preserve-fds {n}: fd {fd} is not open (fds 3 to {} must be)",
+                2 + n
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Starts `inspector-runtime init` from a sealed memfd copy of this binary,
-/// with the sync socket at fd 3, exec.fifo at 4 and the console socket at 5.
+/// with the caller's first `preserved` fds from 3 up left in place, and
+/// above them (see [`Fds`]) the sync socket, exec.fifo and the console socket.
 pub(crate) fn spawn_init(
     sync: &OwnedFd,
     fifo: Option<&OwnedFd>,
     console: Option<&OwnedFd>,
+    preserved: u32,
 ) -> Result<i32> {
+    let fds = Fds::after(preserved);
     let memfd = reexec::sealed_exe()?;
     // Move every fd we hand over above the numbers it will land on, so no dup2 clobbers another.
     let high = |fd: &OwnedFd| -> Result<OwnedFd> {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
-            .map(|raw| {
-                // SAFETY: a fresh duplicate we own.
-                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
-            })
-            .ctx(|| "dup".into())
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(fds.end().max(100)),
+        )
+        .map(|raw| {
+            // SAFETY: a fresh duplicate we own.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+        })
+        .ctx(|| "dup".into())
     };
     let exe = high(&memfd)?;
     let s = high(sync)?;
@@ -308,10 +335,20 @@ pub(crate) fn spawn_init(
     );
     let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
     cmd.arg0("inspector-runtime").arg("init");
-    // SAFETY: only async-signal-safe calls (dup2, close) between fork and exec.
+    if preserved > 0 {
+        // Only then: `ps` and the goldens show the plain `init` otherwise.
+        cmd.arg(preserved.to_string());
+    }
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            for (src, dst) in [(s_raw, 3), (f_raw, 4), (c_raw, 5)] {
+            // Whoever passed them may have left them close-on-exec.
+            for fd in 3..fds.sync {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (src, dst) in [(s_raw, fds.sync), (f_raw, fds.fifo), (c_raw, fds.console)] {
                 if src >= 0 {
                     if libc::dup2(src, dst) < 0 {
                         return Err(std::io::Error::last_os_error());

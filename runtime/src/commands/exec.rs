@@ -32,6 +32,14 @@ pub struct Options {
     pub user: Option<String>,
     /// `--additional-gids`.
     pub additional_gids: Vec<u32>,
+    /// `--preserve-fds N`.
+    pub preserve_fds: u32,
+    /// `--cap CAP_X`: added to the bounding, effective and permitted sets,
+    /// as runc 1.1 adds it (not inheritable or ambient: a process that is
+    /// not root loses it at execve there too).
+    pub caps: Vec<String>,
+    /// `--no-new-privs`.
+    pub no_new_privs: bool,
     pub args: Vec<String>,
 }
 
@@ -76,7 +84,7 @@ pub fn exec(o: &Options) -> Result<i32> {
         in_userns: types.contains(&LinuxNamespaceType::User),
     };
     let (ours, theirs) = sync::pair()?;
-    let stage1 = spawn_init(&theirs, None, console.as_ref())?;
+    let stage1 = spawn_init(&theirs, None, console.as_ref(), o.preserve_fds)?;
     drop(theirs);
     let fail = |e| {
         // SAFETY: killing the process we started.
@@ -153,6 +161,32 @@ fn process(o: &Options, saved: &Saved) -> Result<Process> {
         user.set_additional_gids(Some(o.additional_gids.clone()));
     }
     p.set_user(user);
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add = o
+            .caps
+            .iter()
+            .map(|c| {
+                serde_json::from_value(serde_json::Value::String(c.clone())).map_err(|_| {
+                    msg(format!(
+                        "--cap {c:?}: not a capability (e.g. CAP_NET_ADMIN)"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<oci_spec::runtime::Capability>>>()?;
+        let with = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut set = set.clone().unwrap_or_default();
+            set.extend(add.iter().copied());
+            Some(set)
+        };
+        caps.set_bounding(with(caps.bounding()));
+        caps.set_effective(with(caps.effective()));
+        caps.set_permitted(with(caps.permitted()));
+        p.set_capabilities(Some(caps));
+    }
     Ok(p)
 }
 

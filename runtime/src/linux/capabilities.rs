@@ -106,7 +106,10 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     ];
     // SAFETY: header and two data structs as capset(2) expects for version 3.
     if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } < 0 {
-        return Err(msg(format!("capset: {}", std::io::Error::last_os_error())));
+        return Err(msg(format!(
+            "cannot apply the capabilities (capset): {}",
+            std::io::Error::last_os_error()
+        )));
     }
     for cap in set(caps.ambient()) {
         // SAFETY: prctl with integer arguments.

@@ -5,6 +5,7 @@
 //! systemd, which this runtime does not talk to, so it is refused.
 
 pub mod devices;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
