@@ -52,15 +52,10 @@ pub struct InitConfig {
     pub in_userns: bool,
 }
 
-/// The entry point of `inspector-runtime init`. Never returns.
-pub fn main() -> ! {
-    // `init [N]`: the caller's N preserved fds come first (see `Fds`).
-    let fds = Fds::after(
-        std::env::args()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-    );
+/// The entry point of `inspector-runtime init [N]`, the caller's N
+/// preserved fds first (see `Fds`). Never returns.
+pub fn main(preserved: Option<u32>) -> ! {
+    let fds = Fds::after(preserved.unwrap_or(0));
     // Nothing else the caller left open may reach the container: keep only
     // the preserved ones and our three.
     // SAFETY: closing fds we do not use.

@@ -3,8 +3,9 @@
 //!
 //! `no_main`: every container start executes this binary twice, and Rust's
 //! usual start-up (finding the main thread's stack guard, which makes glibc
-//! parse /proc/self/maps) is a measurable part of each. Arguments still come
-//! through `std::env::args`.
+//! parse /proc/self/maps) is a measurable part of each. Arguments are read
+//! from `main`'s own argv: `std::env::args` is filled by that start-up on
+//! musl (glibc fills it earlier), so the static musl build would see none.
 #![no_main]
 
 use std::path::PathBuf;
@@ -209,20 +210,29 @@ enum Cmd {
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: the C runtime's argc and argv: argc NUL-terminated strings.
+    let args: Vec<std::ffi::OsString> = (0..argc.max(0) as usize)
+        .map(|i| unsafe {
+            let arg = std::ffi::CStr::from_ptr(*argv.add(i));
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(arg.to_bytes()).to_owned()
+        })
+        .collect();
     // As Rust's start-up would: a closed pipe (a hook that does not read the
     // state) is an error, not a death. Children get the default back (std's
     // Command and, for the entrypoint, process::finalize_and_exec).
     // SAFETY: setting a signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // The process that enters the container runs this binary as `init`.
-    match std::env::args_os().nth(1) {
-        Some(a) if a == "init" => runtime::init::main(),
+    match args.get(1) {
+        Some(a) if a == "init" => {
+            runtime::init::main(args.get(2).and_then(|n| n.to_str()?.parse().ok()))
+        }
         // Keeps the sealed copy of this binary for the next invocations (see reexec).
         Some(a) if a == "exe-keeper" => runtime::reexec::keeper_main(),
         _ => {}
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     // Before anything of ours is opened (the log file is the first), so that
     // what is found open there is the caller's.
     let preserved = cli.command.as_ref().map_or(Ok(()), |c| match c {

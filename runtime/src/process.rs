@@ -55,7 +55,13 @@ pub fn resolve_program(process: &Process) -> Result<PathBuf> {
     )))
 }
 
-fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+/// setrlimit's resource type: glibc's own enum type, musl's plain int.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+fn rlimit_resource(name: &str) -> Option<Resource> {
     Some(match name {
         "RLIMIT_CPU" => libc::RLIMIT_CPU,
         "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,

@@ -116,6 +116,11 @@ impl Row {
         }
     }
 
+    /// A line of the report that is not a number (what could not be measured, and why).
+    pub fn note(text: &str) -> Row {
+        Row::new(text, f64::NAN, "note")
+    }
+
     /// The same number, which must stay at or below `limit`.
     pub fn at_most(self, limit: f64) -> Row {
         Row {
@@ -143,6 +148,7 @@ impl Row {
         match self.unit {
             "x" => format!("{:.3}x", self.value),
             "M/s" => format!("{:.2} M/s", self.value),
+            "note" => "-".to_string(),
             unit => format!("{:.1} {unit}", self.value),
         }
     }
@@ -266,19 +272,19 @@ fn interleaved(command: &[&str], setups: &[Setup], n: usize) -> Result<Vec<Vec<f
     Ok(times)
 }
 
-/// Measures two things (0 and 1) `warmup + rounds` times each, alternating
-/// which goes first round by round so that neither always runs on a warmer
-/// cache; `measure(which, round)` runs one. Returns the `rounds` counted
+/// Measures N things (0 .. N) `warmup + rounds` times each, turning which
+/// goes first round by round so that none always runs on a warmer cache; `measure(which, round)` runs one. Returns the `rounds` counted
 /// results of each, the warm-up rounds left out.
-pub fn alternating<T>(
+pub fn alternating<T, const N: usize>(
     warmup: usize,
     rounds: usize,
     mut measure: impl FnMut(usize, usize) -> Result<T>,
-) -> Result<[Vec<T>; 2]> {
-    let mut results = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+) -> Result<[Vec<T>; N]> {
+    let mut results: [Vec<T>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     for round in 0..warmup + rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
+        // Each goes first in turn, so a slow spell falls on all alike.
+        for k in 0..N {
+            let which = (round + k) % N;
             let result = measure(which, round)?;
             if round >= warmup {
                 results[which].push(result);

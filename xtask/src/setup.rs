@@ -28,6 +28,11 @@ const PACKAGES: &[&str] = &[
     "tmux",
     "gcc",        // builds the seccomp tests' static helper (an int $0x80 caller)
     "linux-perf", // `perf bench sched pipe`: the context-switch storm bench
+    "crun",       // a peer runtime, measured and traced where it can run
+    // youki's build (`cargo install youki`, below) links these.
+    "libseccomp-dev",
+    "libsystemd-dev",
+    "pkg-config",
 ];
 
 /// Debian packages the VM test uses, installed without their recommends
@@ -51,6 +56,7 @@ pub fn run() -> Result<()> {
     packages()?;
     toolchains()?;
     tracefs()?;
+    youki()?;
     vm_kernel()?;
     eprintln!(
         "==> set-up complete in {:.2} s",
@@ -224,6 +230,30 @@ fn bpf_linker() -> Result<()> {
             ])
             .env("LLVM_PREFIX", &prefix),
     )
+}
+
+const YOUKI_VERSION: &str = "0.7.0";
+
+/// youki, the Rust peer runtime the runtime bench measures against: built
+/// from crates.io once (about five minutes on two cores), with cgroup v1
+/// support, which this machine kind's hybrid layout needs.
+fn youki() -> Result<()> {
+    let out = Command::new("youki").arg("--version").output();
+    if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(YOUKI_VERSION)) {
+        return Ok(());
+    }
+    util::step(&format!(
+        "building youki {YOUKI_VERSION} (about five minutes)"
+    ));
+    util::run(util::cargo().args([
+        "install",
+        "youki",
+        "--version",
+        YOUKI_VERSION,
+        "--features",
+        "v1",
+        "--locked",
+    ]))
 }
 
 /// cargo-fuzz, which `cargo xtask fuzz` and `test` drive on the nightly

@@ -122,6 +122,14 @@ pub fn create(o: &Options) -> Result<Saved> {
     )
     .ctx(|| format!("cannot open {}", fifo_path.display()))?;
 
+    // Started first: its execution (a few hundred microseconds) overlaps the
+    // state and the cgroups made here; it waits for its config before it
+    // does anything.
+    let (ours, theirs) = sync::pair()?;
+    let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
+    drop(theirs);
+    guard.pids.push(stage1);
+
     // Recorded before anything else is made: if this process dies (even by
     // SIGKILL), `delete` finds the state directory, the cgroups and, once it
     // is known, the init pid there.
@@ -158,11 +166,6 @@ pub fn create(o: &Options) -> Result<Saved> {
         seccomp: linux.seccomp().clone(),
         in_userns,
     };
-    let (ours, theirs) = sync::pair()?;
-    let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
-    drop(theirs);
-    guard.pids.push(stage1);
-
     // Everything the container's init says until it is ready; a failure is
     // explained by the OOM killer when it struck (see `oom_cause`).
     let handshake = || -> Result<i32> {

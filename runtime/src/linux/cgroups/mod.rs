@@ -23,8 +23,6 @@ use crate::{
     error::{Context as _, msg},
 };
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// The directories a container's processes live in.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cgroup {
@@ -58,7 +56,7 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 
 pub fn is_pure_v2() -> bool {
     nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .map(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
