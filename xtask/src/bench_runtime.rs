@@ -167,18 +167,18 @@ pub fn run() -> Result<Vec<Row>> {
     for (k, peer) in peers.iter().enumerate() {
         let peer_s = medians[2 + k];
         rows.push(Row::new(
-            &format!("{peer} run /bin/true, median"),
+            format!("{peer} run /bin/true, median"),
             peer_s * 1000.0,
             "ms",
         ));
         rows.push(Row::new(
-            &format!("{peer} / runc, run /bin/true (medians)"),
+            format!("{peer} / runc, run /bin/true (medians)"),
             peer_s / runc_s,
             "x",
         ));
         rows.push(
             Row::new(
-                &format!("inspector-runtime / {peer}, run /bin/true (medians)"),
+                format!("inspector-runtime / {peer}, run /bin/true (medians)"),
                 ours_s / peer_s,
                 "x",
             )
