@@ -210,6 +210,8 @@ enum Cmd {
 }
 
 #[unsafe(no_mangle)]
+// Only the C runtime calls it, with the argv the kernel gave the process.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: the C runtime's argc and argv: argc NUL-terminated strings.
     let args: Vec<std::ffi::OsString> = (0..argc.max(0) as usize)
