@@ -22,6 +22,7 @@ use crate::{
     error::{Context as _, msg},
     linux::{
         cgroups::Cgroup,
+        clone::{self, Cloned},
         console, hooks, mounts,
         namespaces::{self, Plan},
         rootfs,
@@ -50,6 +51,10 @@ pub struct InitConfig {
     pub cgroup: Cgroup,
     pub seccomp: Option<LinuxSeccomp>,
     pub in_userns: bool,
+    /// This process is the container's first process already: `create`
+    /// cloned it into its new namespaces (`Plan::direct_clone`).
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// The entry point of `inspector-runtime init [N]`, the caller's N
@@ -86,7 +91,13 @@ fn stage1(sock: BorrowedFd<'_>, fds: Fds) -> Result<Infallible> {
         other => return Err(msg(format!("unexpected message {other:?}"))),
     };
     // Cgroups first, while we are still plainly root in the host's namespaces.
+    // (Each writes "0": moving ourselves takes no global lock, unlike
+    // moving another process, which waits for an RCU grace period.)
     cfg.cgroup.join_self_v1()?;
+    if cfg.direct {
+        // Born in its namespaces (and its cgroup2 directory): nothing to fork.
+        container_or_report(&cfg, sock, fds, true);
+    }
     // From inside a user namespace the kernel checks cgroup permissions with
     // its unmapped ids; and a failed first clone in a new pid namespace would
     // leave that namespace unable to fork at all. So there, plain fork.
@@ -147,74 +158,47 @@ fn stage1(sock: BorrowedFd<'_>, fds: Fds) -> Result<Infallible> {
             )?;
             std::process::exit(0)
         }
-        ForkResult::Child => {
-            let err = match container(&cfg, sock, fds, joined) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
-            if sync::send(
-                sock,
-                &Msg::Error {
-                    msg: err.to_string(),
-                },
-            )
-            .is_err()
-            {
-                // After `create` returned, the only one left to tell is the container's stderr.
-                let _ = writeln!(std::io::stderr(), "inspector-runtime: {err}");
-            }
-            std::process::exit(127)
-        }
+        ForkResult::Child => container_or_report(&cfg, sock, fds, joined),
     }
 }
 
+/// The container's process: set up and execute the entrypoint, or say why not.
+fn container_or_report(cfg: &InitConfig, sock: BorrowedFd<'_>, fds: Fds, joined: bool) -> ! {
+    let err = match container(cfg, sock, fds, joined) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if sync::send(
+        sock,
+        &Msg::Error {
+            msg: err.to_string(),
+        },
+    )
+    .is_err()
+    {
+        // After `create` returned, the only one left to tell is the container's stderr.
+        let _ = writeln!(std::io::stderr(), "inspector-runtime: {err}");
+    }
+    std::process::exit(127)
+}
+
 /// Forks, straight into the cgroup2 directory when the kernel allows
-/// (clone3 with CLONE_INTO_CGROUP takes no global lock); otherwise a plain fork,
-/// and the runtime moves the child. Returns whether the child is in place.
+/// (see `clone`); otherwise a plain fork, and the runtime moves the child.
+/// Returns whether the child is in place.
 fn fork_into(cgroup2: Option<&std::fs::File>) -> Result<(ForkResult, bool)> {
     use std::os::fd::AsRawFd;
     if let Some(dir) = cgroup2 {
-        #[repr(C)]
-        #[derive(Default)]
-        struct CloneArgs {
-            flags: u64,
-            pidfd: u64,
-            child_tid: u64,
-            parent_tid: u64,
-            exit_signal: u64,
-            stack: u64,
-            stack_size: u64,
-            tls: u64,
-            set_tid: u64,
-            set_tid_size: u64,
-            cgroup: u64,
-        }
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: dir.as_raw_fd() as u64,
-            ..Default::default()
-        };
-        // SAFETY: like fork(2) (no new stack, no shared memory); this process is single-threaded.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        match r {
-            0 => return Ok((ForkResult::Child, true)),
-            pid if pid > 0 => {
+        match clone::clone3(0, Some(dir.as_raw_fd())) {
+            Ok(Cloned::Child) => return Ok((ForkResult::Child, true)),
+            Ok(Cloned::Parent(pid)) => {
                 return Ok((
                     ForkResult::Parent {
-                        child: nix::unistd::Pid::from_raw(pid as i32),
+                        child: nix::unistd::Pid::from_raw(pid),
                     },
                     true,
                 ));
             }
-            _ => {}
+            Err(_) => {}
         }
     }
     // SAFETY: this process is single-threaded.
@@ -235,9 +219,9 @@ fn make_cwd(cwd: &std::path::Path) -> Result<()> {
     )
     .ctx(|| "cannot open the container's root".into())?;
     match mounts::open_in_root(&root, cwd, libc::O_PATH) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            mounts::make_in_root(&root, cwd, false).map(drop)
-        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => mounts::make_in_root(&root, cwd, false)
+            .map(drop)
+            .map_err(|e| msg(format!("cannot make the working directory: {e}"))),
         _ => Ok(()),
     }
 }

@@ -185,11 +185,13 @@ fn assert_explained(t: &ContainerTimeline) {
 
 /// Each role's runs, over many starts, measured from the switches as long
 /// as the kernel counted them with what interrupts and the hypervisor took
-/// from those CPUs meanwhile (within 5 %). Over many: the kernel folds
-/// steal time into its clocks when it next looks, so a run can be charged
-/// some of the one before it on its CPU.
+/// from those CPUs meanwhile (within 5 %, and 10 µs a run: the kernel starts
+/// a task's clock when it picks it, before the switch is seen, which shows
+/// for roles of many short runs such as containerd's threads). Over many:
+/// the kernel folds steal time into its clocks when it next looks, so a run
+/// can be charged some of the one before it on its CPU.
 fn assert_on_cpu_agrees(timelines: &[&ContainerTimeline]) {
-    let mut roles: std::collections::BTreeMap<&str, [f64; 4]> = Default::default();
+    let mut roles: std::collections::BTreeMap<&str, [f64; 5]> = Default::default();
     for t in timelines {
         let why = t.why.as_ref().unwrap();
         for (role, c) in &why.on_cpu_vs_kernel {
@@ -198,21 +200,22 @@ fn assert_on_cpu_agrees(timelines: &[&ContainerTimeline]) {
             r[1] += c.kernel_ms;
             r[2] += c.irq_steal_ms;
             r[3] += why.on_cpu_ms[role];
+            r[4] += c.runs as f64;
         }
     }
-    for (role, [measured, kernel, irq_steal, all]) in roles {
+    for (role, [measured, kernel, irq_steal, all, runs]) in roles {
         eprintln!(
-            "{role}: {measured:.1} ms on a CPU from the switches, {kernel:.1} ms as the kernel \
-             counted, {irq_steal:.1} ms taken by interrupts and steal"
+            "{role}: {measured:.1} ms on a CPU from the switches in {runs} runs, {kernel:.1} ms \
+             as the kernel counted, {irq_steal:.1} ms taken by interrupts and steal"
         );
         // A millisecond or two is a handful of runs: their sum says little.
         if measured < 5.0 {
             continue;
         }
         assert!(
-            (kernel + irq_steal - measured).abs() <= 0.05 * measured,
-            "{role}: {measured} ms on a CPU from the switches, {kernel} ms as the kernel \
-             counted and {irq_steal} ms taken by interrupts and steal"
+            (kernel + irq_steal - measured).abs() <= 0.05 * measured + 0.010 * runs,
+            "{role}: {measured} ms on a CPU from the switches in {runs} runs, {kernel} ms as \
+             the kernel counted and {irq_steal} ms taken by interrupts and steal"
         );
         assert!(
             measured >= 0.9 * all,

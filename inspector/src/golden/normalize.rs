@@ -22,7 +22,18 @@ pub fn line(text: &str, id: &str) -> String {
     s = after_prefixes(&s);
     s = event_control(&s);
     s = ns_inodes(&s);
-    s
+    clone_pid(&s)
+}
+
+/// `clone(flags=...) = 4242`: a clone that made namespaces returns the new
+/// process's pid.
+fn clone_pid(s: &str) -> String {
+    match s.strip_prefix("clone(").and_then(|r| r.rsplit_once(") = ")) {
+        Some((flags, pid)) if !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) => {
+            format!("clone({flags}) = <pid>")
+        }
+        _ => s.to_string(),
+    }
 }
 
 /// The directory of the running inspector (and of the runtime built with it).
@@ -193,6 +204,14 @@ mod tests {
                 "setns(<fd>, CLONE_NEWNET) = 0",
             ),
             ("fork child 29109 (CLONE_VM|SIGCHLD)".to_string(), "fork child <pid> (CLONE_VM|SIGCHLD)"),
+            (
+                "clone(flags=CLONE_NEWPID|CLONE_INTO_CGROUP) = 25988 <0.210ms>".to_string(),
+                "clone(flags=CLONE_NEWPID|CLONE_INTO_CGROUP) = <pid>",
+            ),
+            (
+                "clone(flags=CLONE_NEWPID) = -1 EPERM".to_string(),
+                "clone(flags=CLONE_NEWPID) = -1 EPERM",
+            ),
             (
                 "cgroup write memory:/docker/x/cgroup.event_control \"24 25 \"".to_string(),
                 "cgroup write memory:/docker/x/cgroup.event_control \"<fd> <fd> \"",

@@ -415,10 +415,22 @@ impl Builder {
         p.role = if let Some(r) = role::role_of_exec(filename, argv) {
             r
         } else if role::is_runtime_reexec(filename, argv) {
-            Role::RuntimeReexec
+            // Pid 1 of a pid namespace: the runtime cloned it straight into
+            // the container's namespaces (inspector-runtime's direct clone),
+            // so it is the container's init from the start.
+            if task.nspid == 1 {
+                Role::RuntimeInit
+            } else {
+                Role::RuntimeReexec
+            }
         } else {
             match before {
                 Role::RuntimeInit => Role::Entrypoint,
+                // A runtime's process that is pid 1 of a pid namespace runs
+                // the container, not a hook (crun and youki clone their
+                // container's process from the runtime and execute the
+                // entrypoint in it).
+                Role::Runtime | Role::RuntimeReexec if task.nspid == 1 => Role::Entrypoint,
                 Role::Runtime | Role::RuntimeReexec => Role::Hook,
                 Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
                 r => r,

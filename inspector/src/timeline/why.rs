@@ -101,6 +101,11 @@ pub struct OnCpu {
     /// kernel + this.
     #[serde(default)]
     pub irq_steal_ms: f64,
+    /// How many runs were counted: the kernel starts a task's clock when it
+    /// picks it, a few microseconds before the switch is seen, so each run
+    /// adds a little to `kernel_ms` that the switches do not show.
+    #[serde(default)]
+    pub runs: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -650,6 +655,7 @@ impl Sched {
                         .entry(role.name().to_string())
                         .or_default();
                     check.measured_ms += on as f64 / NS_PER_MS;
+                    check.runs += 1;
                     // A run cut by the window counts its share.
                     let share = on as f64 / whole as f64 / NS_PER_MS;
                     check.kernel_ms += kernel as f64 * share;

@@ -17,6 +17,7 @@ use crate::{
     init::{InitConfig, Kind},
     linux::{
         cgroups::{self, Cgroup},
+        clone::{self, Cloned},
         console, hooks,
         namespaces::{self, Plan},
     },
@@ -122,13 +123,18 @@ pub fn create(o: &Options) -> Result<Saved> {
     )
     .ctx(|| format!("cannot open {}", fifo_path.display()))?;
 
-    // Started first: its execution (a few hundred microseconds) overlaps the
-    // state and the cgroups made here; it waits for its config before it
-    // does anything.
+    // Where the namespaces allow, the container's first process is cloned
+    // straight into them once its cgroups exist (see `clone_init`);
+    // otherwise init is started first, its execution (a few hundred
+    // microseconds) overlapping the state and the cgroups made here: it
+    // waits for its config before it does anything.
     let (ours, theirs) = sync::pair()?;
-    let stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
-    drop(theirs);
-    guard.pids.push(stage1);
+    let direct = plan.direct_clone();
+    let mut stage1 = 0;
+    if direct.is_none() {
+        stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
+        guard.pids.push(stage1);
+    }
 
     // Recorded before anything else is made: if this process dies (even by
     // SIGKILL), `delete` finds the state directory, the cgroups and, once it
@@ -152,6 +158,32 @@ pub fn create(o: &Options) -> Result<Saved> {
         linux.devices().as_deref().unwrap_or(&[]),
     )?;
     guard.cgroup = Some(cgroup.clone());
+    let mut first_pid = 0;
+    if let Some(flags) = direct {
+        let unified = match cgroup.unified_dir() {
+            Some(d) => Some(std::fs::File::open(d).ctx(|| format!("cannot open {}", d.display()))?),
+            None => None,
+        };
+        match clone_init(
+            &theirs,
+            Some(&fifo),
+            console.as_ref(),
+            o.preserve_fds,
+            flags,
+            unified.as_ref(),
+        )? {
+            Some(pid) => {
+                first_pid = pid;
+                guard.pids.push(pid);
+            }
+            // A kernel without CLONE_INTO_CGROUP: the first stage does it.
+            None => {
+                stage1 = spawn_init(&theirs, Some(&fifo), console.as_ref(), o.preserve_fds)?;
+                guard.pids.push(stage1);
+            }
+        }
+    }
+    drop(theirs);
 
     let in_userns = plan.has(LinuxNamespaceType::User);
     let cfg = InitConfig {
@@ -165,12 +197,14 @@ pub fn create(o: &Options) -> Result<Saved> {
         cgroup: cgroup.clone(),
         seccomp: linux.seccomp().clone(),
         in_userns,
+        direct: first_pid != 0,
     };
     // Everything the container's init says until it is ready; a failure is
     // explained by the OOM killer when it struck (see `oom_cause`).
     let handshake = || -> Result<i32> {
         sync::send(ours.as_fd(), &Msg::Config(Box::new(cfg)))?;
-        let mut pid = 0;
+        // Cloned straight into its namespaces, the first process is the container's.
+        let mut pid = first_pid;
         let hooks_spec = spec.hooks().clone().unwrap_or_default();
         // The first stage sends the pid and the container's process the rest, on
         // the same socket: what needs the pid waits until it is here.
@@ -304,6 +338,95 @@ pub fn check_preserved(n: u32) -> Result<()> {
     Ok(())
 }
 
+/// The fds `inspector-runtime init` finds its inputs at, prepared in the
+/// runtime: each moved above the numbers it will land on (so no dup2
+/// clobbers another), and the sealed copy of this binary to execute.
+struct Handover {
+    exe: OwnedFd,
+    /// The duplicates `place` moves; kept open until the child has them.
+    _high: Vec<OwnedFd>,
+    place: Placement,
+}
+
+/// What the child does with its fds between fork and execve: plain numbers,
+/// so only async-signal-safe calls (fcntl, dup2, close).
+#[derive(Clone, Copy)]
+struct Placement {
+    fds: Fds,
+    moves: [(i32, i32); 3],
+}
+
+impl Placement {
+    fn apply(&self) -> std::io::Result<()> {
+        // SAFETY: fcntl, dup2 and close on fd numbers.
+        unsafe {
+            // Whoever passed them may have left them close-on-exec.
+            for fd in 3..self.fds.sync {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (src, dst) in self.moves {
+                if src >= 0 {
+                    if libc::dup2(src, dst) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else {
+                    libc::close(dst);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handover {
+    fn new(
+        sync: &OwnedFd,
+        fifo: Option<&OwnedFd>,
+        console: Option<&OwnedFd>,
+        preserved: u32,
+    ) -> Result<Handover> {
+        let fds = Fds::after(preserved);
+        let high = |fd: &OwnedFd| -> Result<OwnedFd> {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(fds.end().max(100)),
+            )
+            .map(|raw| {
+                // SAFETY: a fresh duplicate we own.
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+            })
+            .ctx(|| "dup".into())
+        };
+        let exe = high(&reexec::sealed_exe()?)?;
+        let mut kept = Vec::new();
+        let mut moves = [(-1, fds.sync), (-1, fds.fifo), (-1, fds.console)];
+        for (slot, fd) in moves.iter_mut().zip([Some(sync), fifo, console]) {
+            if let Some(fd) = fd {
+                let h = high(fd)?;
+                slot.0 = h.as_raw_fd();
+                kept.push(h);
+            }
+        }
+        Ok(Handover {
+            exe,
+            _high: kept,
+            place: Placement { fds, moves },
+        })
+    }
+
+    /// `/proc/self/fd/N` of the sealed copy, and init's arguments.
+    fn command(&self) -> (String, Vec<String>) {
+        let mut args = vec!["inspector-runtime".to_string(), "init".to_string()];
+        if self.place.fds.preserved > 0 {
+            // Only then: `ps` and the goldens show the plain `init` otherwise.
+            args.push(self.place.fds.preserved.to_string());
+        }
+        (format!("/proc/self/fd/{}", self.exe.as_raw_fd()), args)
+    }
+}
+
 /// Starts `inspector-runtime init` from a sealed memfd copy of this binary,
 /// with the caller's first `preserved` fds from 3 up left in place, and
 /// above them (see [`Fds`]) the sync socket, exec.fifo and the console socket.
@@ -313,58 +436,57 @@ pub(crate) fn spawn_init(
     console: Option<&OwnedFd>,
     preserved: u32,
 ) -> Result<i32> {
-    let fds = Fds::after(preserved);
-    let memfd = reexec::sealed_exe()?;
-    // Move every fd we hand over above the numbers it will land on, so no dup2 clobbers another.
-    let high = |fd: &OwnedFd| -> Result<OwnedFd> {
-        nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(fds.end().max(100)),
-        )
-        .map(|raw| {
-            // SAFETY: a fresh duplicate we own.
-            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
-        })
-        .ctx(|| "dup".into())
-    };
-    let exe = high(&memfd)?;
-    let s = high(sync)?;
-    let f = fifo.map(high).transpose()?;
-    let c = console.map(high).transpose()?;
-    let (s_raw, f_raw, c_raw) = (
-        s.as_raw_fd(),
-        f.as_ref().map_or(-1, |f| f.as_raw_fd()),
-        c.as_ref().map_or(-1, |c| c.as_raw_fd()),
-    );
-    let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
-    cmd.arg0("inspector-runtime").arg("init");
-    if preserved > 0 {
-        // Only then: `ps` and the goldens show the plain `init` otherwise.
-        cmd.arg(preserved.to_string());
-    }
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Whoever passed them may have left them close-on-exec.
-            for fd in 3..fds.sync {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for (src, dst) in [(s_raw, fds.sync), (f_raw, fds.fifo), (c_raw, fds.console)] {
-                if src >= 0 {
-                    if libc::dup2(src, dst) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else {
-                    libc::close(dst);
-                }
-            }
-            Ok(())
-        });
-    }
+    let handover = Handover::new(sync, fifo, console, preserved)?;
+    let (exe, args) = handover.command();
+    let mut cmd = Command::new(exe);
+    cmd.arg0(&args[0]).args(&args[1..]);
+    let place = handover.place;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe { cmd.pre_exec(move || place.apply()) };
     let child = cmd
         .spawn()
         .ctx(|| "cannot start the container's init".into())?;
     Ok(child.id() as i32)
+}
+
+/// Like [`spawn_init`], but the process is cloned straight into the
+/// container's new namespaces (`flags`) and, when given, its cgroup2
+/// directory: it is the container's first process from the start, and no
+/// process has to execute this binary only to make namespaces and fork.
+/// `None` when the kernel refuses the clone (the caller falls back).
+fn clone_init(
+    sync: &OwnedFd,
+    fifo: Option<&OwnedFd>,
+    console: Option<&OwnedFd>,
+    preserved: u32,
+    flags: nix::sched::CloneFlags,
+    cgroup2: Option<&std::fs::File>,
+) -> Result<Option<i32>> {
+    use std::ffi::CString;
+    let handover = Handover::new(sync, fifo, console, preserved)?;
+    let (exe, args) = handover.command();
+    let cstr = |s: &str| CString::new(s).map_err(|_| msg("NUL in init's arguments"));
+    let exe = cstr(&exe)?;
+    let args = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let place = handover.place;
+    let cloned = clone::clone3(
+        flags.bits() as u64,
+        cgroup2.map(std::os::fd::AsRawFd::as_raw_fd),
+    );
+    match cloned {
+        Ok(Cloned::Parent(pid)) => Ok(Some(pid)),
+        Ok(Cloned::Child) => {
+            // SAFETY: in the child of a single-threaded process: fds, then
+            // execv with arguments built before the clone; _exit if it fails.
+            unsafe {
+                if place.apply().is_ok() {
+                    libc::execv(exe.as_ptr(), argv.as_ptr());
+                }
+                libc::_exit(127)
+            }
+        }
+        Err(_) => Ok(None),
+    }
 }

@@ -82,6 +82,7 @@ pub fn exec(o: &Options) -> Result<i32> {
         cgroup: saved.cgroup.clone(),
         seccomp: linux.seccomp().clone(),
         in_userns: types.contains(&LinuxNamespaceType::User),
+        direct: false,
     };
     let (ours, theirs) = sync::pair()?;
     let stage1 = spawn_init(&theirs, None, console.as_ref(), o.preserve_fds)?;

@@ -3,6 +3,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod clone;
 pub mod console;
 pub mod hooks;
 pub mod mounts;

@@ -85,6 +85,25 @@ impl Plan {
         plan
     }
 
+    /// The namespaces a `create` can give the container's first process
+    /// straight from its clone, with no process in between: when the plan
+    /// makes a new pid namespace (so that process is its pid 1) and neither
+    /// joins one by path nor involves a user or time namespace (those need
+    /// their maps or offsets written between steps). The cgroup namespace is
+    /// left out: the process makes it once it is in all its cgroups.
+    pub fn direct_clone(&self) -> Option<CloneFlags> {
+        let simple = self.join.is_empty()
+            && self.creates(LinuxNamespaceType::Pid)
+            && !self.has(LinuxNamespaceType::User)
+            && !self.has(LinuxNamespaceType::Time);
+        simple.then(|| {
+            self.create
+                .iter()
+                .filter(|t| **t != LinuxNamespaceType::Cgroup)
+                .fold(CloneFlags::empty(), |f, t| f | flag(*t))
+        })
+    }
+
     pub fn creates(&self, t: LinuxNamespaceType) -> bool {
         self.create.contains(&t)
     }
