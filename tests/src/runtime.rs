@@ -157,6 +157,17 @@ impl Runtime {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `run --detach` of a bundle, asserting success: the container runs on.
+    pub fn run_detached(&self, b: &Bundle) {
+        self.ok(&[
+            "run",
+            "--detach",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &b.id,
+        ]);
+    }
+
     /// `run` of a bundle: (exit code, stdout, stderr).
     pub fn run(&self, b: &Bundle) -> (i32, String, String) {
         let out = self.out(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);

@@ -396,7 +396,7 @@ fn shared_libraries(binary: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// The bundle of the limits check: a busybox root filesystem and a
-/// config.json that sets memory, pids and cpu limits, mounts the container's
+/// config.json that sets memory, pids, cpu and cpuset limits, mounts the container's
 /// cgroup at /sys/fs/cgroup in a cgroup namespace, and reads the limits back.
 fn limits_bundle(bundle: &Path) -> std::io::Result<()> {
     let rootfs = bundle.join("rootfs");
@@ -410,7 +410,8 @@ fn limits_bundle(bundle: &Path) -> std::io::Result<()> {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
             "args": ["/bin/cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max",
-                     "/sys/fs/cgroup/cpu.max"],
+                     "/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpuset.cpus",
+                     "/sys/fs/cgroup/cpuset.cpus.effective"],
             "env": ["PATH=/bin"],
             "cwd": "/",
             "noNewPrivileges": true
@@ -430,7 +431,7 @@ fn limits_bundle(bundle: &Path) -> std::io::Result<()> {
             "resources": {
                 "memory": {"limit": 64 * 1024 * 1024},
                 "pids": {"limit": 64},
-                "cpu": {"quota": 50000, "period": 100000}
+                "cpu": {"quota": 50000, "period": 100000, "cpus": "1", "mems": "0"}
             },
             "namespaces": [
                 {"type": "pid"}, {"type": "network"}, {"type": "ipc"},

@@ -131,8 +131,8 @@ fn limits_from_a_bundle_read_back_inside_the_container_on_pure_cgroup2() {
     let read: Vec<&str> = c.stdout.lines().collect();
     assert_eq!(
         read,
-        ["67108864", "64", "50000 100000"],
-        "memory.max, pids.max, cpu.max:\n{}",
+        ["67108864", "64", "50000 100000", "1", "1"],
+        "memory.max, pids.max, cpu.max, cpuset.cpus, cpuset.cpus.effective:\n{}",
         c.show()
     );
 }

@@ -527,13 +527,7 @@ fn preserved_fds_reach_the_entrypoint_as_with_runc() {
     // exec into a running container: the same.
     let b = Bundle::new("preserve-exec", &["sleep", "30"]);
     let rt = Runtime::new("preserve-exec");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &b.id,
-    ]);
+    rt.run_detached(&b);
     let root = rt.root.path().to_str().unwrap();
     let (code, out, err) = with_three_fds(
         files.path(),
@@ -593,45 +587,29 @@ fn an_unavailable_capability_fails_create_as_with_runc() {
         b.save();
         b
     };
-    let create = |prog: &str, root: &std::path::Path, b: &Bundle| {
-        let log = root.join("log.json");
-        let out = std::process::Command::new(prog)
-            .arg("--root")
-            .arg(root)
-            .arg("--log")
-            .arg(&log)
-            .args(["--log-format", "json", "create", "--bundle"])
-            .arg(b.path())
-            .arg(&b.id)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        (
-            out.code(),
-            std::fs::read_to_string(&log).unwrap_or_default(),
-        )
+    // `create --log F --log-format json`: (exit code, the log).
+    let create = |rt: &Runtime, b: &Bundle| {
+        let log = rt.root.path().join("log.json");
+        let out = rt.out(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &b.id,
+        ]);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = rt.out(&["delete", "--force", &b.id]);
+        (out.status.code(), text)
     };
-    let runc_root = tests::TempDir::new("runc-root-caps");
-    let rb = bundle("caps-runc");
-    let (runc_code, runc_log) = create("runc", runc_root.path(), &rb);
-    let _ = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(runc_root.path())
-        .args(["delete", "--force", &rb.id])
-        .output();
+    let (runc_code, runc_log) = create(&Runtime::runc("caps-runc"), &bundle("caps-runc"));
     let rt = Runtime::new("caps-create");
     let b = bundle("caps-create");
-    let (code, log) = create(
-        tests::paths::runtime_bin().to_str().unwrap(),
-        rt.root.path(),
-        &b,
-    );
+    let (code, log) = create(&rt, &b);
     assert_eq!(code, runc_code, "runc: {runc_log}\nours: {log}");
-    if runc_code == Some(0) {
-        rt.ok(&["delete", "--force", &b.id]);
-    } else {
+    if runc_code != Some(0) {
         assert!(runc_log.contains("unable to apply caps"), "{runc_log}");
         let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
         assert_eq!(last["level"], "error", "{log}");

@@ -11,13 +11,7 @@ fn detached(rt: &Runtime, name: &str, args: &[&str], edit: impl FnOnce(&mut Valu
     let mut b = Bundle::new(name, args);
     edit(&mut b.config);
     b.save();
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &b.id,
-    ]);
+    rt.run_detached(&b);
     b
 }
 

@@ -135,7 +135,14 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
     if argv0 == "inspector-runtime" && argv.get(1).is_some_and(|a| a == "exe-keeper") {
         return Some(Role::Other);
     }
-    if is_runtime_binary(filename) || (argv0 == "runc" && argv.get(1).is_some_and(|a| a != "init"))
+    // A runtime that executes a sealed copy of itself with its own command
+    // line (youki's `/proc/self/fd/N run ...`) goes on being that command;
+    // one that re-executes as `init` is `is_runtime_reexec`.
+    if is_runtime_binary(filename)
+        || (argv0 == "runc" && argv.get(1).is_some_and(|a| a != "init"))
+        || (is_self_exec(filename)
+            && is_runtime_binary(argv0)
+            && argv.get(1).is_some_and(|a| a != "init"))
     {
         return Some(Role::Runtime);
     }
@@ -149,10 +156,14 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
 
 /// A runtime re-executing itself: `/proc/self/exe init`, `/dev/fd/N init`.
 pub fn is_runtime_reexec(filename: &str, argv: &[String]) -> bool {
-    let self_exec = filename == "/proc/self/exe"
+    is_self_exec(filename) && argv.get(1).is_some_and(|a| a == "init")
+}
+
+/// A process executing its own binary again (or a sealed copy of it).
+fn is_self_exec(filename: &str) -> bool {
+    filename == "/proc/self/exe"
         || filename.starts_with("/dev/fd/")
-        || filename.starts_with("/proc/self/fd/");
-    self_exec && argv.get(1).is_some_and(|a| a == "init")
+        || filename.starts_with("/proc/self/fd/")
 }
 
 /// The role a process has from its command name alone (a process that was
@@ -326,6 +337,31 @@ mod tests {
             Some(Role::Shim)
         );
         assert_eq!(shim_container(&start).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_runtime_executing_a_sealed_copy_of_its_own_command_stays_that_command() {
+        let youki = v(&[
+            "youki",
+            "--root",
+            "/run/youki",
+            "run",
+            "--bundle",
+            "b",
+            "c1",
+        ]);
+        assert_eq!(role_of_exec("/proc/self/fd/5", &youki), Some(Role::Runtime));
+        assert_eq!(
+            runtime_command(&youki),
+            Some(("run".to_string(), "c1".to_string()))
+        );
+        // `init` is the re-exec that builds the container, not a command.
+        assert_eq!(role_of_exec("/proc/self/fd/5", &v(&["runc", "init"])), None);
+        // Any other program executed from an fd is not a runtime.
+        assert_eq!(
+            role_of_exec("/proc/self/fd/5", &v(&["sh", "-c", "x"])),
+            None
+        );
     }
 
     #[test]
