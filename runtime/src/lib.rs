@@ -11,11 +11,13 @@
 //!
 //! - `commands/`: runc's commands, one file each, named like the command
 //!   (`create`, `start`, `run`, `state`, `kill`, `delete`, `exec`, `ps`,
-//!   `pause` with `resume`, `list`, `spec`); main.rs only parses the command
-//!   line and calls them.
+//!   `pause` with `resume`, `list`, `spec`, `update`, `features`, `events`);
+//!   main.rs only parses the command line and calls them.
 //! - `linux/`: the kernel mechanisms: `namespaces`, `mounts` (options and
 //!   opening paths inside the rootfs), `rootfs` (building it, pivot_root),
-//!   `cgroups/` (v1, v2, device rules as eBPF), `capabilities`, `seccomp/`
+//!   `cgroups/` (v1, v2, device rules as eBPF, `stats` as runc reports
+//!   them), `clone` (clone3 into namespaces and a cgroup2 directory),
+//!   `capabilities`, `seccomp/`
 //!   (the filter compiler, and the x32 syscall table the `syscalls` crate
 //!   lacks), `console`,
 //!   `hooks`, `signal` (names and numbers) and `proc` (reading /proc/PID/stat
