@@ -168,6 +168,26 @@ impl Runtime {
         ]);
     }
 
+    /// `create --log F --log-format json` of a bundle: (exit code, the log's
+    /// text, empty when none was written).
+    pub fn create_logged(&self, b: &Bundle) -> (Option<i32>, String) {
+        let log = self.root.path().join("log.json");
+        let out = self.out(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &b.id,
+        ]);
+        (
+            out.status.code(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    }
+
     /// `run` of a bundle: (exit code, stdout, stderr).
     pub fn run(&self, b: &Bundle) -> (i32, String, String) {
         let out = self.out(&["run", "--bundle", b.path().to_str().unwrap(), &b.id]);

@@ -293,19 +293,8 @@ fn a_one_byte_memory_limit_is_named_as_the_cause() {
     };
     let b = one_byte("onebyte");
     let rt = Runtime::new("onebyte");
-    let log = rt.root.path().join("log.json");
-    let out = rt.out(&[
-        "--log",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-        "create",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &b.id,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (code, text) = rt.create_logged(&b);
+    assert_eq!(code, Some(1));
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["level"], "error", "{text}");
     let msg = last["msg"].as_str().unwrap();

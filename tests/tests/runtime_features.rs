@@ -368,20 +368,10 @@ fn features_says_what_runc_says_where_they_agree() {
     if !ready(&[Need::Runtime]) {
         return;
     }
-    let features = |bin: &std::path::Path| -> serde_json::Value {
-        let out = std::process::Command::new(bin)
-            .arg("features")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let ours = features(&tests::runtime_bin());
-    let runc = features(std::path::Path::new("/usr/sbin/runc"));
+    let features =
+        |rt: Runtime| -> serde_json::Value { serde_json::from_str(&rt.ok(&["features"])).unwrap() };
+    let ours = features(Runtime::new("features"));
+    let runc = features(Runtime::runc("features"));
     let set = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
         v.as_array()
             .unwrap_or_else(|| panic!("not a list: {v}"))
@@ -587,22 +577,11 @@ fn an_unavailable_capability_fails_create_as_with_runc() {
         b.save();
         b
     };
-    // `create --log F --log-format json`: (exit code, the log).
+    // Whatever create left, deleted, so that only the failure's leftovers count.
     let create = |rt: &Runtime, b: &Bundle| {
-        let log = rt.root.path().join("log.json");
-        let out = rt.out(&[
-            "--log",
-            log.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            &b.id,
-        ]);
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let made = rt.create_logged(b);
         let _ = rt.out(&["delete", "--force", &b.id]);
-        (out.status.code(), text)
+        made
     };
     let (runc_code, runc_log) = create(&Runtime::runc("caps-runc"), &bundle("caps-runc"));
     let rt = Runtime::new("caps-create");
