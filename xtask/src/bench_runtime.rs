@@ -18,7 +18,7 @@ use crate::{
     docker, util,
 };
 
-const ROUNDS: usize = 60;
+const ROUNDS: usize = 100;
 const WARMUP: usize = 5;
 
 /// A busybox bundle in `dir` whose config is runc's own default (so that the

@@ -27,6 +27,7 @@ const PACKAGES: &[&str] = &[
     "strace",
     "tmux",
     "gcc",        // builds the seccomp tests' static helper (an int $0x80 caller)
+    "libc6-dev",  // libc.a: `cargo xtask build` links inspector-runtime statically
     "linux-perf", // `perf bench sched pipe`: the context-switch storm bench
     "crun",       // a peer runtime, measured and traced where it can run
     // youki's build (`cargo install youki`, below) links these.

@@ -141,26 +141,33 @@ pub fn create(o: &Options) -> Result<Saved> {
     // is known, the init pid there.
     let created = crate::time::now_rfc3339();
     let me = Some(Creator::me());
-    saved(
-        o,
-        &bundle,
-        &rootfs,
-        0,
-        &created,
-        &cgroups::planned(&rel),
-        &spec,
-        me,
-    )
-    .save(&o.root)?;
-    let cgroup = Cgroup::create(
-        &rel,
-        linux.resources().as_ref(),
-        linux.devices().as_deref().unwrap_or(&[]),
-    )?;
-    guard.cgroup = Some(cgroup.clone());
+    let planned = cgroups::planned(&rel);
+    saved(o, &bundle, &rootfs, 0, &created, &planned, &spec, me).save(&o.root)?;
+    let make_cgroups = || {
+        Cgroup::create(
+            &planned,
+            &rel,
+            linux.resources().as_ref(),
+            linux.devices().as_deref().unwrap_or(&[]),
+        )
+    };
+    // On a hybrid machine the first process is cloned into the cgroup2
+    // directory alone, and the v1 hierarchies are made and the limits written
+    // while it executes init (it joins them itself once it has its config):
+    // half a millisecond of each start overlapped. On pure cgroup2 that
+    // directory holds the limits: they are written before anything runs there.
+    let mut cgroup = None;
+    if direct.is_some() && planned.v2.is_none() {
+        guard.cgroup = Some(planned.clone());
+        Cgroup::make_unified(&planned)?;
+    } else {
+        let made = make_cgroups()?;
+        guard.cgroup = Some(made.clone());
+        cgroup = Some(made);
+    }
     let mut first_pid = 0;
     if let Some(flags) = direct {
-        let unified = match cgroup.unified_dir() {
+        let unified = match cgroup.as_ref().unwrap_or(&planned).unified_dir() {
             Some(d) => Some(std::fs::File::open(d).ctx(|| format!("cannot open {}", d.display()))?),
             None => None,
         };
@@ -184,6 +191,14 @@ pub fn create(o: &Options) -> Result<Saved> {
         }
     }
     drop(theirs);
+    let cgroup = match cgroup {
+        Some(made) => made,
+        None => {
+            let made = make_cgroups()?;
+            guard.cgroup = Some(made.clone());
+            made
+        }
+    };
 
     let in_userns = plan.has(LinuxNamespaceType::User);
     let cfg = InitConfig {

@@ -61,23 +61,25 @@ pub fn is_pure_v2() -> bool {
 }
 
 impl Cgroup {
-    /// Makes the directories and applies the limits. On error nothing is left behind.
+    /// Makes the directories `planned` names for `rel` (see [`planned`]) and
+    /// applies the limits. On error nothing is left behind.
     /// `devices` are the config's devices, which the container may always use.
     /// Device rules go to the v1 `devices` controller, or, on pure cgroup2,
     /// into an eBPF program attached to the directory (`devices.rs`).
     pub fn create(
+        planned: &Cgroup,
         rel: &Path,
         resources: Option<&LinuxResources>,
         devices: &[oci_spec::runtime::LinuxDevice],
     ) -> Result<Cgroup> {
-        let cg = if is_pure_v2() {
+        let cg = if planned.v2.is_some() {
             Cgroup {
                 v1: Vec::new(),
                 v2: Some(v2::create(Path::new("/sys/fs/cgroup"), rel)?),
             }
         } else {
             Cgroup {
-                v1: v1::create(rel)?,
+                v1: v1::create(&planned.v1, rel)?,
                 v2: None,
             }
         };
@@ -109,10 +111,25 @@ impl Cgroup {
             }
         });
         if let Err(e) = applied {
-            cg.remove();
+            // At once: nothing of the container has joined them, except,
+            // when `create` cloned it there first, the cgroup2 directory,
+            // which `create` removes once that process is gone.
+            cg.remove_within(Duration::ZERO);
             return Err(e);
         }
         Ok(cg)
+    }
+
+    /// Makes only the cgroup2 directory of `planned` (see [`planned`]), for
+    /// a process to be cloned into (`CLONE_INTO_CGROUP`) before
+    /// [`Cgroup::create`] makes the others.
+    pub fn make_unified(planned: &Cgroup) -> Result<()> {
+        match planned.unified_dir() {
+            Some(d) => {
+                fs::create_dir_all(d).ctx(|| format!("cannot create cgroup {}", d.display()))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Applies `r` to the container's cgroups (at create, and `update`).
@@ -223,7 +240,12 @@ impl Cgroup {
 
     /// Removes the directories, waiting briefly for exiting processes to leave.
     pub fn remove(&self) {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        self.remove_within(Duration::from_secs(2));
+    }
+
+    /// Removes the directories, retrying one that is busy for up to `wait`.
+    fn remove_within(&self, wait: Duration) {
+        let deadline = Instant::now() + wait;
         for dir in self.dirs() {
             loop {
                 match fs::remove_dir(dir) {

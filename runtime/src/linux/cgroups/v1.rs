@@ -38,18 +38,13 @@ pub fn hierarchies() -> Vec<(String, PathBuf)> {
     found
 }
 
-pub fn create(rel: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// Makes `planned`, each hierarchy's directory for `rel` (`super::planned`).
+pub fn create(planned: &[(String, PathBuf)], rel: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut made: Vec<(String, PathBuf)> = Vec::new();
-    for (name, mount) in hierarchies() {
-        let dir = mount.join(rel);
-        // The same mount may carry several controllers (cpu,cpuacct).
-        if made.iter().any(|(_, d)| *d == dir) {
-            continue;
-        }
-        let made_dir = if name == "cpuset" {
-            make_cpuset(&mount, rel)
-        } else {
-            fs::create_dir_all(&dir).ctx(|| format!("cannot create cgroup {}", dir.display()))
+    for (name, dir) in planned {
+        let made_dir = match dir.ancestors().nth(rel.components().count()) {
+            Some(mount) if name == "cpuset" => make_cpuset(mount, rel),
+            _ => fs::create_dir_all(dir).ctx(|| format!("cannot create cgroup {}", dir.display())),
         };
         if let Err(e) = made_dir {
             for (_, d) in &made {
@@ -57,7 +52,7 @@ pub fn create(rel: &Path) -> Result<Vec<(String, PathBuf)>> {
             }
             return Err(e);
         }
-        made.push((name, dir));
+        made.push((name.clone(), dir.clone()));
     }
     Ok(made)
 }
