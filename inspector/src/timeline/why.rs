@@ -136,6 +136,15 @@ struct Thread {
     /// The kernel's count of its CPU time when its current run began, the
     /// CPU's interrupt and steal time then, and which CPU.
     cpu_at_run: Option<(u64, Option<u64>, u32)>,
+    /// When its exit was reported: it goes on running its exit (closing its
+    /// files, leaving its namespaces and cgroups, waking its parent last)
+    /// until a last switch that is not reported.
+    exited: Option<u64>,
+    /// When it first reported something itself, before any switch of it was
+    /// seen (a client executed by a process not followed): it was on a CPU
+    /// then, and until its first switch. Not an interval: the kernel's count
+    /// of that run is not known, and the runs are checked against it.
+    first_own: Option<u64>,
 }
 
 impl Thread {
@@ -314,12 +323,17 @@ impl Sched {
                     if let Body::Exec { ret: 0, .. } = e.body {
                         self.comms.insert(task.tgid, task.comm.to_string());
                     }
+                    // The task reported this itself: it was on a CPU at `t`.
+                    let th = self.threads.entry(task.tid).or_default();
+                    th.tgid = task.tgid;
+                    if th.open.is_none() && th.intervals.is_empty() && th.first_own.is_none() {
+                        th.first_own = Some(t);
+                    }
                     // A process's last switch is not reported (it is no
                     // longer followed by then): its exit ends its last run.
-                    if let Body::Exit { .. } = e.body
-                        && let Some(th) = self.threads.get_mut(&task.tid)
-                    {
+                    if let Body::Exit { .. } = e.body {
                         th.close(t);
+                        th.exited = Some(t);
                     }
                 }
             }
@@ -417,6 +431,16 @@ impl Sched {
         while t > start && turns < 1_000_000 {
             turns += 1;
             let Some(iv) = self.at(tid, t) else {
+                // Before its first switch, back to its first own event.
+                if let Some(own) = self.threads.get(&tid).and_then(|th| th.first_own)
+                    && own < t
+                    && self.followed.contains(&self.threads[&tid].tgid)
+                {
+                    let from = own.max(start);
+                    out.push((tid, State::Running, "on a CPU".into(), from, t));
+                    t = from;
+                    continue;
+                }
                 // Back at its making: it waited for its first CPU since, and
                 // before, the path is its maker's.
                 if let Some((made, maker)) = self.threads.get(&tid).and_then(|th| th.made)
@@ -439,9 +463,16 @@ impl Sched {
                 break;
             };
             if iv.end < t {
-                // Between two intervals the recording says nothing.
                 let from = iv.end.max(start);
-                out.push((tid, State::Unknown, "not seen".into(), from, t));
+                let exited = self.threads.get(&tid).and_then(|th| th.exited);
+                if exited == Some(iv.end) {
+                    // Reached through the wake-up its exit gave its parent:
+                    // it was running its exit until then.
+                    out.push((tid, State::Running, "exiting".into(), from, t));
+                } else {
+                    // Between two intervals the recording says nothing.
+                    out.push((tid, State::Unknown, "not seen".into(), from, t));
+                }
                 t = from;
                 continue;
             }
@@ -872,6 +903,69 @@ mod tests {
                 (30, State::Running, 4, 5),
             ]
         );
+    }
+
+    /// An event that the task itself reported (here: its exec or its exit).
+    fn own(t: u64, tid: u32, ptgid: u32, body: Body) -> Event {
+        Event {
+            v: 1,
+            ktime_ns: t,
+            time: String::new(),
+            task: Some(crate::event::Task {
+                tgid: tid,
+                tid,
+                ptgid,
+                nspid: tid,
+                comm: "c".into(),
+                start_ns: 0,
+                cgroup_id: 0,
+                pidns: 0,
+                mntns: 0,
+            }),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_task_runs_from_its_own_event_and_through_its_exit() {
+        let exec = Body::Exec {
+            filename: "/usr/bin/c".into(),
+            argv: vec!["c".into()],
+            argv_truncated: false,
+            old_tid: None,
+            ret: 0,
+            errno: None,
+        };
+        let exit = Body::Exit {
+            exit_code: Some(0),
+            signal: None,
+            core_dumped: false,
+            status: 0,
+        };
+        let mut s = Sched::default();
+        // C (30), executed by a process not followed, runs from its exec at
+        // 1 ms to its first switch at 9 ms; its parent P (40) waits in
+        // wait4 from 9 ms; C exits at 12 ms and wakes P at 15 ms.
+        s.push(&switch(0, (40, 40), "S", Some("wait4"), (0, 0)));
+        s.push(&own(MS, 30, 40, exec));
+        s.push(&switch(9 * MS, (30, 30), "R", None, (0, 0)));
+        s.push(&switch(10 * MS, (0, 0), "R", None, (30, 30)));
+        s.push(&own(12 * MS, 30, 40, exit));
+        s.push(&wakeup(15 * MS, (40, 40), (30, 30)));
+        s.push(&switch(15 * MS, (0, 0), "R", None, (40, 40)));
+        s.finish(16 * MS);
+        let path = s.path(30, 9 * MS, MS, &|_| true);
+        assert_eq!(in_ms(&path), [(30, State::Running, 1, 9)]);
+        let path = s.path(40, 16 * MS, 10 * MS, &|_| true);
+        assert_eq!(
+            in_ms(&path),
+            [
+                (30, State::Running, 10, 12),
+                (30, State::Running, 12, 15),
+                (40, State::Running, 15, 16),
+            ]
+        );
+        assert_eq!(path[1].2, "exiting");
     }
 
     #[test]

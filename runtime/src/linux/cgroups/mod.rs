@@ -283,6 +283,7 @@ pub fn planned(rel: &Path) -> Cgroup {
     let mut v1: Vec<(String, PathBuf)> = Vec::new();
     for (name, mount) in v1::hierarchies() {
         let dir = mount.join(rel);
+        // The same mount may carry several controllers (cpu,cpuacct).
         if !v1.iter().any(|(_, d)| *d == dir) {
             v1.push((name, dir));
         }
