@@ -864,25 +864,13 @@ mod tests {
     #[test]
     fn a_new_process_s_path_goes_on_in_its_maker() {
         let mut s = sched();
-        let parent = crate::event::Task {
-            tgid: 20,
-            tid: 20,
-            ptgid: 1,
-            nspid: 20,
-            comm: "b".into(),
-            start_ns: 0,
-            cgroup_id: 0,
-            pidns: 0,
-            mntns: 0,
-        };
         // B forks C at 3 ms; C runs 4–5 ms (on B's CPU time: one CPU is
         // not what matters here, the order of the path is).
-        s.push(&Event {
-            v: 1,
-            ktime_ns: 3 * MS,
-            time: String::new(),
-            task: Some(parent),
-            body: Body::Fork {
+        s.push(&own(
+            3 * MS,
+            20,
+            1,
+            Body::Fork {
                 child_tgid: 30,
                 child_tid: 30,
                 child_start_ns: 3 * MS,
@@ -890,7 +878,7 @@ mod tests {
                 flags: None,
                 flags_raw: None,
             },
-        });
+        ));
         s.push(&switch(4 * MS, (0, 0), "R", None, (30, 30)));
         s.push(&switch(5 * MS, (30, 30), "Z", None, (0, 0)));
         let path = s.path(30, 5 * MS, 0, &|_| true);
@@ -905,7 +893,7 @@ mod tests {
         );
     }
 
-    /// An event that the task itself reported (here: its exec or its exit).
+    /// An event that task `tid` (a process of its own) reported itself.
     fn own(t: u64, tid: u32, ptgid: u32, body: Body) -> Event {
         Event {
             v: 1,
