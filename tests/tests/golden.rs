@@ -318,7 +318,7 @@ fn diff_compares_recordings_and_goldens() {
     assert!(
         other
             .stdout
-            .contains("@@ container 1 · docker CLI (missing) @@"),
+            .contains("@@ container 1 · client (missing) @@"),
         "{}",
         other.stdout
     );
@@ -408,7 +408,7 @@ fn runc_and_the_bundled_runtime_differ_in_the_runtime_roles_only() {
     );
     for role in &roles {
         assert!(
-            role.starts_with("runtime") || *role == "docker CLI",
+            role.starts_with("runtime") || *role == "client",
             "{role} differs too:\n{}",
             c.stdout
         );

@@ -287,7 +287,7 @@ fn a_container_whose_entrypoint_is_missing_ends_as_failed_in_create() {
         "{f:#?}"
     );
     assert!(
-        said(f, Role::DockerCli, "docker: Error response from daemon"),
+        said(f, Role::Client, "docker: Error response from daemon"),
         "{f:#?}"
     );
     assert!(
@@ -332,7 +332,7 @@ fn an_entrypoint_that_is_not_an_executable_fails_at_start_with_enoexec() {
         f.summary
     );
     // runc init says it on the container's stderr, relayed by the client.
-    assert!(said(f, Role::DockerCli, "exec format error"), "{f:#?}");
+    assert!(said(f, Role::Client, "exec format error"), "{f:#?}");
 }
 
 #[test]
@@ -351,7 +351,7 @@ fn a_request_the_engine_refuses_is_the_clients_failure_with_no_runtime() {
     let f = t.failure.as_ref().unwrap();
     assert_eq!(
         (f.role, f.phase),
-        (Role::DockerCli, Some(Phase::Request)),
+        (Role::Client, Some(Phase::Request)),
         "{f:#?}"
     );
     assert!(
@@ -361,7 +361,7 @@ fn a_request_the_engine_refuses_is_the_clients_failure_with_no_runtime() {
     );
     assert!(t.complete);
     assert!(
-        t.chain.iter().all(|l| l.role == Role::DockerCli),
+        t.chain.iter().all(|l| l.role == Role::Client),
         "no runtime ran: {:#?}",
         t.chain
     );

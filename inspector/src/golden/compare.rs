@@ -66,6 +66,10 @@ impl RoleDiff {
     }
 }
 
+/// The pseudo-role under which two sections made by different engines or
+/// runtimes say so.
+pub const MADE_BY: &str = "made by";
+
 /// Every role of either side, golden order first.
 pub fn compare(expected: &Golden, actual: &Golden) -> Vec<RoleDiff> {
     let mut out = Vec::new();
@@ -82,6 +86,18 @@ pub fn compare(expected: &Golden, actual: &Golden) -> Vec<RoleDiff> {
     for name in section_names {
         let exp = expected.sections.iter().find(|s| s.name == name);
         let act = actual.sections.iter().find(|s| s.name == name);
+        // Made by another engine or runtime: said first, as a difference.
+        if let (Some(e), Some(a)) = (
+            exp.and_then(|s| s.made_by.as_ref()),
+            act.and_then(|s| s.made_by.as_ref()),
+        ) && e != a
+        {
+            out.push(RoleDiff {
+                section: name.to_string(),
+                role: MADE_BY.to_string(),
+                ops: vec![Op::Missing(e.clone()), Op::Extra(a.clone())],
+            });
+        }
         let mut roles: Vec<&str> = exp
             .iter()
             .flat_map(|s| &s.roles)
@@ -533,6 +549,7 @@ mod tests {
             times: None,
             sections: vec![super::super::Section {
                 name: "container 1\x1b[2J".into(),
+                made_by: None,
                 roles: vec![RoleSequence {
                     role: "runtime".into(),
                     items: lines(&["a\x1b[2J\nFAKE\u{9b}"]),
@@ -549,12 +566,61 @@ mod tests {
     }
 
     #[test]
+    fn sections_made_by_other_engines_differ_first_by_that_then_role_by_role() {
+        let section = |made_by: &str, roles: &[(&str, &[&str])]| super::super::Section {
+            name: "container 1".into(),
+            made_by: Some(made_by.into()),
+            roles: roles
+                .iter()
+                .map(|(role, items)| RoleSequence {
+                    role: role.to_string(),
+                    items: lines(items),
+                })
+                .collect(),
+        };
+        let golden = |s| Golden {
+            sections: vec![s],
+            ..Golden::default()
+        };
+        let docker = golden(section(
+            "docker, runc",
+            &[
+                ("client", &["execve(docker)"]),
+                ("runtime create", &["clone"]),
+            ],
+        ));
+        let podman = golden(section(
+            "podman, runc",
+            &[
+                ("client", &["execve(podman)"]),
+                ("runtime create", &["clone"]),
+            ],
+        ));
+        let text = unified(&compare(&docker, &podman), "docker", "podman", 3);
+        assert!(text.contains("@@ container 1 · made by @@"), "{text}");
+        assert!(
+            text.contains("- docker, runc") && text.contains("+ podman, runc"),
+            "{text}"
+        );
+        assert!(text.contains("@@ container 1 · client @@"), "{text}");
+        assert!(
+            !text.contains("runtime create"),
+            "same on both sides: {text}"
+        );
+        // A golden that does not say (written before) compares as before.
+        let mut old = docker.clone();
+        old.sections[0].made_by = None;
+        assert!(!compare(&old, &docker).iter().any(RoleDiff::differs));
+    }
+
+    #[test]
     fn the_diff_names_the_role_and_only_the_change() {
         let golden = Golden {
             command: None,
             times: None,
             sections: vec![super::super::Section {
                 name: "container 1".into(),
+                made_by: None,
                 roles: vec![
                     RoleSequence {
                         role: "runtime".into(),

@@ -69,6 +69,11 @@ pub fn render(g: &Golden) -> String {
     }
     for s in &g.sections {
         out.push_str(&bare(&s.name));
+        if let Some(made_by) = &s.made_by {
+            out.push_str(" (");
+            out.push_str(&bare(made_by));
+            out.push(')');
+        }
         out.push('\n');
         for r in &s.roles {
             out.push_str("  ");
@@ -157,6 +162,15 @@ fn line(out: &mut String, indent: usize, l: &Line) {
     out.push('\n');
 }
 
+/// A role's label as written, with the client's name before other engines
+/// had one (`docker CLI`) read as today's.
+fn client_named(label: &str) -> String {
+    match label.strip_prefix("docker CLI") {
+        Some(rest) => format!("{}{rest}", crate::timeline::Role::Client.name()),
+        None => label.to_string(),
+    }
+}
+
 pub fn is_golden(text: &str) -> bool {
     text.starts_with(MAGIC)
 }
@@ -199,17 +213,26 @@ pub fn parse(text: &str) -> Result<Golden, ParseError> {
         let indent = raw.len() - raw.trim_start_matches(' ').len();
         let body = raw.trim();
         match (indent, group.is_some()) {
-            (0, false) => g.sections.push(Section {
-                name: body.to_string(),
-                roles: Vec::new(),
-            }),
+            (0, false) => {
+                // `container 1 (podman, runc)`: what made it, in parentheses.
+                let (name, made_by) = match body.strip_suffix(')').and_then(|b| b.split_once(" ("))
+                {
+                    Some((name, made_by)) => (name, Some(made_by.to_string())),
+                    None => (body, None),
+                };
+                g.sections.push(Section {
+                    name: name.to_string(),
+                    made_by,
+                    roles: Vec::new(),
+                })
+            }
             (2, false) => g
                 .sections
                 .last_mut()
                 .ok_or_else(|| err(n, "a role before any section"))?
                 .roles
                 .push(RoleSequence {
-                    role: body.to_string(),
+                    role: client_named(body),
                     items: Vec::new(),
                 }),
             (4, false) => {
@@ -274,6 +297,7 @@ mod tests {
             times: None,
             sections: vec![Section {
                 name: "container 1".into(),
+                made_by: None,
                 roles: vec![RoleSequence {
                     role: "runtime init".into(),
                     items: vec![
@@ -339,6 +363,7 @@ mod tests {
             times: None,
             sections: vec![Section {
                 name: "container 1".into(),
+                made_by: None,
                 roles: vec![RoleSequence {
                     role: "runtime \x1b]0;x\x07".into(),
                     items: vec![Item::Line(Line::new(

@@ -77,7 +77,21 @@ impl RoleSequence {
 pub struct Section {
     /// `container 1`, `container 2`, …, or [`ENGINE`].
     pub name: String,
+    /// The engine and runtime that made the container, `podman, runc`
+    /// ([`made_by`]): compared, so that a golden recorded under one engine
+    /// or runtime does not pass under another unremarked. Goldens written
+    /// before it was kept have none.
+    pub made_by: Option<String>,
     pub roles: Vec<RoleSequence>,
+}
+
+/// What a section's header says made its container: `podman, runc`,
+/// `runc, no engine`, as the text view says it.
+pub fn made_by(t: &crate::timeline::ContainerTimeline) -> Option<String> {
+    let text = crate::timeline::present::made_by(t.engine, t.runtime.as_deref());
+    text.strip_prefix(" (")
+        .and_then(|t| t.strip_suffix(')'))
+        .map(str::to_string)
 }
 
 /// The section of the engine's events that name no container.
@@ -195,6 +209,7 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
     for (n, t) in timelines.iter().enumerate() {
         let mut section = Section {
             name: format!("container {}", n + 1),
+            made_by: made_by(t),
             roles: Vec::new(),
         };
         for step in &t.steps {
@@ -239,6 +254,7 @@ pub fn from_events(events: &[Event], command: Option<String>) -> Golden {
     // in any order, since the engine's threads race.
     let mut engine = Section {
         name: ENGINE.to_string(),
+        made_by: None,
         roles: Vec::new(),
     };
     for e in events {
@@ -524,7 +540,7 @@ mod tests {
             .map(|r| r.role.as_str())
             .collect();
         for want in [
-            "docker CLI",
+            "client",
             "shim (start)",
             "shim",
             "runtime",
@@ -556,7 +572,7 @@ mod tests {
             .map(|r| r.role.as_str())
             .collect();
         assert!(
-            !roles.contains(&"docker CLI") && !roles.contains(&"shim"),
+            !roles.contains(&"client") && !roles.contains(&"shim"),
             "{roles:?}"
         );
         assert!(roles.contains(&"entrypoint"), "{roles:?}");
@@ -785,7 +801,7 @@ mod tests {
         for want in [
             "runtime init failed during start: execve ENOEXEC → exit 1",
             "runtime init failed during create: capset EPERM → exit 1",
-            "docker CLI failed during request → exit 125",
+            "client failed during request → exit 125",
             "hook failed during create → exit 1",
             "runtime init failed during start: prlimit64 EPERM → exit 127",
             "entrypoint child killed by oom during running → SIGKILL",

@@ -15,7 +15,7 @@ use std::{collections::VecDeque, rc::Rc};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
-    ChainLink, ContainerTimeline, Step, TIMELINE_SCHEMA_VERSION,
+    ChainLink, ContainerTimeline, Step, TIMELINE_SCHEMA_VERSION, engine,
     model::{Failure, Message},
     phase::{Milestones, Phase},
     role::{self, Role},
@@ -48,14 +48,20 @@ struct Proc {
     container: Option<Rc<str>>,
     /// For a runtime invocation: create, start, delete, run, kill...
     verb: Option<String>,
-    /// When it exec'd its current image, and the step that was, kept for a
-    /// docker CLI whose container is only known later.
+    /// When it exec'd its current image.
     exec_ns: Option<u64>,
-    exec_step: Option<Step>,
-    /// What a docker CLI wrote before its container was known (or when no
+    /// What a client waiting for its container did before the container was
+    /// known (its exec; podman's own mounts), the first [`EARLY_KEPT`]:
+    /// the container gets them when the client joins it.
+    early: Vec<Step>,
+    /// What a client wrote before its container was known (or when no
     /// container ever was: the engine refused its request).
     messages: Vec<Message>,
 }
+
+/// Most steps kept of a client before its container is known: podman mounts
+/// the image and the container's shm before it starts conmon.
+const EARLY_KEPT: usize = 64;
 
 /// Most messages kept per container: a client pulling an image writes a
 /// line per progress update.
@@ -186,7 +192,7 @@ impl Builder {
             container: None,
             verb: None,
             exec_ns: None,
-            exec_step: None,
+            early: Vec::new(),
             messages: Vec::new(),
         });
         // A process seeded from /proc: now its exact start time is known.
@@ -205,12 +211,12 @@ impl Builder {
         let mut role = role::role_of_exec(exe, argv)
             .or_else(|| role::is_runtime_reexec(exe, argv).then_some(Role::RuntimeReexec))
             .unwrap_or_else(|| role::role_of_comm(comm));
-        let mut container: Option<Rc<str>> = None;
-        match role {
-            Role::ShimStart | Role::Shim => container = role::shim_container(argv).map(Into::into),
-            Role::Runtime => container = role::runtime_command(argv).map(|(_, id)| id.into()),
-            _ => {}
+        // conmon's first process exits at once: one still running is the
+        // copy that stayed.
+        if role == Role::ShimStart && role::is_conmon(exe) {
+            role = Role::Shim;
         }
+        let mut container: Option<Rc<str>> = named_container(role, exe, argv).map(Into::into);
         if let Some((parent_role, parent_container)) = inherited
             && container.is_none()
         {
@@ -240,7 +246,7 @@ impl Builder {
                 container: container.clone(),
                 verb: None,
                 exec_ns: None,
-                exec_step: None,
+                early: Vec::new(),
                 messages: Vec::new(),
             },
         );
@@ -282,7 +288,21 @@ impl Builder {
         if self.anchor.is_none() && !e.time.is_empty() {
             self.anchor = Some((t, e.time.clone()));
         }
-        self.proc_for(task);
+        let p = self.proc_for(task);
+        // A runtime's forked child that names itself as a stage of the
+        // container's making (youki's `youki:[1:INTER]` and
+        // `youki:[2:INIT]`) or is pid 1 of a new pid namespace (crun's) is
+        // its init, though it executes nothing.
+        if p.role == Role::Runtime
+            && p.argv.is_empty()
+            && (task.nspid == 1 || (p.comm != *task.comm && role::is_init_stage(&task.comm)))
+        {
+            p.role = Role::RuntimeInit;
+            p.comm = task.comm.to_string();
+            if let Some(id) = p.container.clone() {
+                self.join(&id, task_tgid, t);
+            }
+        }
         // A kill is about its victim, whoever's context it was decided in.
         if let Body::Killed {
             task_tgid: victim,
@@ -313,13 +333,7 @@ impl Builder {
                 argv,
                 ret: 0,
                 ..
-            } => {
-                self.on_exec(task, filename, argv, t);
-                let p = self.procs.get_mut(&task.tgid).expect("made by proc_for");
-                if p.role == Role::DockerCli && p.container.is_none() {
-                    p.exec_step = Some(step(e.clone(), Role::DockerCli, None));
-                }
-            }
+            } => self.on_exec(task, filename, argv, t),
             _ => {}
         }
 
@@ -351,14 +365,22 @@ impl Builder {
             None if role.is_per_container() => self.stats.unattributed += 1,
             None => {}
         }
-        // A client's words before its container is known: kept with it.
-        if let Body::Message { stream, text, .. } = &e.body
-            && role == Role::DockerCli
+        // A client's words and steps before its container is known: kept
+        // with it.
+        if role == Role::Client
             && let Some(p) = self.procs.get_mut(&task_tgid)
-            && p.messages.len() < MESSAGES_KEPT
         {
-            p.messages
-                .extend(Message::new(role, task_tgid, stream, text));
+            match &e.body {
+                Body::Message { stream, text, .. } if p.messages.len() < MESSAGES_KEPT => {
+                    p.messages
+                        .extend(Message::new(role, task_tgid, stream, text));
+                }
+                Body::Message { .. } | Body::Fork { thread: true, .. } => {}
+                _ if p.early.len() < EARLY_KEPT && self.pending_cli.contains(&task_tgid) => {
+                    p.early.push(step(e.clone(), role, None));
+                }
+                _ => {}
+            }
         }
 
         if let Body::Exit { .. } = e.body {
@@ -373,9 +395,11 @@ impl Builder {
         let p = &self.procs[&parent];
         // A new process keeps its parent's part until it execs something else.
         let role = match p.role {
+            // conmon's first process starts its copy that stays, the shim.
+            Role::ShimStart if p.exe.as_deref().is_some_and(role::is_conmon) => Role::Shim,
             Role::RuntimeReexec | Role::RuntimeInit => Role::RuntimeInit,
             Role::Entrypoint | Role::EntrypointChild => Role::EntrypointChild,
-            Role::DockerCli | Role::Hook => p.role,
+            Role::Client | Role::Hook => p.role,
             r => r,
         };
         let child_proc = Proc {
@@ -394,7 +418,7 @@ impl Builder {
             },
             verb: None,
             exec_ns: None,
-            exec_step: None,
+            early: Vec::new(),
             messages: Vec::new(),
         };
         let container = child_proc.container.clone();
@@ -436,21 +460,14 @@ impl Builder {
                 r => r,
             }
         };
-        let mut named: Option<String> = None;
-        match p.role {
-            Role::ShimStart | Role::Shim => named = role::shim_container(argv),
-            Role::Runtime => {
-                if let Some((verb, id)) = role::runtime_command(argv) {
-                    p.verb = Some(verb);
-                    named = Some(id);
-                }
-            }
-            _ => {}
+        if p.role == Role::Runtime {
+            p.verb = role::runtime_command(argv).map(|(verb, _)| verb);
         }
+        let named = named_container(p.role, filename, argv);
         let mut left: Option<Rc<str>> = None;
         if let Some(id) = named {
             p.container = Some(id.into());
-        } else if !p.role.is_per_container() && p.role != Role::DockerCli {
+        } else if !p.role.is_per_container() && p.role != Role::Client {
             left = p.container.take();
         }
         let role = p.role;
@@ -463,12 +480,8 @@ impl Builder {
             c.live.remove(&tgid);
         }
 
-        if role == Role::DockerCli && container.is_none() {
-            let wants_container = argv
-                .iter()
-                .skip(1)
-                .find(|a| !a.starts_with('-'))
-                .is_some_and(|verb| matches!(verb.as_str(), "run" | "create" | "start"));
+        if role == Role::Client && container.is_none() {
+            let wants_container = role::client_wants_container(argv);
             let names = argv
                 .iter()
                 .find_map(|a| self.containers.keys().find(|id| a == *id).cloned());
@@ -502,13 +515,40 @@ impl Builder {
             }
             _ => {}
         }
-        // The docker CLI that asked for this container, when only one is waiting.
-        if role == Role::ShimStart && self.pending_cli.len() == 1 {
-            let cli = self.pending_cli.remove(0);
+        if role == Role::ShimStart
+            && let Some(cli) = self.client_of(task.ptgid, &id)
+        {
+            self.pending_cli.retain(|&c| c != cli);
             if let Some(p) = self.procs.get_mut(&cli) {
                 p.container = Some(id.clone());
                 self.join(&id, cli, t);
             }
+        }
+    }
+
+    /// The client waiting for the container `id` whose shim `shim_parent`
+    /// just started: podman, which starts conmon itself; else the one whose
+    /// command line names the container (`ctr run IMAGE ID`); else the only
+    /// one waiting (Docker's CLI asks dockerd over a socket: with several
+    /// waiting, which asked for which is not told by the kernel, and none is
+    /// guessed).
+    fn client_of(&self, shim_parent: u32, id: &str) -> Option<u32> {
+        if self.pending_cli.contains(&shim_parent) {
+            return Some(shim_parent);
+        }
+        let mut naming = self.pending_cli.iter().filter(|cli| {
+            self.procs
+                .get(cli)
+                .is_some_and(|p| p.argv.iter().skip(1).any(|a| a == id))
+        });
+        match (naming.next(), naming.next()) {
+            (Some(&cli), None) => return Some(cli),
+            (Some(_), Some(_)) => return None,
+            _ => {}
+        }
+        match self.pending_cli.as_slice() {
+            [only] => Some(*only),
+            _ => None,
         }
     }
 
@@ -674,9 +714,8 @@ impl Builder {
             .expect("joined processes are known");
         let start = p.exec_ns.unwrap_or(t).min(t);
         let role = p.role;
-        // A docker CLI matched late brings the exec it was started with,
-        // and what it wrote.
-        let exec_step = p.exec_step.take();
+        // A client matched late brings what it did and wrote before.
+        let early = std::mem::take(&mut p.early);
         let messages = std::mem::take(&mut p.messages);
         let fresh = ChainLink {
             role,
@@ -702,9 +741,7 @@ impl Builder {
         c.live.insert(tgid);
         let room = MESSAGES_KEPT.saturating_sub(c.messages.len());
         c.messages.extend(messages.into_iter().take(room));
-        if let Some(step) = exec_step
-            && !c.chain.iter().any(|l| l.pid == tgid)
-        {
+        for step in early {
             c.steps.insert(
                 c.steps.partition_point(|s| s.ktime_ns <= step.ktime_ns),
                 step,
@@ -741,7 +778,14 @@ impl Builder {
         if cgroup {
             // A container's cgroup can be made before its runtime runs
             // (systemd makes the scope of the systemd cgroup driver).
-            return role::docker_id_in_path(path).map(str::to_string);
+            return role::container_id_in_path(path).map(str::to_string);
+        }
+        // podman's (and CRI-O's) storage names the container before conmon runs.
+        if let Some((_, rest)) = path.split_once("/overlay-containers/")
+            && let Some(id) = rest.split('/').next()
+            && role::is_hex_id(id)
+        {
+            return Some(id.to_string());
         }
         // containerd's task directory names the container before any shim runs.
         if let Some((_, rest)) = path.split_once("io.containerd.runtime.v2.task/")
@@ -755,6 +799,16 @@ impl Builder {
         path.split('/')
             .find(|part| part.len() == 64 && self.containers.contains_key(*part))
             .map(str::to_string)
+    }
+}
+
+/// The container a process's command line names, for its role.
+fn named_container(role: Role, filename: &str, argv: &[String]) -> Option<String> {
+    match role {
+        Role::ShimStart | Role::Shim => role::shim_container(filename, argv),
+        Role::Runtime => role::runtime_command(argv).map(|(_, id)| id),
+        Role::EngineCleanup => role::cleanup_container(argv),
+        _ => None,
     }
 }
 
@@ -870,10 +924,12 @@ fn render_container(
     anchor: Option<&(u64, String)>,
 ) -> ContainerTimeline {
     // The request phase starts at the docker CLI's exec, when it is known.
-    if let Some(cli) = c.chain.iter().find(|l| l.role == Role::DockerCli) {
+    if let Some(cli) = c.chain.iter().find(|l| l.role == Role::Client) {
         c.milestones.mark(Phase::Request, cli.start_ns);
     }
     c.chain.sort_by_key(|l| l.start_ns);
+    let engine = engine::engine_of(&id, &c.chain);
+    let runtime = engine::runtime_of(&c.chain);
     let end = c.last_ns;
     let start = c.first_ns;
     let phases = c.milestones.spans(end);
@@ -885,6 +941,8 @@ fn render_container(
     ContainerTimeline {
         v: TIMELINE_SCHEMA_VERSION,
         id,
+        engine,
+        runtime,
         complete: complete && (c.milestones.get(Phase::Stopped).is_some() || c.failure.is_some()),
         start_ns: start,
         end_ns: end,
@@ -942,7 +1000,7 @@ pub fn wall_clock(at: u64, time: &str, ktime: u64) -> Option<std::time::SystemTi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{perfetto, reader::for_each_event, render};
+    use crate::timeline::{Engine, perfetto, reader::for_each_event, render};
 
     const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
     const RUNC_RUN: &str = include_str!("../../tests/fixtures/runc-run-exit-3.jsonl");
@@ -1141,7 +1199,7 @@ mod tests {
             "{f:#?}"
         );
         assert!(
-            said(&f, Role::DockerCli, "docker: Error response from daemon"),
+            said(&f, Role::Client, "docker: Error response from daemon"),
             "{f:#?}"
         );
         assert!(
@@ -1172,11 +1230,11 @@ mod tests {
         );
         // runc init says it on the container's stderr, which the attached
         // docker CLI relays on its own.
-        assert!(said(&f, Role::DockerCli, "exec format error"), "{f:#?}");
+        assert!(said(&f, Role::Client, "exec format error"), "{f:#?}");
 
         let t = find("src=/nonexistent");
         let f = t.failure.clone().unwrap();
-        assert_eq!((f.role, f.phase), (Role::DockerCli, Some(Phase::Request)));
+        assert_eq!((f.role, f.phase), (Role::Client, Some(Phase::Request)));
         assert!(t.id.starts_with(REQUEST), "{}", t.id);
         assert!(t.complete);
         assert_eq!(t.chain.len(), 1, "no runtime ran: {:#?}", t.chain);
@@ -1287,13 +1345,214 @@ mod tests {
         assert_eq!(stats.unattributed, 0);
         assert!(t.chain.iter().all(|l| !matches!(
             l.role,
-            Role::DockerCli | Role::Dockerd | Role::Containerd | Role::Shim | Role::ShimStart
+            Role::Client | Role::Dockerd | Role::Containerd | Role::Shim | Role::ShimStart
         )));
         let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
         assert_eq!(
             phases,
             [Phase::Create, Phase::Running, Phase::Stopped, Phase::Delete]
         );
+    }
+
+    /// Traced as a user would: `podman --runtime runc run --rm --ulimit …
+    /// --network none IMAGE sh -c 'echo hi; exit 4'`, podman 4.3 and conmon
+    /// 2.1 from Debian.
+    const PODMAN_RUN: &str = include_str!("../../tests/fixtures/podman-run-exit-4.jsonl");
+    /// The same with `--runtime youki` (0.7).
+    const PODMAN_YOUKI_RUN: &str =
+        include_str!("../../tests/fixtures/podman-youki-run-exit-4.jsonl");
+    /// `ctr -a DOCKER'S-CONTAINERD -n k8s.io run --rm IMAGE c5 sh -c 'echo hi;
+    /// exit 4'`: containerd without Docker.
+    const CTR_RUN: &str = include_str!("../../tests/fixtures/ctr-run-exit-4.jsonl");
+
+    fn roles(t: &ContainerTimeline) -> Vec<Role> {
+        let mut roles: Vec<Role> = t.chain.iter().map(|l| l.role).collect();
+        roles.dedup();
+        roles
+    }
+
+    #[test]
+    fn podman_run_is_its_client_conmon_the_runtime_and_its_cleanup() {
+        let (timelines, stats) = build(PODMAN_RUN);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let t = &timelines[0];
+        assert_eq!(stats.unattributed, 0);
+        assert!(t.complete);
+        assert_eq!(t.exit_code, Some(4));
+        assert_eq!(
+            (t.engine, t.runtime.as_deref()),
+            (Some(Engine::Podman), Some("runc"))
+        );
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(phases, Phase::ALL);
+        assert_eq!(
+            roles(t),
+            [
+                Role::Client,
+                Role::ShimStart,
+                Role::Shim,
+                Role::Runtime,
+                Role::RuntimeReexec,
+                Role::RuntimeInit,
+                Role::Entrypoint,
+                Role::Runtime,
+                Role::EngineCleanup,
+                Role::Runtime,
+            ]
+        );
+        // podman is client and engine: what it did before starting conmon
+        // (the image's overlay mount, the container's shm) is the request.
+        let request: Vec<&Step> = t
+            .steps
+            .iter()
+            .filter(|s| s.phase == Some(Phase::Request))
+            .collect();
+        assert!(request.iter().all(|s| s.role == Role::Client));
+        for kind in ["exec", "mount"] {
+            assert!(
+                request.iter().any(|s| s.kind == kind),
+                "no {kind} in the request"
+            );
+        }
+        assert!(
+            request
+                .iter()
+                .any(|s| s.detail().contains("overlay-containers/")),
+            "the shm mount"
+        );
+        // conmon's start is the shim start; its copy that stays relays the
+        // exit code; podman's cleanup deletes the container.
+        let shim = t.chain.iter().find(|l| l.role == Role::Shim).unwrap();
+        assert_eq!(shim.exit_code, Some(4));
+        let delete = t
+            .chain
+            .iter()
+            .find(|l| l.role == Role::Runtime && l.argv.iter().any(|a| a == "delete"))
+            .unwrap();
+        let cleanup = t
+            .chain
+            .iter()
+            .find(|l| l.role == Role::EngineCleanup)
+            .unwrap();
+        assert_eq!(delete.ppid, cleanup.pid);
+    }
+
+    #[test]
+    fn youki_under_podman_has_its_intermediate_process_as_its_init() {
+        let (timelines, stats) = build(PODMAN_YOUKI_RUN);
+        assert_eq!(timelines.len(), 1);
+        let t = &timelines[0];
+        assert_eq!(stats.unattributed, 0);
+        assert_eq!(
+            (t.engine, t.runtime.as_deref()),
+            (Some(Engine::Podman), Some("youki"))
+        );
+        let init = t
+            .chain
+            .iter()
+            .find(|l| l.role == Role::RuntimeInit)
+            .unwrap();
+        assert_eq!(init.comm, "youki:[1:INTER]");
+        let entry = t.chain.iter().find(|l| l.role == Role::Entrypoint).unwrap();
+        assert_eq!((entry.nspid, entry.exit_code), (1, Some(4)));
+        // Its steps before the exec (pivot_root) are the init's.
+        assert!(
+            t.steps
+                .iter()
+                .any(|s| s.kind == "pivot_root" && s.role == Role::RuntimeInit)
+        );
+    }
+
+    #[test]
+    fn ctr_run_is_its_client_containerd_and_the_shim_in_its_namespace() {
+        let (timelines, stats) = build(CTR_RUN);
+        assert_eq!(timelines.len(), 1);
+        let t = &timelines[0];
+        assert_eq!(stats.unattributed, 0);
+        assert!(t.complete);
+        assert_eq!(t.id, "c5", "ctr's container is named by its user");
+        assert_eq!(t.exit_code, Some(4));
+        assert_eq!(
+            (t.engine, t.runtime.as_deref()),
+            (Some(Engine::Containerd), Some("runc"))
+        );
+        let client = t.chain.iter().find(|l| l.role == Role::Client).unwrap();
+        assert_eq!(client.argv[0], "ctr");
+        assert_eq!(client.exit_code, Some(4));
+        // containerd itself, by the task directory it names.
+        assert!(t.steps.iter().any(|s| s.role == Role::Containerd));
+        let phases: Vec<Phase> = t.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(phases, Phase::ALL);
+    }
+
+    #[test]
+    fn of_clients_waiting_the_one_whose_command_names_the_container_gets_it() {
+        // Two `ctr run`s at once: each shim's container goes to the ctr
+        // that named it, whichever started first.
+        let mut b = Builder::new();
+        let exec = |tgid: u32, ptgid: u32, argv: &[&str], at: u64| Event {
+            v: 1,
+            ktime_ns: at,
+            time: String::new(),
+            task: Some(crate::event::Task {
+                tgid,
+                tid: tgid,
+                ptgid,
+                nspid: tgid,
+                comm: argv[0].rsplit('/').next().unwrap().into(),
+                start_ns: at,
+                cgroup_id: 1,
+                pidns: 1,
+                mntns: 1,
+            }),
+            body: Body::Exec {
+                filename: argv[0].to_string(),
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+                argv_truncated: false,
+                old_tid: None,
+                ret: 0,
+                errno: None,
+            },
+        };
+        b.push(exec(
+            10,
+            1,
+            &["/usr/bin/ctr", "-n", "k8s.io", "run", "img", "a"],
+            1,
+        ));
+        b.push(exec(
+            11,
+            1,
+            &["/usr/bin/ctr", "-n", "k8s.io", "run", "img", "b"],
+            2,
+        ));
+        let shim = |tgid, id: &str, at| {
+            exec(
+                tgid,
+                5,
+                &[
+                    "/usr/bin/containerd-shim-runc-v2",
+                    "-namespace",
+                    "k8s.io",
+                    "-id",
+                    id,
+                    "start",
+                ],
+                at,
+            )
+        };
+        b.push(shim(20, "b", 3));
+        b.push(shim(21, "a", 4));
+        let client = |b: &Builder, id: &str| {
+            b.live_container(id)
+                .unwrap()
+                .chain
+                .iter()
+                .find(|l| l.role == Role::Client)
+                .map(|l| l.pid)
+        };
+        assert_eq!(client(&b, "a"), Some(10));
+        assert_eq!(client(&b, "b"), Some(11));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! - [`reader`]: a recording (JSON Lines) read back into events, checked for
 //!   time order: `reader/mod.rs` cuts lines, `reader/fields.rs` lists an
 //!   event's fields once, `reader/scan.rs` scans a line into them.
-//! - [`role`]: who a process is in a container's chain (shim, runtime,
-//!   entrypoint...), from its command line; [`phase`]: the phases of a
+//! - [`role`]: who a process is in a container's chain (client, shim,
+//!   runtime, entrypoint...), from its command line; [`engine`]: which
+//!   engine and runtime made a container; [`phase`]: the phases of a
 //!   container's life and the milestones that cut them.
 //! - [`builder`]: the correlation, events in order to timelines
 //!   (`builder/live.rs`: the containers still in progress); [`running`]: the
@@ -22,6 +23,7 @@
 //!   durations, exits).
 
 pub mod builder;
+pub mod engine;
 pub mod model;
 pub mod perfetto;
 pub mod phase;
@@ -37,6 +39,7 @@ pub mod why;
 
 pub use self::{
     builder::{Builder, Stats, live, wall_clock},
+    engine::Engine,
     model::{ChainLink, ContainerTimeline, Failure, Message, Step, TIMELINE_SCHEMA_VERSION},
     phase::{Milestones, Phase, PhaseSpan},
     present::short_id,

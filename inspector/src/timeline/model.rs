@@ -6,17 +6,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Phase, PhaseSpan, Role};
+use super::{Engine, Phase, PhaseSpan, Role};
 use crate::{event::Body, output};
 
 /// Version of the JSON form of [`ContainerTimeline`] (docs/timeline.md).
-pub const TIMELINE_SCHEMA_VERSION: u32 = 1;
+/// 2: `engine` and `runtime`; the role `docker-cli` became `client`.
+pub const TIMELINE_SCHEMA_VERSION: u32 = 2;
 
 /// One container's life as the kernel saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerTimeline {
     pub v: u32,
     pub id: String,
+    /// The engine that made it, when its chain tells ([`Engine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// The OCI runtime that made it (`runc`, `crun`, `youki`,
+    /// `inspector-runtime`), when one was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// `false` when the recording ended (or events were lost) before the
     /// container's life did: what is shown is what was seen.
     pub complete: bool,
@@ -196,9 +204,9 @@ impl Failure {
                 "the host refused the capabilities asked for: capset {errno} in {who}{during}"
             ),
             (_, Some(_), Some(_)) => format!("{call} failed with {errno} in {who}{during}"),
-            _ if self.role == Role::DockerCli => format!(
+            _ if self.role == Role::Client => format!(
                 "the engine refused the request: no container was made and no runtime ran (the \
-                 docker CLI, pid {}, {how})",
+                 client, pid {}, {how})",
                 self.pid
             ),
             _ if self.role == Role::Hook => {
@@ -209,7 +217,7 @@ impl Failure {
         let ran = matches!(self.role, Role::Entrypoint | Role::EntrypointChild);
         self.summary = match words {
             Some(words) => format!("{summary}: {words}"),
-            None if ran || self.role == Role::DockerCli => summary,
+            None if ran || self.role == Role::Client => summary,
             None => format!("{summary}; the entrypoint never ran"),
         };
         self

@@ -7,7 +7,7 @@
 //! Ids, commands and signal names come from traced processes: what goes to a
 //! terminal goes through [`crate::escape`] ([`exit_text`] does it itself).
 
-use super::{Role, role};
+use super::{Engine, Role, role};
 use crate::escape::bare;
 
 /// A container id as Docker shows it: a 64-digit id's first 12 characters
@@ -20,7 +20,8 @@ pub fn short_id(id: &str) -> &str {
 }
 
 /// Shims and runtimes by what they do, not by their long paths:
-/// `runc create 1a2b3c4d5e6f`, `containerd-shim-runc-v2 -id 1a2b3c4d5e6f start`.
+/// `runc create 1a2b3c4d5e6f`, `containerd-shim-runc-v2 -id 1a2b3c4d5e6f start`,
+/// `conmon -c 1a2b3c4d5e6f`.
 /// `None` for other roles, or a command line that does not say.
 pub fn compact_command(role: Role, argv: &[String]) -> Option<String> {
     let name = argv.first()?.rsplit('/').next()?;
@@ -29,8 +30,12 @@ pub fn compact_command(role: Role, argv: &[String]) -> Option<String> {
             let (verb, id) = role::runtime_command(argv)?;
             Some(format!("{name} {verb} {}", short_id(&id)))
         }
+        Role::Shim | Role::ShimStart if role::is_conmon(name) => {
+            let id = role::shim_container(name, argv)?;
+            Some(format!("{name} -c {}", short_id(&id)))
+        }
         Role::Shim | Role::ShimStart => {
-            let id = role::shim_container(argv)?;
+            let id = role::shim_container(name, argv)?;
             let last = argv
                 .last()
                 .filter(|a| matches!(a.as_str(), "start" | "delete"));
@@ -41,6 +46,20 @@ pub fn compact_command(role: Role, argv: &[String]) -> Option<String> {
             ))
         }
         _ => None,
+    }
+}
+
+/// ` (podman, runc)`, ` (runc, no engine)`: what made a container, said
+/// after its id; empty when nothing of it was seen. The runtime's name
+/// comes from a traced command line: escaped.
+pub fn made_by(engine: Option<Engine>, runtime: Option<&str>) -> String {
+    let runtime = runtime.map(bare);
+    match (engine, runtime) {
+        (Some(Engine::Direct), Some(r)) => format!(" ({r}, no engine)"),
+        (Some(e), Some(r)) => format!(" ({}, {r})", e.name()),
+        (Some(e), None) => format!(" ({})", e.name()),
+        (None, Some(r)) => format!(" ({r})"),
+        (None, None) => String::new(),
     }
 }
 

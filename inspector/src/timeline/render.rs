@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use super::{
     ContainerTimeline, Failure, Role,
     present::{
-        compact_command, cut, exit_text, ms, ms_f, short_id, why_start, why_teardown, why_who,
+        compact_command, cut, exit_text, made_by, ms, ms_f, short_id, why_start, why_teardown,
+        why_who,
     },
 };
 use crate::escape::bare;
@@ -70,7 +71,7 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     let ending = match (&t.exit_code, &t.signal, &t.failure) {
         (Some(code), _, _) => format!(", exited {code}"),
         (None, Some(sig), _) => format!(", killed by {}", bare(sig)),
-        (None, None, Some(f)) if f.role == Role::DockerCli => ", refused".to_string(),
+        (None, None, Some(f)) if f.role == Role::Client => ", refused".to_string(),
         (None, None, Some(_)) => ", failed to start".to_string(),
         _ => String::new(),
     };
@@ -87,8 +88,9 @@ pub fn text(t: &ContainerTimeline, with_steps: bool) -> String {
     };
     let _ = writeln!(
         out,
-        "container {}{state}: {}{ending}, {} events, started {started}",
+        "container {}{}{state}: {}{ending}, {} events, started {started}",
         bare(short_id(&t.id)),
+        made_by(t.engine, t.runtime.as_deref()),
         ms(t.duration_ns),
         t.events,
     );
@@ -196,7 +198,7 @@ mod tests {
             "failure": {"summary": HOSTILE, "role": "runtime-init", "pid": 3,
                 "messages": [
                     {"role": "runtime", "pid": 2, "stream": "runtime_log", "text": HOSTILE},
-                    {"role": "docker-cli", "pid": 1, "stream": "stderr",
+                    {"role": "client", "pid": 1, "stream": "stderr",
                      "text": format!("{HOSTILE}\n\nFAKE2\x1b]0;title\x07")},
                 ]},
         }))

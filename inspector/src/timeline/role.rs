@@ -1,5 +1,8 @@
 //! Who a process is in the container chain, and which container its command
-//! line names.
+//! line names. The roles are the engines' common parts (client, shim,
+//! runtime, init, entrypoint), so that Docker's chain and podman's,
+//! containerd's or a plain runtime's read, and compare, role by role; which
+//! engine and runtime played them is [`super::engine`]'s.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,13 +10,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
-    /// The `docker` command a user typed.
-    DockerCli,
+    /// The command a user typed: `docker`, `podman` (client and engine in
+    /// one process: it mounts the rootfs, starts conmon and `runtime
+    /// start`), `ctr`, `nerdctl`. Read as `docker-cli` too, its name before
+    /// other engines had one.
+    #[serde(alias = "docker-cli")]
+    Client,
     Dockerd,
     Containerd,
-    /// `containerd-shim-runc-v2 ... start`: starts the real shim and exits.
+    /// `containerd-shim-runc-v2 ... start`, or podman's first `conmon`:
+    /// starts the real shim and exits.
     ShimStart,
-    /// The long-lived `containerd-shim-runc-v2`, parent of the container.
+    /// The long-lived `containerd-shim-runc-v2` or `conmon`, parent of the
+    /// container.
     Shim,
     /// The OCI runtime as invoked (`runc create|start|delete|run ...`).
     Runtime,
@@ -27,13 +36,17 @@ pub enum Role {
     Entrypoint,
     /// A process the entrypoint started.
     EntrypointChild,
+    /// The engine cleaning up after the entrypoint exited: `podman container
+    /// cleanup`, which conmon runs (its `--exit-command`) and which deletes
+    /// the container through the runtime.
+    EngineCleanup,
     Other,
 }
 
 impl Role {
     /// Every role, in the order of the chain.
-    pub const ALL: [Role; 12] = [
-        Role::DockerCli,
+    pub const ALL: [Role; 13] = [
+        Role::Client,
         Role::Dockerd,
         Role::Containerd,
         Role::ShimStart,
@@ -44,13 +57,14 @@ impl Role {
         Role::Hook,
         Role::Entrypoint,
         Role::EntrypointChild,
+        Role::EngineCleanup,
         Role::Other,
     ];
 
-    /// The roles every `docker run` has in its chain, from the CLI the user
-    /// typed to the entrypoint (Docker's networking is a hook).
+    /// The roles every `docker run` has in its chain, from the client the
+    /// user typed to the entrypoint (Docker's networking is a hook).
     pub const DOCKER_RUN: [Role; 8] = [
-        Role::DockerCli,
+        Role::Client,
         Role::ShimStart,
         Role::Shim,
         Role::Runtime,
@@ -71,7 +85,7 @@ impl Role {
 
     pub fn name(self) -> &'static str {
         match self {
-            Role::DockerCli => "docker CLI",
+            Role::Client => "client",
             Role::Dockerd => "dockerd",
             Role::Containerd => "containerd",
             Role::ShimStart => "shim (start)",
@@ -82,6 +96,7 @@ impl Role {
             Role::Hook => "hook",
             Role::Entrypoint => "entrypoint",
             Role::EntrypointChild => "entrypoint child",
+            Role::EngineCleanup => "engine cleanup",
             Role::Other => "other",
         }
     }
@@ -98,7 +113,17 @@ impl Role {
                 | Role::Hook
                 | Role::Entrypoint
                 | Role::EntrypointChild
+                | Role::EngineCleanup
         )
+    }
+
+    /// The role of a name [`Role::name`] gave, or gave before: goldens
+    /// written before other engines had a client say `docker CLI`.
+    pub fn named(name: &str) -> Option<Role> {
+        if name == "docker CLI" {
+            return Some(Role::Client);
+        }
+        Role::ALL.into_iter().find(|r| r.name() == name)
     }
 }
 
@@ -114,14 +139,92 @@ pub fn is_runtime_binary(path: &str) -> bool {
     )
 }
 
+/// containerd's shims and podman's conmon (and conmon-rs).
 pub fn is_shim_binary(path: &str) -> bool {
-    basename(path).starts_with("containerd-shim")
+    let name = basename(path);
+    name.starts_with("containerd-shim") || is_conmon(path)
+}
+
+pub fn is_conmon(path: &str) -> bool {
+    matches!(basename(path), "conmon" | "conmonrs")
+}
+
+/// Clients a user types to start containers.
+const CLIENTS: &[&str] = &["docker", "podman", "ctr", "nerdctl"];
+
+/// Does a client's command line ask for a container to be made or started?
+/// `docker run|create|start`, `podman run|create|start`, `ctr run`, `ctr
+/// container create`, `ctr task start`, `nerdctl run|create|start`; the
+/// clients' global flags and their values are skipped.
+pub fn client_wants_container(argv: &[String]) -> bool {
+    // Global flags that take a value, of the four clients.
+    const WITH_VALUE: &[&str] = &[
+        "-H",
+        "--host",
+        "--config",
+        "--context",
+        "-c",
+        "-l",
+        "--log-level", // docker
+        "--root",
+        "--runroot",
+        "--runtime",
+        "--cgroup-manager",
+        "--storage-driver",
+        "--storage-opt",
+        "--tmpdir",
+        "--network-config-dir",
+        "--network-backend",
+        "--events-backend",
+        "--url",
+        "--connection",
+        "--conmon",
+        "--volumepath",
+        "--hooks-dir",
+        "--module",
+        "--identity",
+        "--cni-config-dir", // podman
+        "-a",
+        "--address",
+        "-n",
+        "--namespace",
+        "--timeout",
+        "--connect-timeout", // ctr, nerdctl
+        "--snapshotter",
+        "--data-root",
+    ];
+    let mut positional = Vec::with_capacity(2);
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a.starts_with('-') {
+            if WITH_VALUE.contains(&a.as_str()) {
+                args.next();
+            }
+            continue;
+        }
+        positional.push(a.as_str());
+        if positional.len() == 2 {
+            break;
+        }
+    }
+    match positional.as_slice() {
+        ["run" | "create" | "start", ..] => true,
+        ["container" | "containers" | "c", "create" | "run" | "start"] => true,
+        ["task" | "tasks" | "t", "start"] => true,
+        _ => false,
+    }
 }
 
 /// The role a process has from what it exec'd, before its parent is considered.
 pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
     let name = basename(filename);
     let argv0 = argv.first().map(|a| basename(a)).unwrap_or("");
+    if is_conmon(filename) {
+        // conmon starts its own copy, which stays, and exits. One that names
+        // no container is podman asking its `--version`: a helper of
+        // whatever asked, with its part.
+        return shim_container(filename, argv).map(|_| Role::ShimStart);
+    }
     if is_shim_binary(filename) {
         // `start` is the last argument of the short-lived invocation.
         return Some(if argv.last().is_some_and(|a| a == "start") {
@@ -129,6 +232,10 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
         } else {
             Role::Shim
         });
+    }
+    // podman run by conmon once the entrypoint exited (its exit command).
+    if name == "podman" && is_podman_cleanup(argv) {
+        return Some(Role::EngineCleanup);
     }
     // inspector-runtime keeps a sealed copy of itself alive in a process of
     // its own, shared by every container: part of none.
@@ -147,11 +254,21 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
         return Some(Role::Runtime);
     }
     match name {
-        "docker" => Some(Role::DockerCli),
+        n if CLIENTS.contains(&n) => Some(Role::Client),
         "dockerd" => Some(Role::Dockerd),
         "containerd" => Some(Role::Containerd),
         _ => None,
     }
+}
+
+/// The name a runtime's child gives itself for its stage of making the
+/// container, after runc's `runc:[1:CHILD]`: youki's `youki:[1:INTER]`
+/// and `youki:[2:INIT]`.
+pub fn is_init_stage(comm: &str) -> bool {
+    comm.contains(":[")
+        && ["INIT]", "INTER]", "CHILD]"]
+            .iter()
+            .any(|s| comm.ends_with(s))
 }
 
 /// A runtime re-executing itself: `/proc/self/exe init`, `/dev/fd/N init`.
@@ -170,10 +287,10 @@ fn is_self_exec(filename: &str) -> bool {
 /// running before the trace started has no exec to go by).
 pub fn role_of_comm(comm: &str) -> Role {
     match comm {
-        "docker" => Role::DockerCli,
+        c if CLIENTS.contains(&c) => Role::Client,
         "dockerd" => Role::Dockerd,
         "containerd" => Role::Containerd,
-        "containerd-shim" => Role::Shim,
+        "containerd-shim" | "conmon" | "conmonrs" => Role::Shim,
         "runc" | "crun" | "youki" | "inspector-runti" => Role::Runtime,
         c if c.starts_with("runc:[") => Role::RuntimeInit,
         _ => Role::Other,
@@ -210,6 +327,7 @@ pub fn runtime_command(argv: &[String]) -> Option<(String, String)> {
         "--apparmor",
         "--signal",
         "-s",
+        "--cgroup-manager", // crun
     ];
     const VERBS: &[&str] = &[
         "create",
@@ -245,24 +363,49 @@ pub fn runtime_command(argv: &[String]) -> Option<(String, String)> {
     None
 }
 
-/// The container a shim serves: `-id ID`.
-pub fn shim_container(argv: &[String]) -> Option<String> {
+/// The container a shim serves: containerd's `-id ID`, conmon's `-c ID`.
+pub fn shim_container(filename: &str, argv: &[String]) -> Option<String> {
+    let flags: &[&str] = if is_conmon(filename) {
+        &["-c", "--cid"]
+    } else {
+        &["-id", "--id"]
+    };
     argv.iter()
-        .position(|a| a == "-id" || a == "--id")
+        .position(|a| flags.contains(&a.as_str()))
         .and_then(|i| argv.get(i + 1))
         .cloned()
 }
 
-/// A container id in a cgroup path, as Docker and its systemd driver name
-/// them: `/docker/<64 hex>`, `.../docker-<64 hex>.scope`.
-pub fn docker_id_in_path(path: &str) -> Option<&str> {
+/// `podman [flags] container cleanup [--rm] ID`: the container is the last word.
+pub fn is_podman_cleanup(argv: &[String]) -> bool {
+    argv.windows(2)
+        .any(|w| w[0] == "container" && w[1] == "cleanup")
+}
+
+/// The container a process of an engine's cleanup names: its last word.
+pub fn cleanup_container(argv: &[String]) -> Option<String> {
+    argv.last().filter(|a| !a.starts_with('-')).cloned()
+}
+
+/// A container id in a cgroup path, as the engines and their systemd
+/// drivers name them: Docker's `/docker/<64 hex>` and
+/// `docker-<64 hex>.scope`, podman's `libpod-<64 hex>` and
+/// `libpod-<64 hex>.scope` (not `libpod-conmon-…`: conmon's own),
+/// containerd's CRI `cri-containerd-<64 hex>.scope`.
+pub fn container_id_in_path(path: &str) -> Option<&str> {
     path.split('/').find_map(|part| {
-        let part = part
-            .strip_prefix("docker-")
-            .and_then(|p| p.strip_suffix(".scope"))
+        let part = part.strip_suffix(".scope").unwrap_or(part);
+        let part = ["docker-", "libpod-", "cri-containerd-"]
+            .iter()
+            .find_map(|prefix| part.strip_prefix(prefix))
             .unwrap_or(part);
-        (part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit())).then_some(part)
+        is_hex_id(part).then_some(part)
     })
+}
+
+/// A 64-hex id, as Docker and podman make them.
+pub fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -336,7 +479,10 @@ mod tests {
             role_of_exec("/usr/bin/containerd-shim-runc-v2", &serve),
             Some(Role::Shim)
         );
-        assert_eq!(shim_container(&start).as_deref(), Some("abc"));
+        assert_eq!(
+            shim_container("/usr/bin/containerd-shim-runc-v2", &start).as_deref(),
+            Some("abc")
+        );
     }
 
     #[test]
@@ -365,6 +511,67 @@ mod tests {
     }
 
     #[test]
+    fn each_engines_client_and_shim_are_known() {
+        for (argv, wants) in [
+            (&["docker", "run", "--rm", "img", "true"][..], true),
+            (&["docker", "-H", "unix:///x", "run", "img"], true),
+            (&["docker", "ps"], false),
+            (&["podman", "--runtime", "runc", "run", "--rm", "img"], true),
+            (&["podman", "--root", "/r", "start", "x"], true),
+            (
+                &["ctr", "-a", "/s.sock", "-n", "k8s.io", "run", "img", "c1"],
+                true,
+            ),
+            (&["ctr", "-n", "k8s.io", "task", "start", "c1"], true),
+            (&["ctr", "-n", "k8s.io", "images", "import", "x.tar"], false),
+            (&["nerdctl", "run", "img"], true),
+        ] {
+            assert_eq!(client_wants_container(&v(argv)), wants, "{argv:?}");
+            assert_eq!(role_of_exec(argv[0], &v(argv)), Some(Role::Client));
+        }
+        let conmon = v(&[
+            "/usr/bin/conmon",
+            "--api-version",
+            "1",
+            "-c",
+            "abc",
+            "-u",
+            "abc",
+        ]);
+        assert_eq!(
+            role_of_exec("/usr/bin/conmon", &conmon),
+            Some(Role::ShimStart)
+        );
+        assert_eq!(
+            shim_container("/usr/bin/conmon", &conmon).as_deref(),
+            Some("abc")
+        );
+        // podman asking conmon its version: a helper, with its asker's part.
+        assert_eq!(
+            role_of_exec("/usr/bin/conmon", &v(&["conmon", "--version"])),
+            None
+        );
+        let cleanup = v(&[
+            "/usr/bin/podman",
+            "--root",
+            "/r",
+            "container",
+            "cleanup",
+            "--rm",
+            "abc",
+        ]);
+        assert_eq!(
+            role_of_exec("/usr/bin/podman", &cleanup),
+            Some(Role::EngineCleanup)
+        );
+        assert_eq!(cleanup_container(&cleanup).as_deref(), Some("abc"));
+        assert!(is_init_stage("youki:[1:INTER]") && is_init_stage("youki:[2:INIT]"));
+        assert!(!is_init_stage("youki") && !is_init_stage("sh"));
+        assert_eq!(Role::named("docker CLI"), Some(Role::Client));
+        assert_eq!(Role::named("engine cleanup"), Some(Role::EngineCleanup));
+    }
+
+    #[test]
     fn runtime_reexec_is_recognised() {
         assert!(is_runtime_reexec("/proc/self/exe", &v(&["runc", "init"])));
         assert!(is_runtime_reexec("/dev/fd/6", &v(&["runc", "init"])));
@@ -376,17 +583,30 @@ mod tests {
     }
 
     #[test]
-    fn docker_ids_in_cgroup_paths() {
+    fn container_ids_in_cgroup_paths() {
         let id = "f260ba8622e395b1d8861491d645b0d5c4fea396dcc332c1eea2755a7495be7c";
-        assert_eq!(docker_id_in_path(&format!("/docker/{id}")), Some(id));
+        assert_eq!(container_id_in_path(&format!("/docker/{id}")), Some(id));
         assert_eq!(
-            docker_id_in_path(&format!("/system.slice/docker-{id}.scope")),
+            container_id_in_path(&format!("/system.slice/docker-{id}.scope")),
             Some(id)
         );
         assert_eq!(
-            docker_id_in_path(&format!("/docker/{id}/memory.max")),
+            container_id_in_path(&format!("/docker/{id}/memory.max")),
             Some(id)
         );
-        assert_eq!(docker_id_in_path("/docker"), None);
+        assert_eq!(container_id_in_path("/docker"), None);
+        assert_eq!(
+            container_id_in_path(&format!("/libpod_parent/libpod-{id}")),
+            Some(id)
+        );
+        assert_eq!(
+            container_id_in_path(&format!("/machine.slice/libpod-{id}.scope/container")),
+            Some(id)
+        );
+        assert_eq!(
+            container_id_in_path(&format!("/machine.slice/libpod-conmon-{id}.scope")),
+            None,
+            "conmon's own cgroup"
+        );
     }
 }

@@ -1072,7 +1072,7 @@ mod tests {
             );
         }
         // The client, the engine, the runtime and its init are all on it.
-        for role in ["docker CLI", "dockerd", "runtime", "runtime init"] {
+        for role in ["client", "dockerd", "runtime", "runtime init"] {
             assert!(why.by_role.contains_key(role), "{role}: {:?}", why.by_role);
         }
         // Runs measured from the switches, as the kernel counted them.

@@ -89,6 +89,8 @@ pub struct StreamView {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selected {
     pub id: String,
+    pub engine: Option<crate::timeline::Engine>,
+    pub runtime: Option<String>,
     pub start_ns: u64,
     /// The end of its time axis: its last event, or now while it runs.
     pub end_ns: u64,
@@ -319,6 +321,7 @@ impl App {
             .iter()
             .map(|t| ContainerRow {
                 id: t.id.clone(),
+                engine: t.engine,
                 what: self.labels.get(&t.id).cloned().unwrap_or_default(),
                 phase: t.phases.last().map(|p| p.phase),
                 start_ns: t.start_ns,
@@ -346,6 +349,7 @@ impl App {
             };
             rows.push(ContainerRow {
                 id: s.id,
+                engine: s.engine,
                 what,
                 phase: s.phase,
                 start_ns: s.start_ns,
@@ -427,6 +431,8 @@ impl App {
             let t = self.finished.iter().find(|t| t.id == row.id)?;
             return Some(Selected {
                 id: t.id.clone(),
+                engine: t.engine,
+                runtime: t.runtime.clone(),
                 start_ns: t.start_ns,
                 end_ns: t.end_ns,
                 phases: t.phases.clone(),
@@ -453,6 +459,8 @@ impl App {
         }
         Some(Selected {
             id: c.id,
+            engine: c.engine,
+            runtime: c.runtime,
             start_ns: c.start_ns,
             end_ns: end,
             phases,

@@ -10,7 +10,7 @@ use ratatui::{
 
 use super::{app::App, app::Pane, pane_block};
 use crate::escape::bare;
-use crate::timeline::{ChainLink, Phase, Role};
+use crate::timeline::{ChainLink, Engine, Phase, Role};
 
 /// How far along a container is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub enum RowState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContainerRow {
     pub id: String,
+    /// The engine that made it, once its chain tells.
+    pub engine: Option<Engine>,
     /// Image and command, where known.
     pub what: String,
     pub phase: Option<Phase>,
@@ -84,7 +86,7 @@ pub fn age(ns: u64) -> String {
 /// What a container runs, from its chain: the image and command the docker
 /// CLI asked for, or the entrypoint's command line.
 pub fn describe_container(chain: &[ChainLink]) -> Option<String> {
-    if let Some(cli) = chain.iter().find(|l| l.role == Role::DockerCli)
+    if let Some(cli) = chain.iter().find(|l| l.role == Role::Client)
         && let Some(what) = docker_image_and_command(&cli.argv)
     {
         return Some(what);
@@ -150,13 +152,26 @@ fn docker_image_and_command(argv: &[String]) -> Option<String> {
     None
 }
 
+/// From this width on, the list has an ENGINE column.
+const WIDE: u16 = 100;
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block: Block = pane_block(
         format!(" Containers ({}) ", app.rows.len()),
         app.focus == Pane::Containers,
     );
-    let header = Row::new(["ID", "IMAGE / COMMAND", "PHASE", "AGE", "EXIT"])
-        .style(Style::new().add_modifier(Modifier::BOLD));
+    // The engine has a column where there is room; the lifecycle pane's
+    // title says it in any case.
+    let wide = area.width >= WIDE;
+    let engine_column: &[&str] = if wide { &["ENGINE"] } else { &[] };
+    let header = Row::new(
+        ["ID"]
+            .iter()
+            .chain(engine_column)
+            .chain(&["IMAGE / COMMAND", "PHASE", "AGE", "EXIT"])
+            .copied(),
+    )
+    .style(Style::new().add_modifier(Modifier::BOLD));
     let rows = app.rows.iter().map(|r| {
         let style = match r.state {
             RowState::Gone => Style::new().fg(Color::DarkGray),
@@ -168,24 +183,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             None if exit.is_empty() => Style::new(),
             _ => Style::new().fg(Color::Red),
         };
-        Row::new([
-            ratatui::text::Span::raw(short_id(&r.id).into_owned()),
-            ratatui::text::Span::raw(bare(&r.what).into_owned()),
-            ratatui::text::Span::raw(r.phase_text()),
-            ratatui::text::Span::raw(age(app.now_ns.saturating_sub(r.start_ns))),
-            ratatui::text::Span::styled(exit, exit_style),
-        ])
-        .style(style)
+        let engine =
+            wide.then(|| ratatui::text::Span::raw(r.engine.map(Engine::name).unwrap_or("-")));
+        let cells = std::iter::once(ratatui::text::Span::raw(short_id(&r.id).into_owned()))
+            .chain(engine)
+            .chain([
+                ratatui::text::Span::raw(bare(&r.what).into_owned()),
+                ratatui::text::Span::raw(r.phase_text()),
+                ratatui::text::Span::raw(age(app.now_ns.saturating_sub(r.start_ns))),
+                ratatui::text::Span::styled(exit, exit_style),
+            ]);
+        Row::new(cells).style(style)
     });
     let table = Table::new(
         rows,
-        [
-            Constraint::Length(12),
-            Constraint::Fill(1),
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(7),
-        ],
+        std::iter::once(Constraint::Length(12))
+            .chain(wide.then_some(Constraint::Length(10)))
+            .chain([
+                Constraint::Fill(1),
+                Constraint::Length(10),
+                Constraint::Length(7),
+                Constraint::Length(7),
+            ]),
     )
     .header(header)
     .block(block)

@@ -93,6 +93,8 @@ fn timeline_of(s: Selected, last_ns: u64) -> ContainerTimeline {
     ContainerTimeline {
         v: TIMELINE_SCHEMA_VERSION,
         id: s.id,
+        engine: s.engine,
+        runtime: s.runtime,
         complete: s.state == RowState::Gone,
         start_ns: s.start_ns,
         end_ns: last_ns,

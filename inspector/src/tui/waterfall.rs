@@ -14,7 +14,10 @@ use super::{
     containers::short_id,
     pane_block,
 };
-use crate::timeline::{Phase, Role, present::ms_or_s};
+use crate::timeline::{
+    Phase, Role,
+    present::{made_by, ms_or_s},
+};
 
 fn phase_color(p: Phase) -> Color {
     match p {
@@ -34,8 +37,8 @@ fn phase_color(p: Phase) -> Color {
 pub fn chain_line(s: &Selected) -> Vec<(Role, u32)> {
     let mut out = Vec::new();
     let first = |role: Role| s.chain.iter().find(|l| l.role == role).map(|l| l.pid);
-    if let Some(cli) = first(Role::DockerCli) {
-        out.push((Role::DockerCli, cli));
+    if let Some(cli) = first(Role::Client) {
+        out.push((Role::Client, cli));
     }
     let containerd = s
         .chain
@@ -161,8 +164,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 _ => String::new(),
             };
             format!(
-                " Lifecycle {} · {}{ending} ",
+                " Lifecycle {}{} · {}{ending} ",
                 short_id(&s.id),
+                made_by(s.engine, s.runtime.as_deref()),
                 ms_or_s(s.end_ns.saturating_sub(s.start_ns))
             )
         }
@@ -213,6 +217,8 @@ mod tests {
         };
         let s = Selected {
             id: "c".to_string(),
+            engine: None,
+            runtime: None,
             start_ns: 0,
             end_ns: 10,
             phases: Vec::new(),

@@ -10,13 +10,15 @@ use std::rc::Rc;
 use super::{Builder, Container, current_phase};
 use crate::{
     event::{Body, Event},
-    timeline::{ChainLink, Failure, Phase, PhaseSpan, Role},
+    timeline::{ChainLink, Engine, Failure, Phase, PhaseSpan, Role, engine},
 };
 
 /// A container in progress, as far as the events so far tell.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveContainer {
     pub id: String,
+    pub engine: Option<Engine>,
+    pub runtime: Option<String>,
     pub start_ns: u64,
     /// Its last event so far.
     pub last_ns: u64,
@@ -42,6 +44,7 @@ pub struct LiveContainer {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveSummary {
     pub id: String,
+    pub engine: Option<Engine>,
     pub start_ns: u64,
     pub last_ns: u64,
     pub phase: Option<Phase>,
@@ -77,6 +80,7 @@ impl Builder {
             .iter()
             .map(|(id, c)| LiveSummary {
                 id: id.clone(),
+                engine: engine::engine_of(id, &c.chain),
                 start_ns: c.first_ns,
                 last_ns: c.last_ns,
                 phase: phase_now(c),
@@ -95,8 +99,8 @@ impl Builder {
     pub fn live_container(&self, id: &str) -> Option<LiveContainer> {
         let c = self.containers.get(id)?;
         let mut milestones = c.milestones.clone();
-        // As `render_container` does: the request starts at the docker CLI's exec.
-        if let Some(cli) = c.chain.iter().find(|l| l.role == Role::DockerCli) {
+        // As `render_container` does: the request starts at the client's exec.
+        if let Some(cli) = c.chain.iter().find(|l| l.role == Role::Client) {
             milestones.mark(Phase::Request, cli.start_ns);
         }
         let end = c.last_ns.max(latest_milestone(c));
@@ -104,6 +108,8 @@ impl Builder {
         chain.sort_by_key(|l| l.start_ns);
         Some(LiveContainer {
             id: id.to_string(),
+            engine: engine::engine_of(id, &chain),
+            runtime: engine::runtime_of(&chain),
             start_ns: c.first_ns,
             last_ns: end,
             phase: current_phase(&milestones, end),
