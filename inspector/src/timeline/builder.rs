@@ -515,14 +515,43 @@ impl Builder {
             }
             _ => {}
         }
-        if role == Role::ShimStart
-            && let Some(cli) = self.client_of(task.ptgid, &id)
-        {
+        let client = match role {
+            Role::ShimStart => self.client_of(task.ptgid, &id),
+            // Still no client when its entrypoint runs: the one that typed
+            // this command, if one did.
+            Role::Entrypoint
+                if !self.pending_cli.is_empty()
+                    && !c.chain.iter().any(|l| l.role == Role::Client) =>
+            {
+                self.client_typing(argv)
+            }
+            _ => None,
+        };
+        if let Some(cli) = client {
             self.pending_cli.retain(|&c| c != cli);
             if let Some(p) = self.procs.get_mut(&cli) {
                 p.container = Some(id.clone());
                 self.join(&id, cli, t);
             }
+        }
+    }
+
+    /// The one client waiting whose command line ends with the entrypoint's
+    /// (`docker run IMAGE sh -c 'exit 3'` runs `sh -c 'exit 3'`): Docker's
+    /// CLIs started at once, told apart by what they asked to run. `None`
+    /// when none or several do (fifty `docker run IMAGE true`).
+    fn client_typing(&self, entrypoint: &[String]) -> Option<u32> {
+        if entrypoint.is_empty() {
+            return None;
+        }
+        let mut typing = self.pending_cli.iter().filter(|cli| {
+            self.procs
+                .get(cli)
+                .is_some_and(|p| p.argv.len() > entrypoint.len() && p.argv.ends_with(entrypoint))
+        });
+        match (typing.next(), typing.next()) {
+            (Some(&cli), None) => Some(cli),
+            _ => None,
         }
     }
 
@@ -1485,12 +1514,9 @@ mod tests {
         assert_eq!(phases, Phase::ALL);
     }
 
-    #[test]
-    fn of_clients_waiting_the_one_whose_command_names_the_container_gets_it() {
-        // Two `ctr run`s at once: each shim's container goes to the ctr
-        // that named it, whichever started first.
-        let mut b = Builder::new();
-        let exec = |tgid: u32, ptgid: u32, argv: &[&str], at: u64| Event {
+    /// A successful exec of `argv` by process `tgid` (pid `nspid` inside).
+    fn exec_event(tgid: u32, ptgid: u32, nspid: u32, argv: &[&str], at: u64) -> Event {
+        Event {
             v: 1,
             ktime_ns: at,
             time: String::new(),
@@ -1498,7 +1524,7 @@ mod tests {
                 tgid,
                 tid: tgid,
                 ptgid,
-                nspid: tgid,
+                nspid,
                 comm: argv[0].rsplit('/').next().unwrap().into(),
                 start_ns: at,
                 cgroup_id: 1,
@@ -1513,7 +1539,82 @@ mod tests {
                 ret: 0,
                 errno: None,
             },
+        }
+    }
+
+    #[test]
+    fn docker_clis_started_at_once_are_told_apart_by_the_command_they_typed() {
+        let mut b = Builder::new();
+        let cli = |tgid, code: &str, at| {
+            exec_event(
+                tgid,
+                1,
+                tgid,
+                &["docker", "run", "--rm", "img", "sh", "-c", code],
+                at,
+            )
         };
+        b.push(cli(10, "exit 1", 1));
+        b.push(cli(11, "exit 2", 2));
+        // Two shims start while both wait: neither client can be told yet.
+        for (tgid, id, at) in [(20, "a", 3), (21, "b", 4)] {
+            b.push(exec_event(
+                tgid,
+                5,
+                tgid,
+                &[
+                    "containerd-shim-runc-v2",
+                    "-namespace",
+                    "moby",
+                    "-id",
+                    id,
+                    "start",
+                ],
+                at,
+            ));
+        }
+        // Each runtime's init executes the command its client typed.
+        for (runtime, init, id, code, at) in
+            [(30, 31, "b", "exit 2", 5), (40, 41, "a", "exit 1", 7)]
+        {
+            b.push(exec_event(
+                runtime,
+                20,
+                runtime,
+                &["runc", "create", id],
+                at,
+            ));
+            b.push(Event {
+                body: Body::Fork {
+                    child_tgid: init,
+                    child_tid: init,
+                    // The exec below is its first event: it dates it.
+                    child_start_ns: at + 1,
+                    thread: false,
+                    flags: None,
+                    flags_raw: None,
+                },
+                ..exec_event(runtime, 20, runtime, &["runc"], at)
+            });
+            b.push(exec_event(init, runtime, 1, &["sh", "-c", code], at + 1));
+        }
+        let client = |b: &Builder, id: &str| {
+            b.live_container(id)
+                .unwrap()
+                .chain
+                .iter()
+                .find(|l| l.role == Role::Client)
+                .map(|l| l.pid)
+        };
+        assert_eq!((client(&b, "a"), client(&b, "b")), (Some(10), Some(11)));
+    }
+
+    #[test]
+    fn of_clients_waiting_the_one_whose_command_names_the_container_gets_it() {
+        // Two `ctr run`s at once: each shim's container goes to the ctr
+        // that named it, whichever started first.
+        let mut b = Builder::new();
+        let exec = |tgid, ptgid, argv: &[&str], at| exec_event(tgid, ptgid, tgid, argv, at);
         b.push(exec(
             10,
             1,
