@@ -9,6 +9,8 @@
 //! - [`scratch`]: [`TempDir`], a scratch directory removed on drop, and a
 //!   busybox root filesystem to fill one with.
 //! - [`docker`]: the Docker engine and the test image.
+//! - [`engines`]: podman, containerd's ctr, a runtime run directly, and the
+//!   runtimes each drives (runc, inspector-runtime, youki, crun).
 //! - [`probe`]: the probe as the kernel shows it: loaded programs, attached
 //!   links, the keeper that holds them after a run.
 //! - [`trace`]: `inspector trace` in the background ([`Tracer`]) and what it
@@ -19,10 +21,11 @@
 //! - [`runtime`]: bundles and private state roots for `inspector-runtime`.
 //! - [`vm`]: Debian 12's kernel booted under qemu, and what its checks printed.
 //!
-//! The crate root re-exports every helper but those of [`runtime`] and
-//! [`vm`], so that a test names them `tests::Tracer`, `tests::probe_test`.
+//! The crate root re-exports every helper but those of [`runtime`],
+//! [`engines`] and [`vm`], so that a test names them `tests::Tracer`, `tests::probe_test`.
 
 pub mod docker;
+pub mod engines;
 pub mod hostile;
 pub mod paths;
 pub mod probe;

@@ -171,3 +171,21 @@ impl Trace {
             .join("\n")
     }
 }
+
+/// `inspector timeline --format json FILE`: the timelines and the stats line.
+pub fn timelines_of(
+    path: &std::path::Path,
+) -> (Vec<inspector::timeline::ContainerTimeline>, String) {
+    let out = Command::new(inspector_bin())
+        .args(["timeline", "--format", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let timelines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (timelines, stderr)
+}

@@ -13,7 +13,7 @@ use inspector::{
 };
 use tests::{
     DOCKER, Need, TempDir, TmuxSession, Tracer, image, inspector_bin, probe_test, ready,
-    spawn_attached, tmux, workspace,
+    spawn_attached, timelines_of, tmux, workspace,
 };
 
 fn write_recording(dir: &TempDir, events: &[Event]) -> std::path::PathBuf {
@@ -24,22 +24,6 @@ fn write_recording(dir: &TempDir, events: &[Event]) -> std::path::PathBuf {
         .collect();
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// `inspector timeline --format json FILE`: the timelines and the stats line.
-fn timelines_of(path: &std::path::Path) -> (Vec<ContainerTimeline>, String) {
-    let out = Command::new(inspector_bin())
-        .args(["timeline", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    let timelines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (timelines, stderr)
 }
 
 fn hex_ids(text: &str) -> Vec<&str> {

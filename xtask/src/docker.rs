@@ -20,6 +20,8 @@ pub const DOCKER: &str = "/usr/bin/docker";
 const DOCKERD_LOG: &str = "/var/log/inspector-dockerd.log";
 /// The name `docker run --runtime NAME` uses for the bundled runtime.
 pub const RUNTIME_NAME: &str = "inspector";
+/// The name it uses for youki, which `cargo xtask setup` installs.
+pub const YOUKI_NAME: &str = "youki";
 
 /// The bundled OCI runtime, as `cargo xtask build` leaves it.
 pub fn runtime_binary() -> std::path::PathBuf {
@@ -36,7 +38,7 @@ pub fn ensure() -> Result<()> {
     } else if !runtime_registered() {
         // A dockerd started before the runtime existed (or by hand) does not know it.
         util::step(&format!(
-            "restarting dockerd to register the {RUNTIME_NAME} runtime"
+            "restarting dockerd to register the {RUNTIME_NAME} and {YOUKI_NAME} runtimes"
         ));
         stop_dockerd()?;
         start_dockerd()?;
@@ -57,8 +59,12 @@ fn start_dockerd() -> Result<()> {
     let mut cmd = Command::new("setsid");
     cmd.args(["--fork", "dockerd"])
         .arg("--add-runtime")
-        .arg(format!("{RUNTIME_NAME}={}", runtime_binary().display()))
-        .stdin(Stdio::null())
+        .arg(format!("{RUNTIME_NAME}={}", runtime_binary().display()));
+    if let Some(youki) = youki_binary() {
+        cmd.arg("--add-runtime")
+            .arg(format!("{YOUKI_NAME}={}", youki.display()));
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // Nothing inherited beyond stdio: run under `flock FILE cargo xtask ...`,
@@ -86,13 +92,27 @@ fn start_dockerd() -> Result<()> {
     bail!("dockerd did not answer within 60 s; see {DOCKERD_LOG}")
 }
 
-/// Does the running engine know the bundled runtime (at this workspace's path)?
+/// youki as `cargo install` left it: on the PATH, or in cargo's own bin.
+pub fn youki_binary() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo/bin"));
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(home)
+        .map(|dir| dir.join("youki"))
+        .find(|p| p.is_file())
+}
+
+/// Does the running engine know the bundled runtime (at this workspace's
+/// path) and youki?
 fn runtime_registered() -> bool {
     let Ok(out) = util::output(docker().args(["info", "--format", "{{json .Runtimes}}"])) else {
         return false;
     };
     let runtimes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    runtimes[RUNTIME_NAME]["path"].as_str() == Some(&runtime_binary().display().to_string())
+    let path = |name: &str| runtimes[name]["path"].as_str().map(str::to_string);
+    path(RUNTIME_NAME) == Some(runtime_binary().display().to_string())
+        && path(YOUKI_NAME) == youki_binary().map(|p| p.display().to_string())
 }
 
 /// Stops the dockerd whose pid file is in the usual place, and waits for it to go.

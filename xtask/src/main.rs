@@ -22,6 +22,7 @@ mod bench_run;
 mod bench_runtime;
 mod bench_tui;
 mod docker;
+mod engines;
 mod fuzz;
 mod lint;
 mod setup;
@@ -44,7 +45,8 @@ enum Command {
     Setup,
     /// Set up, then build release binaries into target/release/.
     Build,
-    /// Start the Docker engine if needed and import the busybox test image.
+    /// Start the Docker engine if needed and import the busybox test image
+    /// into it, podman and containerd's k8s.io namespace.
     Docker,
     /// The main job: `inspector run` one container (no image, no network
     /// needed) and print its lifecycle as the kernel saw it.
@@ -102,7 +104,8 @@ fn main() -> Result<()> {
         }
         Command::Docker => {
             setup::run()?;
-            docker::ensure()
+            docker::ensure()?;
+            engines::ensure()
         }
         Command::Run { brief, docker } => {
             setup::run()?;
@@ -117,6 +120,7 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             docker::ensure()?;
+            engines::ensure()?;
             test(&cargo_args)
         }
         Command::Lint => {
@@ -132,6 +136,7 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             docker::ensure()?;
+            engines::ensure()?;
             bench::run(&which)
         }
         Command::Fuzz { target, seconds } => {

@@ -30,6 +30,8 @@ const PACKAGES: &[&str] = &[
     "libc6-dev",  // libc.a: `cargo xtask build` links inspector-runtime statically
     "linux-perf", // `perf bench sched pipe`: the context-switch storm bench
     "crun",       // a peer runtime, measured and traced where it can run
+    "podman",     // the second engine the tests drive, with
+    "conmon",     // its shim
     // youki's build (`cargo install youki`, below) links these.
     "libseccomp-dev",
     "libsystemd-dev",

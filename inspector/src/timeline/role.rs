@@ -251,7 +251,13 @@ pub fn role_of_exec(filename: &str, argv: &[String]) -> Option<Role> {
             && is_runtime_binary(argv0)
             && argv.get(1).is_some_and(|a| a != "init"))
     {
-        return Some(Role::Runtime);
+        // `runc --version`, `crun features`: asked by an engine, about no
+        // container.
+        return Some(if names_no_container(argv) {
+            Role::Other
+        } else {
+            Role::Runtime
+        });
     }
     match name {
         n if CLIENTS.contains(&n) => Some(Role::Client),
@@ -297,9 +303,49 @@ pub fn role_of_comm(comm: &str) -> Role {
     }
 }
 
+/// A runtime invocation about no container: no command (`--version`,
+/// `--help`), or one about the runtime itself (`spec`, `features`, `list`,
+/// `help`, `version`).
+fn names_no_container(argv: &[String]) -> bool {
+    match runtime_words(argv).next() {
+        None => argv
+            .iter()
+            .skip(1)
+            .any(|a| matches!(a.as_str(), "--version" | "-v" | "-V" | "--help" | "-h")),
+        Some(first) => matches!(
+            first,
+            "spec" | "features" | "list" | "help" | "version" | "info"
+        ),
+    }
+}
+
 /// What a runtime invocation does and to which container:
 /// `runc --root R create --bundle B --pid-file F ID` → ("create", ID).
 pub fn runtime_command(argv: &[String]) -> Option<(String, String)> {
+    const VERBS: &[&str] = &[
+        "create",
+        "start",
+        "run",
+        "delete",
+        "kill",
+        "state",
+        "exec",
+        "pause",
+        "resume",
+        "ps",
+        "update",
+        "events",
+        "checkpoint",
+        "restore",
+    ];
+    let mut words = runtime_words(argv);
+    let verb = words.next().filter(|v| VERBS.contains(v))?;
+    Some((verb.to_string(), words.next()?.to_string()))
+}
+
+/// A runtime's command line without its flags and their values: the
+/// command, then its arguments.
+fn runtime_words(argv: &[String]) -> impl Iterator<Item = &str> {
     // Flags that take a value, global or per command, in runc's command line.
     const WITH_VALUE: &[&str] = &[
         "--root",
@@ -329,38 +375,17 @@ pub fn runtime_command(argv: &[String]) -> Option<(String, String)> {
         "-s",
         "--cgroup-manager", // crun
     ];
-    const VERBS: &[&str] = &[
-        "create",
-        "start",
-        "run",
-        "delete",
-        "kill",
-        "state",
-        "exec",
-        "pause",
-        "resume",
-        "ps",
-        "update",
-        "events",
-        "checkpoint",
-        "restore",
-    ];
-    let mut args = argv.iter().skip(1);
-    let mut verb: Option<&str> = None;
-    while let Some(a) = args.next() {
+    let mut skip_value = false;
+    argv.iter().skip(1).filter_map(move |a| {
+        if std::mem::take(&mut skip_value) {
+            return None;
+        }
         if a.starts_with('-') {
-            if WITH_VALUE.contains(&a.as_str()) && !a.contains('=') {
-                args.next();
-            }
-            continue;
+            skip_value = WITH_VALUE.contains(&a.as_str()) && !a.contains('=');
+            return None;
         }
-        match verb {
-            None if VERBS.contains(&a.as_str()) => verb = Some(a),
-            None => return None,
-            Some(v) => return Some((v.to_string(), a.clone())),
-        }
-    }
-    None
+        Some(a.as_str())
+    })
 }
 
 /// The container a shim serves: containerd's `-id ID`, conmon's `-c ID`.
@@ -569,6 +594,26 @@ mod tests {
         assert!(!is_init_stage("youki") && !is_init_stage("sh"));
         assert_eq!(Role::named("docker CLI"), Some(Role::Client));
         assert_eq!(Role::named("engine cleanup"), Some(Role::EngineCleanup));
+    }
+
+    #[test]
+    fn a_runtime_asked_about_itself_is_part_of_no_container() {
+        for argv in [
+            &["runc", "--version"][..],
+            &["crun", "features"],
+            &["inspector-runtime", "spec"],
+            &["youki", "--root", "/r", "list"],
+        ] {
+            assert_eq!(
+                role_of_exec(argv[0], &v(argv)),
+                Some(Role::Other),
+                "{argv:?}"
+            );
+        }
+        assert_eq!(
+            role_of_exec("runc", &v(&["runc", "--root", "/r", "state", "x"])),
+            Some(Role::Runtime)
+        );
     }
 
     #[test]
