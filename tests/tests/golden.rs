@@ -4,7 +4,12 @@
 
 use std::{path::PathBuf, process::Command};
 
-use tests::{DOCKER, Need, TempDir, image, inspector_bin, probe_test, ready};
+use tests::{
+    DOCKER, Need, TempDir,
+    engines::{self, Runtime},
+    image, inspector_bin, probe_test, ready,
+    runtime::Bundle,
+};
 
 fn golden(name: &str) -> PathBuf {
     tests::workspace().join("tests/goldens").join(name)
@@ -408,11 +413,17 @@ fn runc_and_the_bundled_runtime_differ_in_the_runtime_roles_only() {
     );
     for role in &roles {
         assert!(
-            role.starts_with("runtime") || *role == "client",
+            role.starts_with("runtime") || *role == "client" || *role == "made by",
             "{role} differs too:\n{}",
             c.stdout
         );
     }
+    assert!(
+        c.stdout
+            .contains("- docker, runc\n+ docker, inspector-runtime"),
+        "{}",
+        c.stdout
+    );
     assert!(
         c.stdout.contains("- execve(\"/usr/sbin/runc\""),
         "{}",
@@ -421,6 +432,171 @@ fn runc_and_the_bundled_runtime_differ_in_the_runtime_roles_only() {
     assert!(
         c.stdout
             .contains("+ execve(\"<inspector-dir>/inspector-runtime\""),
+        "{}",
+        c.stdout
+    );
+}
+
+/// `inspector check --runs 20` of `cmd` against the golden `name`: every
+/// run's sequence compared.
+fn matches_20_times(name: &str, cmd: &[&str]) {
+    let path = golden(name);
+    let mut args = vec![
+        "check",
+        "--runs",
+        "20",
+        "--golden",
+        path.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    let c = inspector(&args);
+    assert_eq!(
+        c.code,
+        Some(0),
+        "{name} (regenerate it with `inspector check --update` only if the change is \
+         intended):\n{}{}",
+        c.stdout,
+        c.stderr
+    );
+    assert!(c.stderr.contains("20 runs"), "{}", c.stderr);
+}
+
+/// podman names a container at random unless told: conmon's command line
+/// carries the name.
+const GOLDEN_NAME: &str = "inspector-golden";
+
+fn podman_true() -> Vec<String> {
+    let mut cmd = vec![
+        "/usr/bin/podman".to_string(),
+        "--runtime".into(),
+        "runc".into(),
+        "run".into(),
+        "--rm".into(),
+        "--name".into(),
+        GOLDEN_NAME.into(),
+    ];
+    cmd.extend(engines::PODMAN_LIMITS.iter().map(|s| s.to_string()));
+    cmd.extend([image(), "true".into()]);
+    cmd
+}
+
+#[test]
+fn podman_run_matches_its_golden_20_times() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
+        return;
+    };
+    if !engines::podman_ready() {
+        return;
+    }
+    let cmd = podman_true();
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    matches_20_times("podman-run-rm-true.golden", &cmd);
+}
+
+#[test]
+fn ctr_run_matches_its_golden_20_times() {
+    let Some(_lock) = probe_test(&[Need::Docker]) else {
+        return;
+    };
+    if !engines::ctr_ready() {
+        return;
+    }
+    let image = engines::ctr_image();
+    matches_20_times(
+        "ctr-run-rm-true.golden",
+        &[
+            "/usr/bin/ctr",
+            "-a",
+            engines::CONTAINERD_SOCKET,
+            "-n",
+            engines::CTR_NAMESPACE,
+            "run",
+            "--rm",
+            &image,
+            GOLDEN_NAME,
+            "true",
+        ],
+    );
+}
+
+/// `RUNTIME --root ROOT run --bundle B ID` of a busybox bundle running `true`.
+fn runtime_alone(runtime: Runtime, root: &TempDir, bundle: &Bundle) -> Vec<String> {
+    let cmd = engines::direct_run(runtime, root.path(), bundle);
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn runc_alone_matches_its_golden_20_times() {
+    let Some(_lock) = probe_test(&[Need::Trace, Need::Runtime, Need::Runc]) else {
+        return;
+    };
+    let root = TempDir::new("golden-runc-root");
+    let bundle = Bundle::new("golden-runc", &["true"]);
+    let cmd = runtime_alone(Runtime::Runc, &root, &bundle);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    matches_20_times("runc-run-true.golden", &cmd);
+}
+
+/// Goldens of different engines or runtimes compare role by role: what made
+/// each is said first, then each role that differs, under the same names.
+#[test]
+fn goldens_of_two_engines_or_two_runtimes_diff_role_by_role() {
+    let docker = golden("docker-run-rm-true.golden");
+    let podman = golden("podman-run-rm-true.golden");
+    let c = inspector(&["diff", docker.to_str().unwrap(), podman.to_str().unwrap()]);
+    assert_eq!(c.code, Some(1), "{}", c.stderr);
+    let out = &c.stdout;
+    assert!(
+        out.contains("@@ container 1 · made by @@\n- docker, runc\n+ podman, runc"),
+        "{out}"
+    );
+    for role in ["client", "shim (start)", "runtime create", "runtime init"] {
+        assert!(
+            out.contains(&format!("@@ container 1 · {role} @@")),
+            "{role}:\n{out}"
+        );
+    }
+    // What one engine has and the other not, by name.
+    assert!(
+        out.contains("@@ container 1 · engine cleanup (new) @@"),
+        "{out}"
+    );
+    assert!(
+        out.contains("@@ container 1 · shim delete (missing) @@"),
+        "{out}"
+    );
+    assert!(out.contains("+ execve(\"/usr/bin/conmon\""), "{out}");
+
+    // runc against youki, alone: the runtime's roles.
+    let Some(_lock) = probe_test(&[Need::Trace, Need::Runtime]) else {
+        return;
+    };
+    if !Runtime::Youki.ready() {
+        return;
+    }
+    let tmp = TempDir::new("golden-youki");
+    let youki = tmp.path().join("youki.golden");
+    let root = TempDir::new("golden-youki-root");
+    let bundle = Bundle::new("golden-youki", &["true"]);
+    let cmd = runtime_alone(Runtime::Youki, &root, &bundle);
+    let mut args = vec!["record", "--golden", youki.to_str().unwrap(), "--"];
+    args.extend(cmd.iter().map(String::as_str));
+    let r = inspector(&args);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let runc = golden("runc-run-true.golden");
+    let c = inspector(&["diff", runc.to_str().unwrap(), youki.to_str().unwrap()]);
+    assert_eq!(c.code, Some(1), "{}", c.stderr);
+    assert!(
+        c.stdout.contains("- runc, no engine\n+ youki, no engine"),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout.contains("@@ container 1 · runtime run @@"),
         "{}",
         c.stdout
     );

@@ -484,21 +484,60 @@ fn rank(label: &str) -> Role {
         .unwrap_or(Role::Other)
 }
 
-/// Consecutive cgroup removals: runtimes remove a container's hierarchies
-/// by walking a map, in a different order every run.
+/// Lines that come in an order of their own, and which run of them a line
+/// belongs to: a runtime's cgroup removals (one per hierarchy, from a map);
+/// podman moving conmon into each v1 hierarchy through its `tasks` file (a
+/// Go map too); the runtime's init bind-mounting podman's files for the
+/// container (`hosts`, `hostname`, `.containerenv`, `shm`), which podman
+/// lists in its config in an order of its own.
+fn unordered(l: &Line) -> Option<u8> {
+    let t = &l.text;
+    if t.starts_with("cgroup rmdir ") {
+        Some(0)
+    } else if t.starts_with("cgroup attach thread ")
+        || (t.starts_with("cgroup write ") && t.contains("/tasks \""))
+    {
+        Some(1)
+    } else if t.starts_with("mount(\"") && t.contains("/overlay-containers/<id>/userdata/") {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// A line that joins a run of [`unordered`] lines of `kind` without
+/// starting one: the propagation change after each of podman's bind
+/// mounts, and the remount that makes one read-only or `nosuid`.
+fn follows(kind: u8, l: &Line) -> bool {
+    kind == 2 && l.text.starts_with("mount(NULL, ")
+}
+
+/// Runs of consecutive lines of one [`unordered`] kind, and the lines that
+/// [`follows`] them, as groups.
 fn group_unordered_runs(r: &mut RoleSequence) {
-    let unordered = |l: &Line| l.text.starts_with("cgroup rmdir ");
+    // A group's kind: its first line's (followers never open one).
+    fn kind_of(group: &[Line]) -> Option<u8> {
+        group.first().and_then(unordered)
+    }
     let mut out: Vec<Item> = Vec::new();
     for item in r.items.drain(..) {
         match item {
-            Item::Line(l) if unordered(&l) => match out.last_mut() {
-                Some(Item::Unordered(group)) if group.iter().all(unordered) => group.push(l),
+            Item::Line(l) if let Some(kind) = unordered(&l) => match out.last_mut() {
+                Some(Item::Unordered(group)) if kind_of(group) == Some(kind) => group.push(l),
                 _ => out.push(Item::Unordered(vec![l])),
+            },
+            Item::Line(l) => match out.last_mut() {
+                Some(Item::Unordered(group))
+                    if kind_of(group).is_some_and(|kind| follows(kind, &l)) =>
+                {
+                    group.push(l)
+                }
+                _ => out.push(Item::Line(l)),
             },
             other => out.push(other),
         }
     }
-    // A group of one is just a line.
+    // A group of one is just a line (no follower can open one).
     for item in &mut out {
         if let Item::Unordered(group) = item
             && group.len() == 1

@@ -104,6 +104,8 @@ fn after_prefixes(s: &str) -> String {
         // inspector-runtime's sealed copy of itself, named after its build.
         ("/.sealed/", "<exe>", |c| c != b'"' && c != b' '),
         ("cgroup.procs \"", "<pid>", |c| c.is_ascii_digit()),
+        // cgroup v1's per-thread list: podman moves conmon in through it.
+        ("/tasks \"", "<pid>", |c| c.is_ascii_digit()),
         ("fchdir(", "<fd>", |c| c.is_ascii_digit()),
         ("setns(", "<fd>", |c| c.is_ascii_digit()),
         // runc's bind mount of its own binary: runc.XXXXXX
@@ -186,6 +188,10 @@ mod tests {
             (
                 format!("cgroup write pids:/docker/{ID}/cgroup.procs \"29127\""),
                 "cgroup write pids:/docker/<id>/cgroup.procs \"<pid>\"",
+            ),
+            (
+                "cgroup write cpu:/libpod_parent/conmon/tasks \"28017\"".to_string(),
+                "cgroup write cpu:/libpod_parent/conmon/tasks \"<pid>\"",
             ),
             (
                 "mount(\"/proc/self/exe\", \"/var/run/docker/runtime-runc/moby/x/runc.DKsNED\", NULL, MS_BIND) = 0 <0.035ms>".to_string(),
