@@ -50,18 +50,23 @@ struct Proc {
     verb: Option<String>,
     /// When it exec'd its current image.
     exec_ns: Option<u64>,
-    /// What a client waiting for its container did before the container was
-    /// known (its exec; podman's own mounts), the first [`EARLY_KEPT`]:
-    /// the container gets them when the client joins it.
+    /// What a client waiting for its container, and its helpers, did before
+    /// the container was known (its exec; podman's own mounts, network
+    /// namespace and netavark), the first [`EARLY_KEPT`]: the container gets
+    /// them when the client joins it.
     early: Vec<Step>,
+    /// The client waiting for a container on whose behalf this process
+    /// works: itself once it asked, and the helpers it forks meanwhile.
+    asking: Option<u32>,
     /// What a client wrote before its container was known (or when no
     /// container ever was: the engine refused its request).
     messages: Vec<Message>,
 }
 
 /// Most steps kept of a client before its container is known: podman mounts
-/// the image and the container's shm before it starts conmon.
-const EARLY_KEPT: usize = 64;
+/// the image and the container's shm, makes its network namespace and runs
+/// netavark (and its two dozen `iptables`) before it starts conmon.
+const EARLY_KEPT: usize = 512;
 
 /// Most messages kept per container: a client pulling an image writes a
 /// line per progress update.
@@ -193,6 +198,7 @@ impl Builder {
             verb: None,
             exec_ns: None,
             early: Vec::new(),
+            asking: None,
             messages: Vec::new(),
         });
         // A process seeded from /proc: now its exact start time is known.
@@ -247,6 +253,7 @@ impl Builder {
                 verb: None,
                 exec_ns: None,
                 early: Vec::new(),
+                asking: None,
                 messages: Vec::new(),
             },
         );
@@ -365,21 +372,28 @@ impl Builder {
             None if role.is_per_container() => self.stats.unattributed += 1,
             None => {}
         }
-        // A client's words and steps before its container is known: kept
-        // with it.
-        if role == Role::Client
-            && let Some(p) = self.procs.get_mut(&task_tgid)
-        {
+        // A client's words, and its and its helpers' steps, before its
+        // container is known: kept with it.
+        if role == Role::Client {
             match &e.body {
-                Body::Message { stream, text, .. } if p.messages.len() < MESSAGES_KEPT => {
-                    p.messages
-                        .extend(Message::new(role, task_tgid, stream, text));
+                Body::Message { stream, text, .. } => {
+                    if let Some(p) = self.procs.get_mut(&task_tgid)
+                        && p.messages.len() < MESSAGES_KEPT
+                    {
+                        p.messages
+                            .extend(Message::new(role, task_tgid, stream, text));
+                    }
                 }
-                Body::Message { .. } | Body::Fork { thread: true, .. } => {}
-                _ if p.early.len() < EARLY_KEPT && self.pending_cli.contains(&task_tgid) => {
-                    p.early.push(step(e.clone(), role, None));
+                Body::Fork { thread: true, .. } => {}
+                _ => {
+                    let asking = self.procs.get(&task_tgid).and_then(|p| p.asking);
+                    if let Some(client) = asking.filter(|c| self.pending_cli.contains(c))
+                        && let Some(p) = self.procs.get_mut(&client)
+                        && p.early.len() < EARLY_KEPT
+                    {
+                        p.early.push(step(e.clone(), role, None));
+                    }
                 }
-                _ => {}
             }
         }
 
@@ -419,6 +433,7 @@ impl Builder {
             verb: None,
             exec_ns: None,
             early: Vec::new(),
+            asking: if role == Role::Client { p.asking } else { None },
             messages: Vec::new(),
         };
         let container = child_proc.container.clone();
@@ -490,7 +505,10 @@ impl Builder {
                     self.procs.get_mut(&tgid).unwrap().container = Some(id.as_str().into());
                     self.join(&id, tgid, t);
                 }
-                None if wants_container => self.pending_cli.push(tgid),
+                None if wants_container => {
+                    self.pending_cli.push(tgid);
+                    self.procs.get_mut(&tgid).expect("exec'd").asking = Some(tgid);
+                }
                 None => {}
             }
             return;
@@ -1464,6 +1482,44 @@ mod tests {
             .find(|l| l.role == Role::EngineCleanup)
             .unwrap();
         assert_eq!(delete.ppid, cleanup.pid);
+    }
+
+    #[test]
+    fn podman_s_network_set_up_is_its_request_and_its_teardown_its_cleanup() {
+        // `podman --runtime runc run --rm --ulimit … IMAGE true` on podman's
+        // default bridge network: podman makes the network namespace and
+        // runs netavark (which runs iptables) before conmon, and its cleanup
+        // runs netavark again.
+        let (timelines, stats) = build(include_str!(
+            "../../tests/fixtures/podman-run-bridge-network.jsonl"
+        ));
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        let t = &timelines[0];
+        assert_eq!(stats.unattributed, 0);
+        assert!(t.complete);
+        let request = |s: &&Step| s.phase == Some(Phase::Request);
+        let said = |s: &Step, words: &str| s.detail().contains(words);
+        assert!(
+            t.steps
+                .iter()
+                .filter(request)
+                .any(|s| said(s, "unshare(CLONE_NEWNET)"))
+        );
+        assert!(
+            t.steps
+                .iter()
+                .filter(request)
+                .any(|s| said(s, "/usr/lib/podman/netavark"))
+        );
+        assert!(
+            t.steps
+                .iter()
+                .filter(request)
+                .any(|s| said(s, "\"iptables\""))
+        );
+        assert!(t.chain.iter().any(|l| {
+            l.role == Role::EngineCleanup && l.argv.first().is_some_and(|a| a.ends_with("netavark"))
+        }));
     }
 
     #[test]

@@ -407,8 +407,12 @@ pub fn is_podman_cleanup(argv: &[String]) -> bool {
         .any(|w| w[0] == "container" && w[1] == "cleanup")
 }
 
-/// The container a process of an engine's cleanup names: its last word.
+/// The container `podman container cleanup` names: its last word. `None`
+/// for the helpers it runs (netavark), which keep its container.
 pub fn cleanup_container(argv: &[String]) -> Option<String> {
+    if !is_podman_cleanup(argv) {
+        return None;
+    }
     argv.last().filter(|a| !a.starts_with('-')).cloned()
 }
 
