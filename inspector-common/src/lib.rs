@@ -61,7 +61,8 @@ pub const MESSAGE_LEN: usize = 1024;
 
 /// `stream` of a [`MessageEvent`].
 pub const STREAM_STDERR: u32 = 1;
-/// The runtime's `--log` file (`log.json`, as containerd and inspector run name it).
+/// The runtime's `--log` file (`log.json`, as containerd and inspector run
+/// name it; `oci-log`, as podman does).
 pub const STREAM_RUNTIME_LOG: u32 = 2;
 
 /// `cause` of a [`KillEvent`].
@@ -72,7 +73,7 @@ pub const KILLED_BY_SECCOMP: u32 = 2;
 /// value takes from the command it last exec'd: exec'ing this command starts
 /// following the process; what it writes on fd 2 is a message (a client's
 /// or a runtime's own words, not a daemon's log); what it writes to a file
-/// named `log.json` is (a runtime's `--log`).
+/// named `log.json` or `oci-log` is (a runtime's `--log`).
 pub const COMM_FOLLOW: u32 = 1;
 pub const COMM_STDERR_IS_MESSAGE: u32 = 2;
 pub const COMM_WRITES_RUNTIME_LOG: u32 = 4;

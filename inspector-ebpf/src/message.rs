@@ -4,10 +4,11 @@
 //! shim deletes the bundle, log.json with it). Two streams:
 //! - fd 2 of a process whose command is marked `COMM_STDERR_IS_MESSAGE`
 //!   (clients and runtimes; a daemon's stderr is its log, not kept);
-//! - a file named `log.json` written by a process whose command is marked
-//!   `COMM_WRITES_RUNTIME_LOG` (runtimes): the runtime's `--log`, as
-//!   containerd's shim and `inspector run` name it (runc, crun and
-//!   inspector-runtime write a JSON line per message there).
+//! - a file named `log.json` or `oci-log` written by a process whose
+//!   command is marked `COMM_WRITES_RUNTIME_LOG` (runtimes): the runtime's
+//!   `--log`, as containerd's shim and `inspector run` (`log.json`) and
+//!   podman (`oci-log`) name it (runc, crun and inspector-runtime write a
+//!   JSON line per message there).
 //!
 //! Only followed processes get here (see `write`), and a bit per process
 //! (`SPEAKS_BITS`) turns away all but clients and runtimes before any of
@@ -28,10 +29,12 @@ use crate::{
     maps::{EVENTS, count_lost, enabled, speaker_bits, submit_flags, wanted},
 };
 
-/// The name the runtime's log file has, with its NUL.
+/// The name the runtime's log file has, with its NUL: containerd's shim and
+/// `inspector run` name it `log.json`, podman (through conmon) `oci-log`.
 const RUNTIME_LOG: &[u8; 9] = b"log.json\0";
+const OCI_LOG: &[u8; 8] = b"oci-log\0";
 
-/// Is `file` named `log.json`? Two reads: the dentry, then its name's first bytes.
+/// Is `file` a runtime's log? Two reads: the dentry, then its name's first bytes.
 #[inline(always)]
 fn is_runtime_log(file: u64) -> bool {
     let dentry = read_ptr(file + off!(file_f_path), off!(path_dentry));
@@ -44,7 +47,11 @@ fn is_runtime_log(file: u64) -> bool {
     if unsafe { bpf_probe_read_kernel_buf(name as *const u8, &mut got) }.is_err() {
         return false;
     }
-    &got == RUNTIME_LOG
+    // As two words: a byte slice compare would be a call the verifier refuses.
+    let head = u64::from_le_bytes([
+        got[0], got[1], got[2], got[3], got[4], got[5], got[6], got[7],
+    ]);
+    &got == RUNTIME_LOG || head == u64::from_le_bytes(*OCI_LOG)
 }
 
 /// Reports this write (fd `fd`, open on `file`) if it is a message.

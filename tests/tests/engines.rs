@@ -279,3 +279,42 @@ fn youki_alone() {
 fn crun_alone_in_pure_cgroup2() {
     direct(Runtime::Crun);
 }
+
+/// A start that fails under podman is explained as under Docker: the
+/// failing process, and the runtime's own words from its log (conmon names
+/// it `oci-log`) and podman's.
+#[test]
+fn podman_says_why_a_start_failed_in_its_runtime_s_own_words() {
+    let Some(_lock) = probe_test(&[Need::Trace]) else {
+        return;
+    };
+    if !engines::podman_ready() {
+        return;
+    }
+    let tracer = Tracer::start(&[]);
+    let out = engines::podman_run(Runtime::Runc, &["/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let recording = tracer.stop_recording();
+    let (timelines, stderr) = timelines_of(&recording.path);
+    let failed: Vec<_> = timelines.iter().filter(|t| t.failure.is_some()).collect();
+    assert_eq!(failed.len(), 1, "{stderr}: {timelines:#?}");
+    let t = failed[0];
+    assert_eq!(t.engine, Some(Engine::Podman));
+    let f = t.failure.as_ref().unwrap();
+    assert_eq!(f.role, Role::RuntimeInit, "{f:#?}");
+    let said = |role: Role, stream: &str| {
+        f.messages
+            .iter()
+            .any(|m| m.role == role && m.stream == stream && m.text.contains("/nonexistent"))
+    };
+    assert!(said(Role::Runtime, "runtime_log"), "{f:#?}");
+    assert!(said(Role::Client, "stderr"), "{f:#?}");
+    assert!(
+        f.summary.contains("no such file or directory"),
+        "{}",
+        f.summary
+    );
+}

@@ -175,7 +175,7 @@ pub const DEFAULT_TRACK_COMMS: &[&str] = &[
     "inspector-runti", // inspector-runtime
 ];
 
-/// Of those, the OCI runtimes: what they write to a file named `log.json`
+/// Of those, the OCI runtimes: what they write to a file named `log.json` or `oci-log`
 /// (their `--log`) is words for a user.
 pub const RUNTIMES: &[&str] = &["runc", "crun", "youki", "inspector-runti"];
 

@@ -27,7 +27,9 @@ use crate::event::{Body, Event, Task};
 pub struct Stats {
     pub events: u64,
     /// Events of per-container processes (shim, runtime, entrypoint...) with no
-    /// container known.
+    /// container known. A process known only by its command name (running
+    /// before the trace began, in a recording read back: inspector-runtime's
+    /// long-lived exe-keeper) is not counted: nothing could attribute it.
     pub unattributed: u64,
     /// Events that arrived for a container whose timeline was already handed out.
     pub late: u64,
@@ -58,6 +60,10 @@ struct Proc {
     /// The client waiting for a container on whose behalf this process
     /// works: itself once it asked, and the helpers it forks meanwhile.
     asking: Option<u32>,
+    /// Its role is a guess from its command name alone: it was running
+    /// before the trace began and was not seeded (a recording read back),
+    /// and nothing it did named a container.
+    guessed: bool,
     /// What a client wrote before its container was known (or when no
     /// container ever was: the engine refused its request).
     messages: Vec<Message>,
@@ -199,6 +205,7 @@ impl Builder {
             exec_ns: None,
             early: Vec::new(),
             asking: None,
+            guessed: true,
             messages: Vec::new(),
         });
         // A process seeded from /proc: now its exact start time is known.
@@ -254,6 +261,7 @@ impl Builder {
                 exec_ns: None,
                 early: Vec::new(),
                 asking: None,
+                guessed: false,
                 messages: Vec::new(),
             },
         );
@@ -346,6 +354,7 @@ impl Builder {
 
         let p = &self.procs[&task.tgid];
         let role = p.role;
+        let guessed = p.guessed;
         let container = match &p.container {
             Some(id) => Some(id.clone()),
             None => self.container_by_path(&e.body).map(Into::into),
@@ -369,7 +378,7 @@ impl Builder {
                 }
                 return;
             }
-            None if role.is_per_container() => self.stats.unattributed += 1,
+            None if role.is_per_container() && !guessed => self.stats.unattributed += 1,
             None => {}
         }
         // A client's words, and its and its helpers' steps, before its
@@ -434,6 +443,7 @@ impl Builder {
             exec_ns: None,
             early: Vec::new(),
             asking: if role == Role::Client { p.asking } else { None },
+            guessed: false,
             messages: Vec::new(),
         };
         let container = child_proc.container.clone();
@@ -450,6 +460,7 @@ impl Builder {
         p.comm = task.comm.to_string();
         p.nspid = task.nspid;
         p.exec_ns = Some(t);
+        p.guessed = false;
         let before = p.role;
         p.role = if let Some(r) = role::role_of_exec(filename, argv) {
             r
@@ -1596,6 +1607,32 @@ mod tests {
                 errno: None,
             },
         }
+    }
+
+    #[test]
+    fn a_runtime_known_only_by_its_name_is_not_counted_unattributed() {
+        // inspector-runtime's exe-keeper, started before the trace, exits in
+        // it: nothing of it was seen but its command name.
+        let mut b = Builder::new();
+        b.push(Event {
+            body: Body::Exit {
+                exit_code: Some(0),
+                signal: None,
+                core_dumped: false,
+                status: 0,
+            },
+            ..exec_event(50, 1, 50, &["inspector-runti"], 10)
+        });
+        assert_eq!(b.stats().unattributed, 0);
+        // One that exec'd in the trace and names no container still is.
+        b.push(exec_event(
+            51,
+            1,
+            51,
+            &["runc", "--root", "/r", "create", "--bundle"],
+            11,
+        ));
+        assert_eq!(b.stats().unattributed, 1);
     }
 
     #[test]
