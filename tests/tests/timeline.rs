@@ -204,7 +204,7 @@ fn trace_timeline_prints_each_container_as_it_ends() {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("container {}: ", &id[..12])),
+        stdout.contains(&format!("container {} (docker, runc): ", &id[..12])),
         "no complete timeline for {id}:\n{stdout}"
     );
     assert!(stdout.contains("exited 4"), "{stdout}");
@@ -258,7 +258,7 @@ fn a_container_running_before_the_trace_is_shown_with_what_can_be_known() {
     assert!(stderr.contains("containers already running: "), "{stderr}");
     assert!(
         stdout.contains(&format!(
-            "container {} (running before the trace began)",
+            "container {} (docker, runc) (running before the trace began)",
             &id[..12]
         )),
         "{stdout}"

@@ -1581,6 +1581,15 @@ mod tests {
         assert_eq!(phases, Phase::ALL);
     }
 
+    /// The pid of the client container `id`'s chain has so far.
+    fn client_of(b: &Builder, id: &str) -> Option<u32> {
+        b.live_container(id)?
+            .chain
+            .iter()
+            .find(|l| l.role == Role::Client)
+            .map(|l| l.pid)
+    }
+
     /// A successful exec of `argv` by process `tgid` (pid `nspid` inside).
     fn exec_event(tgid: u32, ptgid: u32, nspid: u32, argv: &[&str], at: u64) -> Event {
         Event {
@@ -1691,15 +1700,10 @@ mod tests {
             });
             b.push(exec_event(init, runtime, 1, &["sh", "-c", code], at + 1));
         }
-        let client = |b: &Builder, id: &str| {
-            b.live_container(id)
-                .unwrap()
-                .chain
-                .iter()
-                .find(|l| l.role == Role::Client)
-                .map(|l| l.pid)
-        };
-        assert_eq!((client(&b, "a"), client(&b, "b")), (Some(10), Some(11)));
+        assert_eq!(
+            (client_of(&b, "a"), client_of(&b, "b")),
+            (Some(10), Some(11))
+        );
     }
 
     #[test]
@@ -1737,16 +1741,8 @@ mod tests {
         };
         b.push(shim(20, "b", 3));
         b.push(shim(21, "a", 4));
-        let client = |b: &Builder, id: &str| {
-            b.live_container(id)
-                .unwrap()
-                .chain
-                .iter()
-                .find(|l| l.role == Role::Client)
-                .map(|l| l.pid)
-        };
-        assert_eq!(client(&b, "a"), Some(10));
-        assert_eq!(client(&b, "b"), Some(11));
+        assert_eq!(client_of(&b, "a"), Some(10));
+        assert_eq!(client_of(&b, "b"), Some(11));
     }
 
     #[test]

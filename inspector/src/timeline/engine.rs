@@ -190,11 +190,11 @@ mod tests {
         let ctr = link(Role::Client, "/usr/bin/ctr", &["ctr", "run", "i", "x"]);
         assert_eq!(engine_of("x", &[ctr]), Some(Engine::Containerd));
         assert_eq!(
-            engine_of("inspector-41-1700000000000", &[runc.clone()]),
+            engine_of("inspector-41-1700000000000", std::slice::from_ref(&runc)),
             Some(Engine::Inspector)
         );
         assert_eq!(
-            engine_of("inspector-x", &[runc.clone()]),
+            engine_of("inspector-x", std::slice::from_ref(&runc)),
             Some(Engine::Direct)
         );
         assert_eq!(engine_of("c1", &[runc]), Some(Engine::Direct));

@@ -8,7 +8,10 @@
 
 use serde_json::{Value, json};
 
-use super::{ContainerTimeline, Role, present::short_id};
+use super::{
+    ContainerTimeline, Role,
+    present::{made_by, short_id},
+};
 
 /// Microseconds since `origin`, as Chrome traces count.
 fn us(t: u64, origin: u64) -> f64 {
@@ -26,7 +29,7 @@ pub fn document(timelines: &[ContainerTimeline]) -> Value {
         let label = short_id(&t.id);
         let lifecycle = base;
         events.push(json!({"ph": "M", "name": "process_name", "pid": lifecycle,
-            "args": {"name": format!("container {label} · lifecycle")}}));
+            "args": {"name": format!("container {label}{} · lifecycle", made_by(t.engine, t.runtime.as_deref()))}}));
         events.push(
             json!({"ph": "M", "name": "process_sort_index", "pid": lifecycle,
             "args": {"sort_index": lifecycle}}),

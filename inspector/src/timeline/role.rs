@@ -207,12 +207,12 @@ pub fn client_wants_container(argv: &[String]) -> bool {
             break;
         }
     }
-    match positional.as_slice() {
-        ["run" | "create" | "start", ..] => true,
-        ["container" | "containers" | "c", "create" | "run" | "start"] => true,
-        ["task" | "tasks" | "t", "start"] => true,
-        _ => false,
-    }
+    matches!(
+        positional.as_slice(),
+        ["run" | "create" | "start", ..]
+            | ["container" | "containers" | "c", "create" | "run" | "start"]
+            | ["task" | "tasks" | "t", "start"]
+    )
 }
 
 /// The role a process has from what it exec'd, before its parent is considered.

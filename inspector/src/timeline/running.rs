@@ -6,12 +6,13 @@ use std::path::Path;
 use super::Builder;
 use crate::{probe::DEFAULT_TRACK_COMMS, track};
 
-/// Where runtimes keep a `<id>/state.json` per container: runc's default root,
-/// Docker's, and containerd's per namespace.
+/// Where runtimes keep a `<id>/state.json` per container: runc's default root
+/// (podman's too), Docker's, containerd's per namespace, and youki's.
 const STATE_ROOTS: &[&str] = &[
     "/run/runc",
     "/run/docker/runtime-runc",
     "/run/containerd/runc",
+    "/run/youki",
 ];
 
 fn cmdline(pid: u32) -> Vec<String> {
@@ -46,7 +47,9 @@ fn visit(dir: &Path, depth: u32, found: &mut Vec<(String, u32)>) {
                 let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
                     continue;
                 };
-                if let (Some(id), Some(pid)) = (v["id"].as_str(), v["init_process_pid"].as_u64()) {
+                // runc's `init_process_pid`, youki's `pid`.
+                let pid = v["init_process_pid"].as_u64().or(v["pid"].as_u64());
+                if let (Some(id), Some(pid)) = (v["id"].as_str(), pid) {
                     found.push((id.to_string(), pid as u32));
                 }
             }

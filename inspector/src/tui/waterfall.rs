@@ -163,11 +163,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 (None, Some(sig), _) => format!(", killed by {}", crate::escape::bare(sig)),
                 _ => String::new(),
             };
+            // What made it last: a narrow pane cuts it before the exit.
             format!(
-                " Lifecycle {}{} · {}{ending} ",
+                " Lifecycle {} · {}{ending}{} ",
                 short_id(&s.id),
+                ms_or_s(s.end_ns.saturating_sub(s.start_ns)),
                 made_by(s.engine, s.runtime.as_deref()),
-                ms_or_s(s.end_ns.saturating_sub(s.start_ns))
             )
         }
         None => " Lifecycle ".to_string(),
