@@ -178,8 +178,13 @@ fn assert_explained(t: &ContainerTimeline) {
             "a stretch of another process: {s:#?}"
         );
     }
-    // The client waits on the engine: the path runs through dockerd.
-    assert!(why.by_role.contains_key("dockerd"), "{why:#?}");
+    // The client waits on the engine: the path runs through dockerd. (Of
+    // fifty identical `docker run`s at once, most have no client known:
+    // their path starts at the shim, and the engine is on it only if the
+    // network hook's wait on it is the longest.)
+    if t.chain.iter().any(|l| l.role == Role::Client) {
+        assert!(why.by_role.contains_key("dockerd"), "{why:#?}");
+    }
     assert!(!why.on_cpu_vs_kernel.is_empty(), "{why:#?}");
 }
 

@@ -45,7 +45,9 @@ pub fn ensure() -> Result<()> {
             "importing {} into containerd's {CTR_NAMESPACE} namespace",
             docker::IMAGE
         ));
-        from_docker_save(ctr().args(["images", "import", "-"]))?;
+        // `docker import` makes an image that names no platform: all of
+        // them, or containerd would unpack none.
+        from_docker_save(ctr().args(["images", "import", "--all-platforms", "-"]))?;
     }
     Ok(())
 }
