@@ -1423,6 +1423,14 @@ mod tests {
     /// exit 4'`: containerd without Docker.
     const CTR_RUN: &str = include_str!("../../tests/fixtures/ctr-run-exit-4.jsonl");
 
+    /// The one timeline of a recording, nothing unattributed.
+    fn only_timeline(jsonl: &str) -> ContainerTimeline {
+        let (mut timelines, stats) = build(jsonl);
+        assert_eq!(timelines.len(), 1, "{timelines:#?}");
+        assert_eq!(stats.unattributed, 0);
+        timelines.remove(0)
+    }
+
     fn roles(t: &ContainerTimeline) -> Vec<Role> {
         let mut roles: Vec<Role> = t.chain.iter().map(|l| l.role).collect();
         roles.dedup();
@@ -1431,10 +1439,7 @@ mod tests {
 
     #[test]
     fn podman_run_is_its_client_conmon_the_runtime_and_its_cleanup() {
-        let (timelines, stats) = build(PODMAN_RUN);
-        assert_eq!(timelines.len(), 1, "{timelines:#?}");
-        let t = &timelines[0];
-        assert_eq!(stats.unattributed, 0);
+        let t = &only_timeline(PODMAN_RUN);
         assert!(t.complete);
         assert_eq!(t.exit_code, Some(4));
         assert_eq!(
@@ -1501,12 +1506,9 @@ mod tests {
         // default bridge network: podman makes the network namespace and
         // runs netavark (which runs iptables) before conmon, and its cleanup
         // runs netavark again.
-        let (timelines, stats) = build(include_str!(
+        let t = &only_timeline(include_str!(
             "../../tests/fixtures/podman-run-bridge-network.jsonl"
         ));
-        assert_eq!(timelines.len(), 1, "{timelines:#?}");
-        let t = &timelines[0];
-        assert_eq!(stats.unattributed, 0);
         assert!(t.complete);
         let request = |s: &&Step| s.phase == Some(Phase::Request);
         let said = |s: &Step, words: &str| s.detail().contains(words);
@@ -1535,10 +1537,7 @@ mod tests {
 
     #[test]
     fn youki_under_podman_has_its_intermediate_process_as_its_init() {
-        let (timelines, stats) = build(PODMAN_YOUKI_RUN);
-        assert_eq!(timelines.len(), 1);
-        let t = &timelines[0];
-        assert_eq!(stats.unattributed, 0);
+        let t = &only_timeline(PODMAN_YOUKI_RUN);
         assert_eq!(
             (t.engine, t.runtime.as_deref()),
             (Some(Engine::Podman), Some("youki"))
@@ -1561,10 +1560,7 @@ mod tests {
 
     #[test]
     fn ctr_run_is_its_client_containerd_and_the_shim_in_its_namespace() {
-        let (timelines, stats) = build(CTR_RUN);
-        assert_eq!(timelines.len(), 1);
-        let t = &timelines[0];
-        assert_eq!(stats.unattributed, 0);
+        let t = &only_timeline(CTR_RUN);
         assert!(t.complete);
         assert_eq!(t.id, "c5", "ctr's container is named by its user");
         assert_eq!(t.exit_code, Some(4));

@@ -8,7 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChainLink, Role, role};
+use super::{
+    ChainLink, Role,
+    role::{self, basename},
+};
 
 /// The engine that made a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,10 +59,6 @@ impl Engine {
 /// `inspector run` names its containers `inspector-<pid>-<ms>`
 /// (`launch/runtime.rs`).
 const INSPECTOR_RUN_PREFIX: &str = "inspector-";
-
-fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
 
 /// What a process executed: its file, or, for a sealed copy executed
 /// through an fd, the name it gave itself.

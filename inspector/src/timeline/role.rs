@@ -127,7 +127,8 @@ impl Role {
     }
 }
 
-fn basename(path: &str) -> &str {
+/// The last part of a path: a program's name.
+pub(super) fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
