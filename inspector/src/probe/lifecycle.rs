@@ -144,8 +144,9 @@ fn try_come_up(opts: &ProbeOptions, keep: bool) -> Result<Probe, Failed> {
     loaded.maps.mark_tracked(after.difference(&before).copied());
     let seeded = before.union(&after).count();
 
-    let Loaded { maps, .. } = loaded;
+    let Loaded { maps, programs } = loaded;
     Ok(Probe {
+        programs,
         links,
         ring: maps.events,
         lost: maps.lost,

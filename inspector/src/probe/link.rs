@@ -26,7 +26,7 @@ use super::{ProbeError, plan::Target};
 
 /// A zeroed `bpf_attr`: the kernel requires every byte past a command's last
 /// field to be zero.
-fn bpf_attr() -> bpf_attr {
+pub(super) fn bpf_attr() -> bpf_attr {
     // SAFETY: a C union of integers, for which all zeroes is a valid value.
     unsafe { std::mem::zeroed() }
 }

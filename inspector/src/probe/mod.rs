@@ -26,6 +26,7 @@
 //! docs/probe.md tells the whole story.
 
 pub mod btf;
+pub mod cost;
 pub mod keeper;
 mod kernel;
 mod lifecycle;
@@ -297,6 +298,8 @@ impl Origin {
 /// The probe, loaded and attached.
 pub struct Probe {
     links: Links,
+    /// The programs, by the hook each fills: what [`cost`] asks about.
+    programs: Vec<(&'static str, std::os::fd::OwnedFd)>,
     ring: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
     run: Array<MapData, RunState>,
@@ -387,6 +390,12 @@ impl Probe {
                 self.missing.join(", ")
             )
         })
+    }
+
+    /// What the kernel counted of each program's runs: time and count,
+    /// while run-time statistics are on ([`cost::count_runs`]).
+    pub fn cost(&self) -> Vec<cost::ProgramCost> {
+        cost::of(&self.programs)
     }
 
     /// Events the kernel could not write because the ring buffer was full.

@@ -115,11 +115,44 @@ struct Container {
     /// What its client and runtime wrote for their user (the first
     /// [`MESSAGES_KEPT`]).
     messages: Vec<Message>,
+    /// Most steps and chain links kept ([`Limits`]); past them, counted only.
+    limits: Limits,
+    /// Events were lost while it was alive, or just before its first
+    /// event: some of its own may be missing.
+    lost: bool,
 }
+
+/// Most of a container's steps and processes kept, for a builder that runs
+/// as long as its host (`inspector agent`): a container that lives for
+/// months (a healthcheck execs every 30 s) must not grow without bound. A
+/// recording read back keeps everything.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    pub steps: usize,
+    pub chain: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            steps: usize::MAX,
+            chain: usize::MAX,
+        }
+    }
+}
+
+/// Containers handed out whose ids are remembered, so that their stragglers
+/// are counted late instead of starting a container of their own: enough
+/// for the stragglers of the last few minutes of a busy host.
+const DONE_KEPT: usize = 4096;
 
 /// The id of a refused request's timeline, before the client's pid: no
 /// container (and so no container id) was made.
 const REQUEST: &str = "request of pid ";
+
+/// How long before a loss is reported its events may have been made: the
+/// reader notices a full ring buffer within a poll or two.
+const LOSS_REACH_NS: u64 = 1_000_000_000;
 
 /// How long (in the events' time) an ended container waits for stragglers.
 const GRACE_NS: u64 = 1_000_000_000;
@@ -133,7 +166,9 @@ const GRACE_NS: u64 = 1_000_000_000;
 pub struct Builder {
     procs: FxHashMap<u32, Proc>,
     containers: FxHashMap<String, Container>,
+    /// The last [`DONE_KEPT`] containers handed out, oldest first.
     done: FxHashSet<String>,
+    done_order: VecDeque<String>,
     finished: VecDeque<ContainerTimeline>,
     /// `docker run|create|start` commands not yet matched with a container.
     pending_cli: Vec<u32>,
@@ -143,6 +178,10 @@ pub struct Builder {
     /// the whole stream, so one pair dates every container.
     anchor: Option<(u64, String)>,
     stats: Stats,
+    /// When the last loss was reported: a container first seen within
+    /// [`LOSS_REACH_NS`] after it may have lost its first events.
+    last_loss_ns: Option<u64>,
+    limits: Limits,
 }
 
 fn exit_parts(body: &Body) -> (Option<i32>, Option<String>) {
@@ -157,6 +196,14 @@ fn exit_parts(body: &Body) -> (Option<i32>, Option<String>) {
 impl Builder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder that keeps at most `limits` of each container.
+    pub fn with_limits(limits: Limits) -> Self {
+        Builder {
+            limits,
+            ..Self::default()
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -174,7 +221,7 @@ impl Builder {
         let mut rest: Vec<(String, Container)> = self.containers.drain().collect();
         rest.sort_by_key(|(_, c)| c.first_ns);
         for (id, c) in rest {
-            let complete = c.ending && self.stats.lost == 0;
+            let complete = c.ending && !c.lost;
             out.push(render_container(id, c, complete, self.anchor.as_ref()));
         }
         out
@@ -295,6 +342,10 @@ impl Builder {
             if let Body::Lost { count, .. } = e.body {
                 // Counts come from the recording: u64::MAX must not wrap to 0.
                 self.stats.lost = self.stats.lost.saturating_add(count);
+                self.last_loss_ns = Some(e.ktime_ns);
+                for c in self.containers.values_mut() {
+                    c.lost = true;
+                }
             }
             return;
         };
@@ -734,15 +785,59 @@ impl Builder {
             if now > c.last_ns.saturating_add(GRACE_NS) {
                 let id = self.ending.swap_remove(i);
                 let c = self.containers.remove(&id).expect("present");
-                self.done.insert(id.clone());
-                // Events lost on the way may have been this container's.
-                let complete = self.stats.lost == 0;
-                self.finished
-                    .push_back(render_container(id, c, complete, self.anchor.as_ref()));
+                self.hand_out(id, c, true);
                 continue;
             }
             i += 1;
         }
+    }
+
+    /// Hands out a container's timeline and remembers its id for a while.
+    fn hand_out(&mut self, id: String, c: Container, ended: bool) {
+        let complete = ended && !c.lost;
+        if self.done_order.len() >= DONE_KEPT
+            && let Some(old) = self.done_order.pop_front()
+        {
+            self.done.remove(&old);
+        }
+        self.done.insert(id.clone());
+        self.done_order.push_back(id.clone());
+        self.finished
+            .push_back(render_container(id, c, complete, self.anchor.as_ref()));
+    }
+
+    /// For a builder that runs for good: hands out, marked incomplete, the
+    /// containers with no process left that nothing was heard of for
+    /// `idle_ns` (their end was lost, or only a straggler named them), and
+    /// forgets the processes `alive` says are gone (their exit was lost).
+    /// Memory then follows the containers and processes alive.
+    pub fn expire(&mut self, now: u64, idle_ns: u64, alive: impl Fn(u32) -> bool) {
+        let gone: Vec<u32> = self.procs.keys().copied().filter(|&p| !alive(p)).collect();
+        for tgid in gone {
+            if let Some(p) = self.procs.remove(&tgid) {
+                self.pending_cli.retain(|&c| c != tgid);
+                if let Some(c) = p.container.and_then(|id| self.containers.get_mut(&*id)) {
+                    c.live.remove(&tgid);
+                }
+            }
+        }
+        let idle: Vec<String> = self
+            .containers
+            .iter()
+            .filter(|(_, c)| c.live.is_empty() && now > c.last_ns.saturating_add(idle_ns))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            let c = self.containers.remove(&id).expect("present");
+            self.ending.retain(|e| *e != id);
+            self.hand_out(id, c, false);
+        }
+    }
+
+    /// Containers in progress and processes known: what the builder's
+    /// memory follows.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.containers.len(), self.procs.len())
     }
 
     /// A container, made when first named.
@@ -754,6 +849,10 @@ impl Builder {
                 Container {
                     first_ns: t,
                     last_ns: t,
+                    limits: self.limits,
+                    lost: self
+                        .last_loss_ns
+                        .is_some_and(|l| t <= l.saturating_add(LOSS_REACH_NS)),
                     ..Default::default()
                 },
             );
@@ -806,6 +905,7 @@ impl Builder {
             );
             c.events += 1;
         }
+        let room = c.chain.len() < c.limits.chain;
         match c.chain.iter_mut().rev().find(|l| l.pid == tgid) {
             // Forked but not yet exec'd, or exec'd again in the same part
             // (runc's re-exec from its memfd): the same link, now complete.
@@ -818,7 +918,8 @@ impl Builder {
             }
             // New, or the same process in a new part (runc's init exec'ing
             // the entrypoint).
-            _ => c.chain.push(fresh),
+            _ if room => c.chain.push(fresh),
+            _ => {}
         }
     }
 
@@ -934,6 +1035,9 @@ fn record(c: &mut Container, e: Event, role: Role) {
         } else {
             c.failed_calls.remove(&task.tgid);
         }
+    }
+    if c.steps.len() >= c.limits.steps {
+        return;
     }
     let phase = current_phase(&c.milestones, t);
     c.steps.push(step(e, role, phase));

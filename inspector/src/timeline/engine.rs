@@ -135,9 +135,72 @@ pub fn runtime_of(chain: &[ChainLink]) -> Option<String> {
         .map(|l| program(l).to_string())
 }
 
+/// The image a container's client named: `docker|podman|nerdctl run|create
+/// [OPTIONS] IMAGE`, `ctr run [OPTIONS] IMAGE ID`. Options are skipped by
+/// their form (`--opt=value`, a boolean flag, or a flag and its value), so
+/// an option of a client this does not know may leave it `None`, never
+/// another word of the command line.
+pub fn image_of(chain: &[ChainLink]) -> Option<String> {
+    let client = chain.iter().find(|l| l.role == Role::Client)?;
+    let mut args = client.argv.iter().skip(1).map(String::as_str);
+    // The verb, after the client's own options (`docker --log-level x run`).
+    let verb = args.by_ref().find(|a| !a.starts_with('-'))?;
+    let verb = match verb {
+        "container" => args.next()?,
+        v => v,
+    };
+    if !matches!(verb, "run" | "create") {
+        return None;
+    }
+    while let Some(a) = args.next() {
+        if a == "--" {
+            return args.next().map(str::to_string);
+        }
+        if let Some(flag) = a.strip_prefix("--") {
+            if !flag.contains('=') && !BOOLEAN_LONG.contains(&flag) {
+                args.next()?;
+            }
+            continue;
+        }
+        if let Some(flags) = a.strip_prefix('-') {
+            // `-it`, `-d`: booleans; `-e X`, `-v X`, `-eX`: one value.
+            if !flags.chars().all(|c| BOOLEAN_SHORT.contains(c)) && flags.len() == 1 {
+                args.next()?;
+            }
+            continue;
+        }
+        return Some(a.to_string());
+    }
+    None
+}
+
+/// The clients' flags that take no value (docker, podman, nerdctl, ctr).
+const BOOLEAN_LONG: &[&str] = &[
+    "rm", "detach", "interactive", "tty", "privileged", "init", "publish-all", "read-only",
+    "no-healthcheck", "oom-kill-disable", "quiet", "sig-proxy", "help", "null-io", "net-host",
+    "rootfs", "replace", "systemd", "no-hosts", "pull-always", "tls-verify", "http-dump",
+    "privileged-without-host-devices", "gpus", "cni", "snapshotter-label",
+];
+const BOOLEAN_SHORT: &str = "ditPq";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_is_the_first_word_after_the_options() {
+        let image = |argv: &[&str]| image_of(&[link(Role::Client, "/usr/bin/docker", argv)]);
+        let img = Some("busybox:latest".to_string());
+        assert_eq!(image(&["docker", "run", "--rm", "busybox:latest", "true"]), img);
+        assert_eq!(
+            image(&["docker", "run", "-it", "-e", "A=1", "--name", "x", "busybox:latest", "sh"]),
+            img
+        );
+        assert_eq!(image(&["podman", "container", "create", "--net=host", "busybox:latest"]), img);
+        assert_eq!(image(&["ctr", "run", "--rm", "busybox:latest", "id1"]), img);
+        assert_eq!(image(&["docker", "ps"]), None);
+        assert_eq!(image(&["docker", "run", "--name"]), None);
+    }
 
     fn link(role: Role, exe: &str, argv: &[&str]) -> ChainLink {
         ChainLink {

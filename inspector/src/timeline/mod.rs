@@ -38,7 +38,7 @@ pub mod timing;
 pub mod why;
 
 pub use self::{
-    builder::{Builder, Stats, live, wall_clock},
+    builder::{Builder, Limits, Stats, live, wall_clock},
     engine::Engine,
     model::{ChainLink, ContainerTimeline, Failure, Message, Step, TIMELINE_SCHEMA_VERSION},
     phase::{Milestones, Phase, PhaseSpan},
