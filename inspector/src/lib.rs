@@ -12,7 +12,8 @@
 //! - [`golden`] records, checks and compares golden syscall sequences;
 //! - [`tui`] is the live terminal UI (`inspector tui`, `inspector run --tui`);
 //! - [`capture`] keeps what the probe saw while something ran, until it settled;
-//! - [`launch`] prepares and drives a container for `inspector run`.
+//! - [`launch`] prepares and drives a container for `inspector run`;
+//! - [`version`] is what `--version` says: the commit and the probe's build.
 
 pub mod capture;
 pub mod escape;
@@ -26,3 +27,4 @@ pub mod probe;
 pub mod timeline;
 pub mod track;
 pub mod tui;
+pub mod version;

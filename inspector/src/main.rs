@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// See, from the kernel's point of view, how a container really starts and stops.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = inspector::version::LONG, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,6 +57,10 @@ enum Command {
     /// finished run left attached and unload the programs (the next run
     /// loads them again).
     Unload(UnloadArgs),
+    /// Print a shell's completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Write the manual pages: inspector.1 and one per subcommand.
+    Man(cmd::man::ManArgs),
     /// Benchmark baseline: attach one empty program to syscalls:sys_enter_write
     /// (with --sched, to sched:sched_switch and sched:sched_waking) until
     /// interrupted.
@@ -113,6 +117,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }),
         Command::Unload(args) => cmd::unload::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
         Command::BenchFloor(args) => cmd::bench_floor::run(args),
         Command::KeepProbe(args) => cmd::keep_probe::run(args),
     }

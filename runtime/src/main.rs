@@ -264,8 +264,9 @@ pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> l
 fn run(cli: Cli) -> Result<i32> {
     if cli.version {
         println!(
-            "inspector-runtime version {}\nspec: 1.0.2",
-            env!("CARGO_PKG_VERSION")
+            "inspector-runtime version {}\ncommit: {}\nspec: 1.0.2",
+            env!("CARGO_PKG_VERSION"),
+            env!("INSPECTOR_RUNTIME_COMMIT")
         );
         return Ok(0);
     }

@@ -5,8 +5,10 @@
 //! `timeline::present::shell_exit_code`, which the views share).
 
 pub mod bench_floor;
+pub mod completions;
 pub mod golden;
 pub mod keep_probe;
+pub mod man;
 pub mod run;
 pub mod timeline;
 pub mod trace;

@@ -292,7 +292,8 @@ fn same_user(sock: RawFd) -> bool {
 
 /// What a keeper sends: the lock and the links it still holds, as
 /// descriptors, and each link's place among the hooks, as bytes (a count
-/// first, so that the message is never empty).
+/// first, so that the message is never empty). The headers' lengths are
+/// cast `as _`: size_t in glibc, socklen_t in musl (`cargo xtask dist`).
 struct Message {
     data: Vec<u8>,
     control: Vec<u8>,
@@ -314,11 +315,11 @@ impl Message {
         unsafe {
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = control.len();
+            msg.msg_controllen = control.len() as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = len as usize;
+            (*cmsg).cmsg_len = len as _;
             std::ptr::copy_nonoverlapping(
                 fds.as_ptr().cast::<u8>(),
                 libc::CMSG_DATA(cmsg),
@@ -339,7 +340,7 @@ impl Message {
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
             msg.msg_control = self.control.as_ptr() as *mut _;
-            msg.msg_controllen = self.control.len();
+            msg.msg_controllen = self.control.len() as _;
             libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == self.data.len() as isize
         }
     }
@@ -362,13 +363,14 @@ impl Message {
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = control.len();
+            msg.msg_controllen = control.len() as _;
             let got = libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
             let mut fds = Vec::new();
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let n = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                    let n = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                        / size_of::<RawFd>();
                     let at = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                     for i in 0..n {
                         fds.push(OwnedFd::from_raw_fd(at.add(i).read_unaligned()));
