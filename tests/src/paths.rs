@@ -1,6 +1,7 @@
 //! Where the tests find the workspace and the binaries under test:
 //! `cargo xtask test` names them (`INSPECTOR_BIN`, `INSPECTOR_RUNTIME_BIN`);
-//! a plain `cargo test` finds the release builds.
+//! a plain `cargo test` finds the release builds. `cargo xtask dist` leaves
+//! its static builds and packages in [`dist_dir`].
 
 use std::path::{Path, PathBuf};
 
@@ -27,4 +28,12 @@ pub fn runtime_bin() -> PathBuf {
 /// The `inspector-runtime` that `inspector run` starts: the one next to it.
 pub fn bundled_runtime_bin() -> PathBuf {
     inspector_bin().with_file_name("inspector-runtime")
+}
+
+/// What `cargo xtask dist` made: the static `inspector` and
+/// `inspector-runtime`, the .deb (`INSPECTOR_DIST_DIR` overrides it).
+pub fn dist_dir() -> PathBuf {
+    std::env::var_os("INSPECTOR_DIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/dist"))
 }

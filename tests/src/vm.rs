@@ -6,7 +6,9 @@
 //! - The kernel is the one `cargo xtask setup` fetched into `target/vm/kernel`
 //!   (Debian's package, unpacked, never installed here).
 //! - The guest is an initramfs: busybox, the release binaries, the shared
-//!   libraries `ldd` lists for them, an OCI bundle, and `tests/vm/init.sh` as
+//!   libraries `ldd` lists for them, an OCI bundle, the static binaries of
+//!   `cargo xtask dist` in a root of their own with busybox alone (no library
+//!   at all: they run there chrooted), and `tests/vm/init.sh` as
 //!   /init, which runs the checks and frames their output on the second serial
 //!   port. It is packed with GNU cpio (Debian's `cpio`, which set-up installs),
 //!   as initramfs-tools does: it writes the newc format from a staged tree,
@@ -22,7 +24,7 @@ use std::{
 };
 
 use crate::{
-    paths::{bundled_runtime_bin, inspector_bin, workspace},
+    paths::{bundled_runtime_bin, dist_dir, inspector_bin, workspace},
     require::{is_root, require},
 };
 
@@ -32,6 +34,11 @@ const TIMEOUT: Duration = Duration::from_secs(8 * 60);
 /// Where the guest keeps inspector and its runtime, side by side as
 /// `inspector run` expects.
 const GUEST_BIN_DIR: &str = "opt/inspector";
+/// The root of the static binaries in the guest: busybox, and `usr/bin`
+/// holding what `cargo xtask dist` built; init.sh chroots there.
+const GUEST_STATIC_ROOT: &str = "opt/static-root";
+/// The static binaries, as `cargo xtask dist` names them.
+pub const STATIC_BINARIES: [&str; 2] = ["inspector", "inspector-runtime"];
 /// The repository's golden for `inspector run --brief -- /bin/true` on this
 /// kernel and layout, checked in the guest when it exists.
 pub const REPO_GOLDEN: &str = "inspector-run-true-cgroup2-6.1.golden";
@@ -337,12 +344,39 @@ fn stage(root: &Path) -> std::io::Result<()> {
         }
     }
 
+    if has_static_binaries() {
+        static_root(&root.join(GUEST_STATIC_ROOT))?;
+    }
+
     limits_bundle(&root.join("opt/limits"))?;
     failure_bundles(&root.join("opt"))?;
     let golden = workspace().join("tests/goldens").join(REPO_GOLDEN);
     if golden.exists() {
         fs::create_dir_all(root.join("opt/goldens"))?;
         install(&golden, &root.join("opt/goldens").join(REPO_GOLDEN), 0o644)?;
+    }
+    Ok(())
+}
+
+/// Did `cargo xtask dist` leave both static binaries? (When not, the guest
+/// has no static checks, and the tests of them skip or, in CI, fail.)
+pub fn has_static_binaries() -> bool {
+    STATIC_BINARIES.iter().all(|b| dist_dir().join(b).exists())
+}
+
+/// A root filesystem of busybox-static and the static binaries, with no
+/// shared library and no dynamic loader in it: what runs there needs none.
+fn static_root(root: &Path) -> std::io::Result<()> {
+    for dir in ["proc", "sys", "dev", "tmp", "run", "usr/bin"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    busybox(&root.join("bin"), &busybox_applets()?)?;
+    for binary in STATIC_BINARIES {
+        install(
+            &dist_dir().join(binary),
+            &root.join("usr/bin").join(binary),
+            0o755,
+        )?;
     }
     Ok(())
 }

@@ -245,3 +245,35 @@ fn why_on_6_1_puts_a_sleeping_hook_on_the_critical_path() {
         .unwrap_or_else(|| panic!("no duration in {hook:?}"));
     assert!((190.0..=260.0).contains(&ms), "{hook}\n{}", c.show());
 }
+
+#[test]
+fn the_static_binaries_run_on_6_1_in_a_root_with_no_shared_library() {
+    let Some(guest) = guest() else { return };
+    if !tests::require(
+        tests::vm::has_static_binaries(),
+        "the static binaries in target/dist (cargo xtask dist)",
+    ) {
+        return;
+    }
+    let version = guest.check("static-version");
+    assert_eq!(version.rc, Some(0), "{}", version.show());
+    let prefix = concat!("inspector ", env!("CARGO_PKG_VERSION"), " (commit ");
+    assert!(version.stdout.starts_with(prefix), "{}", version.show());
+    assert!(
+        version.stdout.contains("\ninspector-runtime version "),
+        "{}",
+        version.show()
+    );
+    let run = guest.check("static-run");
+    assert_eq!(run.rc, Some(3), "{}", run.show());
+    assert!(
+        run.stdout.lines().any(|l| l == "hello from a static build"),
+        "{}",
+        run.show()
+    );
+    // --brief: the chain, in which the static runtime did each step.
+    for step in ["create", "start", "delete"] {
+        let line = format!("inspector-runtime {step} vmstatic → exit 0");
+        assert!(run.stderr.contains(&line), "{line}:\n{}", run.show());
+    }
+}

@@ -146,5 +146,26 @@ REPO_GOLDEN=/opt/goldens/inspector-run-true-cgroup2-6.1.golden
 if [ -e $REPO_GOLDEN ]; then
     frame golden-repo bounded $LIMIT $INSPECTOR check --golden $REPO_GOLDEN -- $RUN_TRUE
 fi
+# The static binaries of `cargo xtask dist`, chrooted in a root that has
+# busybox and them alone: no shared library, no dynamic loader. Last, since
+# their probe is another build's (it replaces the kept one).
+STATIC=/opt/static-root
+static_version() {
+    chroot $STATIC /usr/bin/inspector --version &&
+        chroot $STATIC /usr/bin/inspector-runtime --version
+}
+static_run() {
+    # The root a runtime pivots from must be a mount point: bind it onto itself.
+    mount -o bind $STATIC $STATIC || return 1
+    for fs in proc sys dev run tmp; do
+        mount -o rbind /$fs $STATIC/$fs || return 1
+    done
+    bounded $LIMIT chroot $STATIC /usr/bin/inspector run --brief --name vmstatic -- \
+        /bin/sh -c 'echo hello from a static build; exit 3'
+}
+if [ -d $STATIC ]; then
+    frame static-version static_version
+    frame static-run static_run
+fi
 echo "=== DONE secs=$(now)" >&3
 poweroff -f

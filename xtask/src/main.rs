@@ -4,13 +4,17 @@
 //!   nightly `rust-src` component, bpf-linker, a mounted tracefs). Idempotent,
 //!   and quick when everything is already there.
 //! - `build`: set-up, then release binaries into `target/release/`.
+//! - `dist`: static binaries (musl) in `target/dist/`, a .deb of them with
+//!   the agent's systemd unit, completions and man pages; with `--image`, the
+//!   agent's container image, imported into Docker.
 //! - `docker`: start the Docker engine if it is not running and make the test image.
 //! - `run`: the main job: launch a container with `inspector run` and show
 //!   what the kernel saw, from its first syscall to its deletion.
-//! - `test`: set-up, build, Docker, then every test, the lint, then every
-//!   fuzz target for a short, fixed time.
-//! - `vm-test`: set-up, build, then only the test that boots Debian 12's
-//!   kernel under qemu and runs inspector there, on pure cgroup2.
+//! - `test`: set-up, build, Docker, dist (with the image), then every test,
+//!   the lint, then every fuzz target for a short, fixed time.
+//! - `vm-test`: set-up, build, the static binaries, then only the test that
+//!   boots Debian 12's kernel under qemu and runs inspector there, on pure
+//!   cgroup2.
 //! - `lint`: clippy with warnings as errors, on the host crates and on the
 //!   probe for the BPF target.
 //! - `bench`: the benchmarks, as ratios against baselines measured in the same run.
@@ -21,6 +25,7 @@ mod bench;
 mod bench_run;
 mod bench_runtime;
 mod bench_tui;
+mod dist;
 mod docker;
 mod engines;
 mod fuzz;
@@ -45,6 +50,13 @@ enum Command {
     Setup,
     /// Set up, then build release binaries into target/release/.
     Build,
+    /// Set up, then build static binaries into target/dist/ and a .deb of
+    /// them (with the agent's systemd unit, completions and man pages).
+    Dist {
+        /// Also make the agent's container image (imported into Docker).
+        #[arg(long)]
+        image: bool,
+    },
     /// Start the Docker engine if needed and import the busybox test image
     /// into it, podman and containerd's k8s.io namespace.
     Docker,
@@ -102,6 +114,10 @@ fn main() -> Result<()> {
             setup::run()?;
             build()
         }
+        Command::Dist { image } => {
+            setup::run()?;
+            dist::run(image)
+        }
         Command::Docker => {
             setup::run()?;
             docker::ensure()?;
@@ -121,6 +137,8 @@ fn main() -> Result<()> {
             build()?;
             docker::ensure()?;
             engines::ensure()?;
+            // The dist tests check the static binaries, the .deb and the image.
+            dist::run(true)?;
             test(&cargo_args)
         }
         Command::Lint => {
@@ -130,6 +148,8 @@ fn main() -> Result<()> {
         Command::VmTest { test_args } => {
             setup::run()?;
             build()?;
+            // The guest runs the static binaries too, with no library at all.
+            dist::binaries()?;
             vm::test(&test_args)
         }
         Command::Bench { which } => {

@@ -36,6 +36,7 @@ const PACKAGES: &[&str] = &[
     "libseccomp-dev",
     "libsystemd-dev",
     "pkg-config",
+    "musl-tools", // musl-gcc: `cargo xtask dist` builds mimalloc's C code for musl
 ];
 
 /// Debian packages the VM test uses, installed without their recommends
@@ -257,6 +258,20 @@ fn youki() -> Result<()> {
         "v1",
         "--locked",
     ]))
+}
+
+/// The Rust standard library for musl, which `cargo xtask dist` links into
+/// static binaries. Not part of [`run`]: only dist needs it.
+pub fn musl_target() -> Result<()> {
+    let installed = util::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t.trim() == crate::dist::TARGET)
+    {
+        return Ok(());
+    }
+    util::step(&format!("adding the {} target", crate::dist::TARGET));
+    util::run(Command::new("rustup").args(["target", "add", crate::dist::TARGET]))
 }
 
 /// cargo-fuzz, which `cargo xtask fuzz` and `test` drive on the nightly
