@@ -20,12 +20,15 @@
 //!   many are, for the attack tests.
 //! - [`runtime`]: bundles and private state roots for `inspector-runtime`.
 //! - [`vm`]: Debian 12's kernel booted under qemu, and what its checks printed.
+//! - [`fleet`]: `inspector agent` in the background, a real Prometheus
+//!   scraping it, and an OTLP/HTTP receiver.
 //!
 //! The crate root re-exports every helper but those of [`runtime`],
-//! [`engines`] and [`vm`], so that a test names them `tests::Tracer`, `tests::probe_test`.
+//! [`engines`], [`fleet`] and [`vm`], so that a test names them `tests::Tracer`, `tests::probe_test`.
 
 pub mod docker;
 pub mod engines;
+pub mod fleet;
 pub mod hostile;
 pub mod paths;
 pub mod probe;

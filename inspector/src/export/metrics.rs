@@ -250,7 +250,7 @@ impl Metrics {
         for p in &t.phases {
             self.phase_duration
                 .get_or_create(&PhaseMade {
-                    phase: p.phase.name(),
+                    phase: p.phase.key(),
                     engine: made.engine,
                     runtime: made.runtime,
                 })
@@ -266,7 +266,7 @@ impl Metrics {
                 .get_or_create(&Failed {
                     engine: made.engine,
                     runtime: made.runtime,
-                    role: f.role.name(),
+                    role: f.role.key(),
                 })
                 .inc();
         }

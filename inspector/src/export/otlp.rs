@@ -173,7 +173,7 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
             code: StatusCode::Error as i32,
             message: f.summary.clone(),
         });
-        root.attributes.push(kv("inspector.failure.role", f.role.name()));
+        root.attributes.push(kv("inspector.failure.role", f.role.key()));
         if let Some(errno) = &f.errno {
             root.attributes.push(kv("error.type", errno));
         }
@@ -185,8 +185,8 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
     let mut out = vec![root];
     let mut phase_spans: Vec<(u64, Vec<u8>)> = Vec::new();
     for p in &t.phases {
-        let mut s = new_span(p.phase.name(), &root_id, p.start_ns, p.end_ns);
-        s.attributes.push(kv("inspector.phase", p.phase.name()));
+        let mut s = new_span(p.phase.key(), &root_id, p.start_ns, p.end_ns);
+        s.attributes.push(kv("inspector.phase", p.phase.key()));
         phase_spans.push((p.start_ns, s.span_id.clone()));
         out.push(s);
     }
@@ -199,8 +199,8 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
             .find(|(start, _)| *start <= link.start_ns)
             .map_or(&root_id, |(_, id)| id);
         let end = link.exit_ns.unwrap_or(t.end_ns);
-        let mut s = new_span(link.role.name(), parent, link.start_ns, end);
-        s.attributes.push(kv("inspector.role", link.role.name()));
+        let mut s = new_span(link.role.key(), parent, link.start_ns, end);
+        s.attributes.push(kv("inspector.role", link.role.key()));
         s.attributes.push(kv_int("process.pid", link.pid.into()));
         s.attributes.push(kv_int("process.parent_pid", link.ppid.into()));
         s.attributes
@@ -327,7 +327,7 @@ mod tests {
         );
         // A span per phase, as long as the timeline says, under the root.
         for p in &t.phases {
-            let s = spans.iter().find(|s| s.name == p.phase.name()).unwrap();
+            let s = spans.iter().find(|s| s.name == p.phase.key()).unwrap();
             assert_eq!(s.parent_span_id, root.span_id);
             assert_eq!(
                 s.end_time_unix_nano - s.start_time_unix_nano,
@@ -337,11 +337,11 @@ mod tests {
             );
         }
         // Every process, under a phase, with its steps as events.
-        let init = spans.iter().find(|s| s.name == Role::RuntimeInit.name()).unwrap();
-        let create = spans.iter().find(|s| s.name == Phase::Create.name()).unwrap();
+        let init = spans.iter().find(|s| s.name == Role::RuntimeInit.key()).unwrap();
+        let create = spans.iter().find(|s| s.name == Phase::Create.key()).unwrap();
         assert_eq!(init.parent_span_id, create.span_id);
         assert!(init.events.iter().any(|e| e.name == "unshare"), "{init:?}");
-        let entrypoint = spans.iter().find(|s| s.name == Role::Entrypoint.name()).unwrap();
+        let entrypoint = spans.iter().find(|s| s.name == Role::Entrypoint.key()).unwrap();
         let pivot = entrypoint.events.iter().find(|e| e.name == "pivot_root").unwrap();
         assert!(
             matches!(&pivot.attributes[0].value.as_ref().unwrap().value, Some(Value::StringValue(d)) if !d.is_empty()),

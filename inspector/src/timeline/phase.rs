@@ -47,6 +47,15 @@ impl Phase {
             Phase::Delete => "delete",
         }
     }
+
+    /// Its name in machine-read forms: the JSON, metric labels, span
+    /// names (`shim-start`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Phase::ShimStart => "shim-start",
+            p => p.name(),
+        }
+    }
 }
 
 /// One phase as it happened.

@@ -101,6 +101,19 @@ impl Role {
         }
     }
 
+    /// Its name in machine-read forms: the JSON, metric labels, span
+    /// names (`runtime-init`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::ShimStart => "shim-start",
+            Role::RuntimeReexec => "runtime-reexec",
+            Role::RuntimeInit => "runtime-init",
+            Role::EntrypointChild => "entrypoint-child",
+            Role::EngineCleanup => "engine-cleanup",
+            r => r.name(),
+        }
+    }
+
     /// Roles that exist for one container only: their events belong to it.
     pub fn is_per_container(self) -> bool {
         matches!(
@@ -441,6 +454,16 @@ pub fn is_hex_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_key_is_the_json_name() {
+        for r in Role::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.key());
+        }
+        for p in crate::timeline::Phase::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.key());
+        }
+    }
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| s.to_string()).collect()
