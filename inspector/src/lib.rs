@@ -10,6 +10,8 @@
 //! - [`escape`] makes the strings of traced processes safe to print;
 //! - [`timeline`] turns events into per-container lifecycle timelines;
 //! - [`golden`] records, checks and compares golden syscall sequences;
+//! - [`export`] sends finished timelines out of the host (`inspector agent`):
+//!   Prometheus metrics, OpenTelemetry traces, JSON Lines;
 //! - [`tui`] is the live terminal UI (`inspector tui`, `inspector run --tui`);
 //! - [`capture`] keeps what the probe saw while something ran, until it settled;
 //! - [`launch`] prepares and drives a container for `inspector run`;
@@ -18,6 +20,7 @@
 pub mod capture;
 pub mod escape;
 pub mod event;
+pub mod export;
 pub mod golden;
 pub mod host;
 pub mod launch;

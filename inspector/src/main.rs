@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cmd::{
+    agent::AgentArgs,
     golden::{CheckArgs, DiffArgs, RecordArgs},
     keep_probe::KeepProbeArgs,
     run::RunArgs,
@@ -42,6 +43,10 @@ enum Command {
     /// lifecycle and processes, where its time went (`w`, with `--sched`),
     /// and the event stream (`?` shows the keys).
     Tui(TuiArgs),
+    /// Run always on, for a fleet: each container's start and end as
+    /// Prometheus metrics (--metrics), OpenTelemetry traces (--otlp-endpoint)
+    /// and JSON Lines (--output), until SIGTERM.
+    Agent(AgentArgs),
     /// Launch a container with the bundled runtime, traced from its first
     /// syscall; print its lifecycle when it exits, and exit with its code.
     Run(RunArgs),
@@ -105,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => cmd::trace::run(args),
         Command::Timeline(args) => cmd::timeline::run(args),
         Command::Tui(args) => cmd::tui::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Record(args) => cmd::golden::record(args),
         // 1 means "differs": a check that could not run says so with 2.

@@ -15,10 +15,13 @@ use crate::{docker, util};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
-    /// `docker run --rm IMAGE true` with inspector attached vs without (target ≤ 1.03×).
+    /// `docker run --rm IMAGE true` with inspector attached vs without, with
+    /// `inspector trace` and with `inspector agent` (metrics and OTLP on)
+    /// (target ≤ 1.03× each).
     DockerRun,
-    /// 1M one-byte writes by an untraced process, inspector vs one empty
-    /// syscall-tracepoint program (target ≤ 1.1×).
+    /// 1M one-byte writes by an untraced process, inspector (trace, and the
+    /// agent with metrics and OTLP on) vs one empty syscall-tracepoint
+    /// program (target ≤ 1.1× each).
     Storm,
     /// 1M pipe round trips between two untraced processes (`perf bench sched
     /// pipe`), inspector --sched vs one empty program on the same scheduler
@@ -334,8 +337,64 @@ const TRACE_DD: &[&str] = &[
     "dd",
 ];
 
+/// `inspector agent` with its metrics served and its traces sent to an OTLP
+/// receiver (tests/otlp/receiver.py, decoding each request) on loopback.
+struct AgentSetup {
+    receiver: Child,
+    args: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl AgentSetup {
+    fn start() -> Result<AgentSetup> {
+        let free = || -> Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+        };
+        let (otlp, metrics) = (free()?, free()?);
+        let dir = tempfile::tempdir()?;
+        let mut receiver = Command::new("python3")
+            .arg(util::root().join("tests/otlp/receiver.py"))
+            .arg(otlp.to_string())
+            .arg(dir.path().join("requests.jsonl"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the OTLP receiver (python3; cargo xtask setup installs opentelemetry-proto)")?;
+        let mut line = String::new();
+        BufReader::new(receiver.stdout.take().context("stdout")?).read_line(&mut line)?;
+        if line.trim() != "listening" {
+            bail!("the OTLP receiver did not start");
+        }
+        let args = [
+            "agent",
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{otlp}/v1/traces"),
+        ]
+        .map(String::from)
+        .to_vec();
+        Ok(AgentSetup {
+            receiver,
+            args,
+            _dir: dir,
+        })
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+}
+
+impl Drop for AgentSetup {
+    fn drop(&mut self) {
+        let _ = self.receiver.kill();
+        let _ = self.receiver.wait();
+    }
+}
+
 fn docker_run() -> Result<Vec<Row>> {
     let command = [docker::DOCKER, "run", "--rm", docker::IMAGE, "true"];
+    let agent = AgentSetup::start()?;
     let t = interleaved(
         &command,
         &[
@@ -343,6 +402,7 @@ fn docker_run() -> Result<Vec<Row>> {
             Setup::Inspector(FLOOR),
             Setup::Inspector(TRACE),
             Setup::Inspector(TRACE_SCHED),
+            Setup::Inspector(&agent.args()),
         ],
         20,
     )?;
@@ -370,6 +430,14 @@ fn docker_run() -> Result<Vec<Row>> {
             paired_ratio(&t[0], &t[3]),
             "x",
         ),
+        // Always on, as a fleet runs it: every container's timeline made,
+        // counted for Prometheus and sent as an OTLP trace.
+        Row::new(
+            "docker run, with inspector agent (metrics, OTLP) / without",
+            paired_ratio(&t[0], &t[4]),
+            "x",
+        )
+        .at_most(1.03),
     ])
 }
 
@@ -464,6 +532,7 @@ fn storm() -> Result<Vec<Row>> {
         "count=1000000",
         "status=none",
     ];
+    let agent = AgentSetup::start()?;
     let t = interleaved(
         &command,
         &[
@@ -471,6 +540,7 @@ fn storm() -> Result<Vec<Row>> {
             Setup::Inspector(FLOOR),
             Setup::Inspector(TRACE),
             Setup::Inspector(TRACE_DD),
+            Setup::Inspector(&agent.args()),
         ],
         15,
     )?;
@@ -498,6 +568,14 @@ fn storm() -> Result<Vec<Row>> {
             paired_ratio(&t[0], &t[3]),
             "x",
         ),
+        // With the kernel's BPF run-time statistics on for the probe's cost
+        // metrics: two clock reads more per run of every program.
+        Row::new(
+            "1M writes, inspector agent (metrics, OTLP) / one empty tracepoint program",
+            paired_ratio(&t[1], &t[4]),
+            "x",
+        )
+        .at_most(1.1),
     ])
 }
 

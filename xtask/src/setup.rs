@@ -37,7 +37,15 @@ const PACKAGES: &[&str] = &[
     "libsystemd-dev",
     "pkg-config",
     "musl-tools", // musl-gcc: `cargo xtask dist` builds mimalloc's C code for musl
+    "prometheus", // the real Prometheus the agent's tests scrape it with (not started as a service)
 ];
+
+/// PyPI packages the tests use: the OTLP receiver decodes the agent's
+/// requests with the official protobuf definitions (tests/otlp/receiver.py).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[(
+    "opentelemetry-proto==1.45.2",
+    "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+)];
 
 /// Debian packages the VM test uses, installed without their recommends
 /// (qemu-system-x86 would bring a graphical front end).
@@ -58,6 +66,7 @@ pub fn run() -> Result<()> {
         bail!("set-up installs packages and mounts tracefs: run it as root");
     }
     packages()?;
+    python_packages()?;
     toolchains()?;
     tracefs()?;
     youki()?;
@@ -114,6 +123,28 @@ fn packages() -> Result<()> {
                 .args(&missing)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
+    }
+    Ok(())
+}
+
+fn python_packages() -> Result<()> {
+    for (package, module) in PYTHON_PACKAGES {
+        let there = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !there {
+            util::step(&format!("installing {package} from PyPI"));
+            util::run(Command::new("python3").args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--root-user-action=ignore",
+                package,
+            ]))?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! status as a shell reports it is the library's
 //! `timeline::present::shell_exit_code`, which the views share).
 
+pub mod agent;
 pub mod bench_floor;
 pub mod completions;
 pub mod golden;
