@@ -35,6 +35,25 @@ fn loopback(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// `kernel.bpf_stats_enabled` on until dropped, then as it was.
+struct BpfStatsOn(String);
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStatsOn {
+    fn new() -> Self {
+        let was = std::fs::read_to_string(BPF_STATS).expect("kernel.bpf_stats_enabled");
+        std::fs::write(BPF_STATS, "1").expect("turning kernel.bpf_stats_enabled on");
+        BpfStatsOn(was)
+    }
+}
+
+impl Drop for BpfStatsOn {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS, self.0.trim());
+    }
+}
+
 #[test]
 fn prometheus_scrapes_each_start_its_latency_and_a_failed_start() {
     let Some(_lock) = probe_test(&[Need::Docker]) else {
@@ -43,6 +62,9 @@ fn prometheus_scrapes_each_start_its_latency_and_a_failed_start() {
     if !prometheus_ready() {
         return;
     }
+    // The agent samples the kernel's run-time statistics 2 s a minute; with
+    // the sysctl on, as an administrator may leave it, they are on throughout.
+    let _stats = BpfStatsOn::new();
     let metrics = loopback(free_port());
     let agent = Agent::start(&["--metrics", &metrics]);
     let prometheus = Prometheus::start(metrics.parse().unwrap());
@@ -85,6 +107,7 @@ fn prometheus_scrapes_each_start_its_latency_and_a_failed_start() {
         sample_sum(&page, "inspector_probe_run_time_seconds_total", &[]) > 0.0,
         "{page}"
     );
+    assert!(sample_sum(&page, "inspector_probe_stats_seconds_total", &[]) > 0.0, "{page}");
     assert!(page.contains("inspector_build_info{"), "{page}");
     for line in page.lines().filter(|l| !l.starts_with("inspector_build_info")) {
         let id_like = line.split('"').any(|value| {

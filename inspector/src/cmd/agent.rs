@@ -47,9 +47,10 @@ pub struct AgentArgs {
     /// (reopened on SIGHUP, for log rotation).
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Do not turn on the kernel's BPF run-time statistics (which cost every
-    /// BPF program on the machine two clock reads per run): the probe's
-    /// cost metrics then stay at zero unless kernel.bpf_stats_enabled is set.
+    /// Do not turn on the kernel's BPF run-time statistics for 2 s a minute
+    /// (on, they cost every BPF program on the machine two clock reads a
+    /// run): the probe's cost metrics then stay at zero unless
+    /// kernel.bpf_stats_enabled is 1.
     #[arg(long)]
     no_probe_stats: bool,
     #[command(flatten)]
@@ -143,17 +144,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         ..args.following.probe(None, false)
     };
     let probe = Probe::load(&opts)?;
-    // Held for the agent's life: the kernel counts the probe's run time
-    // while someone holds it.
-    let _stats = (!args.no_probe_stats)
-        .then(|| match cost::count_runs() {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                eprintln!("inspector agent: no BPF run-time statistics ({e}): probe cost metrics stay at zero");
-                None
-            }
-        })
-        .flatten();
+    let sampler = (!args.no_probe_stats).then(cost::Sampler::new);
 
     let mut builder = Builder::with_limits(LIMITS);
     let running = running::seed(&mut builder, Clock::monotonic_ns(), &opts.track_comms);
@@ -180,7 +171,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{line}");
     }
 
-    follow(probe, builder, &mut sinks, &stop, &reopen)?;
+    follow(probe, builder, sampler, &mut sinks, &stop, &reopen)?;
 
     if let Some(otlp) = sinks.otlp.take() {
         otlp.shutdown();
@@ -193,6 +184,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
 fn follow(
     mut probe: Probe,
     mut builder: Builder,
+    mut sampler: Option<cost::Sampler>,
     sinks: &mut Sinks,
     stop: &AtomicBool,
     reopen: &AtomicBool,
@@ -264,6 +256,15 @@ fn follow(
                 );
             }
             ran = now_ran;
+            if let Some(s) = &mut sampler {
+                let was = s.refused.is_some();
+                metrics.probe_stats_on(s.tick());
+                if let (false, Some(why)) = (was, &s.refused) {
+                    eprintln!(
+                        "inspector agent: no BPF run-time statistics ({why}): the probe's cost metrics stay at zero"
+                    );
+                }
+            }
         }
     }
     // Containers still in progress are not sent: they are not over, and a

@@ -94,15 +94,7 @@ fn open(path: &Path) -> Result<File, ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{Builder, reader::for_each_event};
-
-    const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
-
-    fn timeline() -> ContainerTimeline {
-        let mut b = Builder::new();
-        for_each_event(DOCKER_RUN.as_bytes(), |e| b.push(e)).unwrap();
-        b.finish().remove(0)
-    }
+    use crate::export::docker_run_timeline as timeline;
 
     #[test]
     fn each_timeline_is_a_line_and_a_rotated_file_is_reopened() {

@@ -113,6 +113,7 @@ pub struct Metrics {
     pub processes_tracked: Gauge,
     probe_run_time: Family<Program, Counter<f64>>,
     probe_runs: Family<Program, Counter>,
+    probe_stats_on: Counter<f64>,
     otlp_traces: Family<Outcome, Counter>,
     pub otlp_queue: Gauge,
     pub otlp_errors: Counter,
@@ -140,6 +141,7 @@ impl Metrics {
             processes_tracked: Gauge::default(),
             probe_run_time: Family::default(),
             probe_runs: Family::default(),
+            probe_stats_on: Counter::default(),
             otlp_traces: Family::default(),
             otlp_queue: Gauge::default(),
             otlp_errors: Counter::default(),
@@ -205,6 +207,13 @@ impl Metrics {
             "probe_runs",
             "Runs of the probe's programs (BPF run-time statistics)",
             m.probe_runs.clone(),
+        );
+        registry.register_with_unit(
+            "probe_stats",
+            "How long the kernel's BPF run-time statistics were on (2 s a minute): the probe's \
+             run time over this is the share of a CPU it takes",
+            Unit::Seconds,
+            m.probe_stats_on.clone(),
         );
         registry.register(
             "otlp_traces",
@@ -281,6 +290,11 @@ impl Metrics {
         self.probe_runs.get_or_create(&p).inc_by(runs);
     }
 
+    /// Adds how long run-time statistics were on.
+    pub fn probe_stats_on(&self, on: std::time::Duration) {
+        self.probe_stats_on.inc_by(on.as_secs_f64());
+    }
+
     pub fn otlp_sent(&self, traces: u64) {
         self.otlp_traces
             .get_or_create(&Outcome { outcome: "sent" })
@@ -336,15 +350,7 @@ pub fn start_latency_ns(t: &ContainerTimeline) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{Builder, reader::for_each_event};
-
-    const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
-
-    fn timeline(jsonl: &str) -> ContainerTimeline {
-        let mut b = Builder::new();
-        for_each_event(jsonl.as_bytes(), |e| b.push(e)).unwrap();
-        b.finish().remove(0)
-    }
+    use crate::export::docker_run_timeline as timeline;
 
     fn sample<'a>(text: &'a str, name_and_labels: &str) -> Option<&'a str> {
         text.lines()
@@ -354,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_docker_run_is_one_start_with_its_latency_and_phases() {
-        let t = timeline(DOCKER_RUN);
+        let t = timeline();
         let m = Metrics::new();
         m.observe(&t);
         let text = m.encode();
@@ -388,7 +394,7 @@ mod tests {
         assert_eq!(runtime_label(Some("runc")), "runc");
         assert_eq!(runtime_label(Some("my-runtime\n{evil=\"1\"}")), "other");
         assert_eq!(runtime_label(None), "unknown");
-        let mut t = timeline(DOCKER_RUN);
+        let mut t = timeline();
         t.runtime = Some("/tmp/x\"y".into());
         let m = Metrics::new();
         m.observe(&t);
@@ -400,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_container_seen_already_running_counts_no_start() {
-        let mut t = timeline(DOCKER_RUN);
+        let mut t = timeline();
         t.already_running = true;
         let m = Metrics::new();
         m.observe(&t);

@@ -32,3 +32,15 @@ pub enum ExportError {
     #[error("--otlp-endpoint {url}: {why}")]
     Endpoint { url: String, why: String },
 }
+
+/// The timeline of a real `docker run --rm IMAGE true`, for the exporters' tests.
+#[cfg(test)]
+pub(crate) fn docker_run_timeline() -> crate::timeline::ContainerTimeline {
+    let mut b = crate::timeline::Builder::new();
+    crate::timeline::reader::for_each_event(
+        include_str!("../../tests/fixtures/docker-run-rm-true.jsonl").as_bytes(),
+        |e| b.push(e),
+    )
+    .expect("the fixture reads");
+    b.finish().remove(0)
+}

@@ -97,6 +97,29 @@ fn cut(s: &str, n: usize) -> &str {
     &s[..end]
 }
 
+/// A command line with the values of environment variables given on it
+/// (`-e KEY=VALUE`, `--env=KEY=VALUE`) replaced: a collector is often
+/// shared more widely than the host, and secrets are passed that way.
+fn redacted(argv: &[String]) -> impl Iterator<Item = String> + '_ {
+    let mut env_next = false;
+    argv.iter().map(move |a| {
+        let value = std::mem::take(&mut env_next);
+        if matches!(a.as_str(), "-e" | "--env") {
+            env_next = true;
+            return a.clone();
+        }
+        let (flag, rest) = match a.split_once('=') {
+            Some((f @ ("-e" | "--env"), rest)) => (format!("{f}="), rest),
+            _ if value => (String::new(), a.as_str()),
+            _ => return a.clone(),
+        };
+        match rest.split_once('=') {
+            Some((key, _)) => format!("{flag}{key}=<redacted>"),
+            None => format!("{flag}{rest}"),
+        }
+    })
+}
+
 fn trace_id(host: &str, t: &ContainerTimeline) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(host.as_bytes());
@@ -180,6 +203,24 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
         if let Some(call) = &f.syscall {
             root.attributes.push(kv("inspector.failure.syscall", call));
         }
+        // The engine's and the runtime's own words, as they wrote them.
+        if !f.messages.is_empty() {
+            let words = f
+                .messages
+                .iter()
+                .map(|m| AnyValue {
+                    value: Some(Value::StringValue(format!(
+                        "{}: {}",
+                        m.role.key(),
+                        cut(&m.text, ARG_BYTES * 4)
+                    ))),
+                })
+                .collect();
+            root.attributes.push(kv_of(
+                "inspector.failure.messages",
+                Value::ArrayValue(ArrayValue { values: words }),
+            ));
+        }
     }
 
     let mut out = vec![root];
@@ -210,12 +251,10 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
                 .push(kv("process.executable.path", cut(exe, ARG_BYTES * 4)));
         }
         if !link.argv.is_empty() {
-            let args = link
-                .argv
-                .iter()
+            let args = redacted(&link.argv)
                 .take(ARGS_KEPT)
                 .map(|a| AnyValue {
-                    value: Some(Value::StringValue(cut(a, ARG_BYTES).to_string())),
+                    value: Some(Value::StringValue(cut(&a, ARG_BYTES).to_string())),
                 })
                 .collect();
             s.attributes.push(kv_of(
@@ -286,15 +325,7 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::timeline::{Builder, Phase, reader::for_each_event};
-
-    const DOCKER_RUN: &str = include_str!("../../tests/fixtures/docker-run-rm-true.jsonl");
-
-    fn timeline() -> ContainerTimeline {
-        let mut b = Builder::new();
-        for_each_event(DOCKER_RUN.as_bytes(), |e| b.push(e)).unwrap();
-        b.finish().remove(0)
-    }
+    use crate::{export::docker_run_timeline as timeline, timeline::Phase};
 
     fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {
         s.attributes
@@ -360,6 +391,18 @@ mod tests {
     }
 
     #[test]
+    fn environment_values_on_a_command_line_are_not_sent() {
+        let argv: Vec<String> = ["docker", "run", "-e", "TOKEN=s3cret", "--env=KEY=v", "-e", "PATH", "img"]
+            .map(String::from)
+            .to_vec();
+        let out: Vec<String> = redacted(&argv).collect();
+        assert_eq!(
+            out,
+            ["docker", "run", "-e", "TOKEN=<redacted>", "--env=KEY=<redacted>", "-e", "PATH", "img"]
+        );
+    }
+
+    #[test]
     fn a_failed_start_has_an_error_status_naming_it() {
         let mut t = timeline();
         t.failure = Some(crate::timeline::Failure {
@@ -373,7 +416,12 @@ mod tests {
             errno: Some("ENOENT".into()),
             subject: None,
             killed_by: None,
-            messages: vec![],
+            messages: vec![crate::timeline::Message {
+                role: Role::Client,
+                pid: 2,
+                stream: "stderr".into(),
+                text: "docker: Error response from daemon".into(),
+            }],
         });
         let spans = spans(&HostResource::this_host(), &t, &Clock::now());
         let status = spans[0].status.as_ref().unwrap();
@@ -383,5 +431,7 @@ mod tests {
             attr(&spans[0], "error.type"),
             Some(&Value::StringValue("ENOENT".into()))
         );
+        let words = format!("{:?}", attr(&spans[0], "inspector.failure.messages"));
+        assert!(words.contains("client: docker: Error response"), "{words}");
     }
 }

@@ -306,15 +306,7 @@ mod tests {
         let exporter =
             OtlpExporter::start(&format!("http://127.0.0.1:{port}/v1/traces"), metrics.clone())
                 .unwrap();
-        let t: ContainerTimeline = {
-            let mut b = crate::timeline::Builder::new();
-            crate::timeline::reader::for_each_event(
-                include_str!("../../tests/fixtures/docker-run-rm-true.jsonl").as_bytes(),
-                |e| b.push(e),
-            )
-            .unwrap();
-            b.finish().remove(0)
-        };
+        let t = crate::export::docker_run_timeline();
         let started = Instant::now();
         for _ in 0..QUEUE + 100 {
             exporter.send(t.clone());
