@@ -143,7 +143,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let opts = ProbeOptions {
         ..args.following.probe(None, false)
     };
-    let probe = Probe::load(&opts)?;
+    let probe = match Probe::load(&opts) {
+        Ok(probe) => probe,
+        Err(e) => {
+            if let Some(out) = sinks.output.take() {
+                out.discard();
+            }
+            return Err(e.into());
+        }
+    };
     let sampler = (!args.no_probe_stats).then(cost::Sampler::new);
 
     let mut builder = Builder::with_limits(LIMITS);

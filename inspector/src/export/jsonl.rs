@@ -21,15 +21,29 @@ pub struct JsonLines {
     path: PathBuf,
     file: File,
     line: Vec<u8>,
+    /// It made the file (it did not exist): [`JsonLines::discard`] removes it.
+    created: bool,
 }
 
 impl JsonLines {
     pub fn open(path: &Path) -> Result<Self, ExportError> {
+        let created = path.symlink_metadata().is_err();
         Ok(JsonLines {
             path: path.to_path_buf(),
             file: open(path)?,
             line: Vec::with_capacity(64 << 10),
+            created,
         })
+    }
+
+    /// For a start that failed after the file was opened: removes it if
+    /// this made it and nothing was written, so a failed start leaves no
+    /// file behind.
+    pub fn discard(self) {
+        let empty = self.file.metadata().is_ok_and(|m| m.len() == 0);
+        if self.created && empty {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     /// Opens the file again at its path (after log rotation moved it).
@@ -115,6 +129,18 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_file_it_made_is_removed_when_the_start_fails_one_it_found_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("new.jsonl");
+        JsonLines::open(&made).unwrap().discard();
+        assert!(!made.exists());
+        let found = dir.path().join("old.jsonl");
+        std::fs::write(&found, "").unwrap();
+        JsonLines::open(&found).unwrap().discard();
+        assert!(found.exists());
     }
 
     #[test]

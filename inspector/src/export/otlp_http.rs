@@ -43,7 +43,9 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A batch still failing after this long is dropped.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
-/// What is left when stopping gets this long to go out.
+/// What is left when stopping gets this long to go out. A request under way
+/// when stopping began (an endpoint that swallows packets holds it for
+/// [`TIMEOUT`]) is not waited for longer.
 const FLUSH_FOR: Duration = Duration::from_millis(400);
 
 /// The exporter: a queue and the thread that empties it.
@@ -51,6 +53,8 @@ pub struct OtlpExporter {
     queue: Option<SyncSender<ContainerTimeline>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Closed when the thread ends.
+    done: Receiver<()>,
     metrics: Arc<Metrics>,
 }
 
@@ -83,11 +87,11 @@ impl OtlpExporter {
     pub fn start(url: &str, metrics: Arc<Metrics>) -> Result<Self, ExportError> {
         check_endpoint(url)?;
         let (tx, rx) = sync_channel(QUEUE);
+        let (ended, done) = sync_channel::<()>(0);
         let stop = Arc::new(AtomicBool::new(false));
         let sender = Sender {
             url: url.to_string(),
             agent: ureq::Agent::config_builder()
-                .timeout_global(Some(TIMEOUT))
                 .http_status_as_error(false)
                 .build()
                 .into(),
@@ -98,7 +102,10 @@ impl OtlpExporter {
         };
         let thread = std::thread::Builder::new()
             .name("otlp".into())
-            .spawn(move || sender.run(rx))
+            .spawn(move || {
+                sender.run(rx);
+                drop(ended);
+            })
             .map_err(|e| ExportError::Endpoint {
                 url: url.to_string(),
                 why: format!("cannot start its thread: {e}"),
@@ -107,6 +114,7 @@ impl OtlpExporter {
             queue: Some(tx),
             stop,
             thread: Some(thread),
+            done,
             metrics,
         })
     }
@@ -133,8 +141,16 @@ impl OtlpExporter {
         self.stop.store(true, Ordering::Relaxed);
         // Closing the queue wakes the sender.
         self.queue.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // The flush ends within FLUSH_FOR; a request under way when stopping
+        // began may hang longer: past that the thread is left to the
+        // process's exit.
+        if let Err(RecvTimeoutError::Disconnected) =
+            self.done.recv_timeout(FLUSH_FOR + Duration::from_millis(100))
+        {
+            let _ = thread.join();
         }
     }
 }
@@ -166,6 +182,7 @@ enum Outcome {
 impl Sender {
     fn run(mut self, rx: Receiver<ContainerTimeline>) {
         let mut open = true;
+        let mut left = Vec::new();
         while open {
             let first = match rx.recv() {
                 Ok(t) => t,
@@ -184,12 +201,17 @@ impl Sender {
                 }
             }
             self.metrics.otlp_queue.dec_by(batch.len() as i64);
+            if self.stop.load(Ordering::Relaxed) {
+                left = batch;
+                break;
+            }
             self.deliver(&batch);
         }
         // Stopping: what is left, in batches, for a short while.
         let deadline = Instant::now() + FLUSH_FOR;
-        let mut left: Vec<ContainerTimeline> = rx.try_iter().collect();
-        self.metrics.otlp_queue.dec_by(left.len() as i64);
+        let queued: Vec<ContainerTimeline> = rx.try_iter().collect();
+        self.metrics.otlp_queue.dec_by(queued.len() as i64);
+        left.extend(queued);
         while !left.is_empty() {
             let rest = left.split_off(left.len().min(BATCH));
             if Instant::now() >= deadline {
@@ -197,7 +219,7 @@ impl Sender {
                 break;
             }
             let n = left.len() as u64;
-            match self.post(&left) {
+            match self.post(&left, deadline.saturating_duration_since(Instant::now())) {
                 Outcome::Sent => self.metrics.otlp_sent(n),
                 Outcome::Retry(_) | Outcome::Rejected(_) => self.metrics.otlp_dropped(n),
             }
@@ -212,7 +234,9 @@ impl Sender {
         let started = Instant::now();
         let mut wait = BACKOFF_FIRST;
         loop {
-            match self.post(batch) {
+            // Stopping cuts a request short.
+            let timeout = if self.stop.load(Ordering::Relaxed) { FLUSH_FOR } else { TIMEOUT };
+            match self.post(batch, timeout) {
                 Outcome::Sent => {
                     self.metrics.otlp_sent(n);
                     return;
@@ -243,12 +267,15 @@ impl Sender {
         }
     }
 
-    fn post(&mut self, batch: &[ContainerTimeline]) -> Outcome {
+    fn post(&mut self, batch: &[ContainerTimeline], timeout: Duration) -> Outcome {
         let body = otlp::request(&self.host, batch, &Clock::now()).encode_to_vec();
         let answer = self
             .agent
             .post(&self.url)
             .header("Content-Type", "application/x-protobuf")
+            .config()
+            .timeout_global(Some(timeout.max(Duration::from_millis(50))))
+            .build()
             .send(&body[..]);
         match answer {
             Ok(r) if r.status().is_success() => Outcome::Sent,
@@ -292,6 +319,22 @@ mod tests {
         assert!(check_endpoint("collector:4318").is_err());
         assert!(check_endpoint("http:///v1/traces").is_err());
         assert!(check_endpoint("not a url").is_err());
+    }
+
+    #[test]
+    fn an_endpoint_that_never_answers_does_not_hold_up_stopping() {
+        // Accepts connections and reads nothing: a request hangs until its
+        // time limit.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", silent.local_addr().unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let exporter = OtlpExporter::start(&url, metrics.clone()).unwrap();
+        exporter.send(crate::export::docker_run_timeline());
+        // The batch is sent and hangs.
+        std::thread::sleep(LINGER + Duration::from_millis(300));
+        let stopping = Instant::now();
+        exporter.shutdown();
+        assert!(stopping.elapsed() < Duration::from_secs(1), "{:?}", stopping.elapsed());
     }
 
     #[test]

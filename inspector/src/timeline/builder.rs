@@ -812,14 +812,11 @@ impl Builder {
     /// forgets the processes `alive` says are gone (their exit was lost).
     /// Memory then follows the containers and processes alive.
     pub fn expire(&mut self, now: u64, idle_ns: u64, alive: impl Fn(u32) -> bool) {
-        let gone: Vec<u32> = self.procs.keys().copied().filter(|&p| !alive(p)).collect();
-        for tgid in gone {
-            if let Some(p) = self.procs.remove(&tgid) {
-                self.pending_cli.retain(|&c| c != tgid);
-                if let Some(c) = p.container.and_then(|id| self.containers.get_mut(&*id)) {
-                    c.live.remove(&tgid);
-                }
-            }
+        self.procs.retain(|_, p| alive(p.tgid));
+        let procs = &self.procs;
+        self.pending_cli.retain(|c| procs.contains_key(c));
+        for c in self.containers.values_mut() {
+            c.live.retain(|&p| alive(p));
         }
         let idle: Vec<String> = self
             .containers
@@ -1971,6 +1968,48 @@ mod tests {
         assert_eq!(wall_clock(0, "9999-06-01T00:00:00Z", u64::MAX), None);
         assert_eq!(wall_clock(0, "9999-12-31T23:59:59.999999999Z", 1), None);
         assert_eq!(wall_clock(0, "not a time", 1), None);
+    }
+
+    #[test]
+    fn an_always_on_builder_keeps_at_most_its_limits_and_hands_out_what_it_lost_track_of() {
+        // Every step and process kept by default; at most the limits else.
+        let limits = Limits { steps: 10, chain: 3 };
+        let mut b = Builder::with_limits(limits);
+        let mut events = Vec::new();
+        for_each_event(DOCKER_RUN.as_bytes(), |e| events.push(e)).unwrap();
+        let cut = events.len() / 2;
+        let last = events[..cut].iter().map(|e| e.ktime_ns).max().unwrap();
+        for e in events.iter().take(cut).cloned() {
+            b.push(e);
+        }
+        assert_eq!(b.sizes().0, 1, "one container in progress");
+        // Its processes are gone without an exit seen (lost), and nothing
+        // is heard of it for the idle time: handed out, incomplete.
+        b.expire(last + 2_000, 1_000, |_| false);
+        assert_eq!(b.sizes(), (0, 0));
+        let t: Vec<_> = b.take_finished().collect();
+        assert_eq!(t.len(), 1);
+        assert!(!t[0].complete);
+        assert!(t[0].steps.len() <= limits.steps, "{}", t[0].steps.len());
+        assert!(t[0].chain.len() <= limits.chain, "{}", t[0].chain.len());
+        // Its stragglers are late, not a container of their own.
+        for e in events.into_iter().skip(cut) {
+            b.push(e);
+        }
+        b.tick(u64::MAX);
+        assert!(b.stats().late > 0);
+        assert_eq!(b.take_finished().count(), 0, "a straggler made a container");
+    }
+
+    #[test]
+    fn a_loss_makes_incomplete_only_the_containers_it_could_have_touched() {
+        let lost = |t: u64| {
+            format!(r#"{{"v":1,"ktime_ns":{t},"time":"","kind":"lost","count":1,"total":1}}"#)
+        };
+        // A loss reported long before the container began leaves it whole.
+        let (timelines, stats) = build(&format!("{}\n{DOCKER_RUN}", lost(1)));
+        assert_eq!(stats.lost, 1);
+        assert!(timelines[0].complete);
     }
 
     #[test]
