@@ -219,7 +219,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -233,7 +236,11 @@ impl Prometheus {
         let ready = wait_for(Duration::from_secs(30), || {
             matches!(http_get(addr, "/-/ready"), Some((200, _))).then_some(())
         });
-        assert!(ready.is_some(), "prometheus did not get ready:\n{}", p.log());
+        assert!(
+            ready.is_some(),
+            "prometheus did not get ready:\n{}",
+            p.log()
+        );
         p
     }
 
@@ -324,7 +331,10 @@ impl Receiver {
     pub fn spans(&self) -> Vec<serde_json::Value> {
         let mut spans = Vec::new();
         for r in self.requests() {
-            assert!(r.get("undecodable").is_none(), "a request did not decode: {r}");
+            assert!(
+                r.get("undecodable").is_none(),
+                "a request did not decode: {r}"
+            );
             for rs in r["resourceSpans"].as_array().into_iter().flatten() {
                 for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
                     spans.extend(ss["spans"].as_array().into_iter().flatten().cloned());

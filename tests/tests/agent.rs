@@ -9,11 +9,12 @@ use std::{
 };
 
 use tests::{
-    DOCKER, Need, TempDir, image, inspector_bin, probe_test, ready,
+    DOCKER, Need, TempDir,
     fleet::{
         Agent, Prometheus, Receiver, attr, free_port, otlp_receiver_ready, prometheus_ready,
         read_lines, sample_sum, wait_for,
     },
+    image, inspector_bin, probe_test, ready,
 };
 
 /// `docker run --rm IMAGE ARGS...`, which must do what `ok` says.
@@ -76,10 +77,22 @@ fn prometheus_scrapes_each_start_its_latency_and_a_failed_start() {
 
     // What Prometheus stored, through its query API, once it scraped.
     let want = [
-        (r#"sum(inspector_containers_started_total{engine="docker",runtime="runc"})"#, N as f64),
-        (r#"sum(inspector_container_start_latency_seconds_count{engine="docker"})"#, N as f64),
-        (r#"sum(inspector_container_start_failures_total{engine="docker",role="runtime-init"})"#, 1.0),
-        (r#"sum(inspector_container_phase_duration_seconds_count{phase="create"})"#, N as f64 + 1.0),
+        (
+            r#"sum(inspector_containers_started_total{engine="docker",runtime="runc"})"#,
+            N as f64,
+        ),
+        (
+            r#"sum(inspector_container_start_latency_seconds_count{engine="docker"})"#,
+            N as f64,
+        ),
+        (
+            r#"sum(inspector_container_start_failures_total{engine="docker",role="runtime-init"})"#,
+            1.0,
+        ),
+        (
+            r#"sum(inspector_container_phase_duration_seconds_count{phase="create"})"#,
+            N as f64 + 1.0,
+        ),
         ("sum(inspector_events_lost_total)", 0.0),
     ];
     let seen = wait_for(Duration::from_secs(30), || {
@@ -102,17 +115,26 @@ fn prometheus_scrapes_each_start_its_latency_and_a_failed_start() {
     }
     // The probe's own cost is there, and no label names a container.
     let page = agent.scrape();
-    assert!(sample_sum(&page, "inspector_probe_runs_total", &[]) > 0.0, "{page}");
+    assert!(
+        sample_sum(&page, "inspector_probe_runs_total", &[]) > 0.0,
+        "{page}"
+    );
     assert!(
         sample_sum(&page, "inspector_probe_run_time_seconds_total", &[]) > 0.0,
         "{page}"
     );
-    assert!(sample_sum(&page, "inspector_probe_stats_seconds_total", &[]) > 0.0, "{page}");
+    assert!(
+        sample_sum(&page, "inspector_probe_stats_seconds_total", &[]) > 0.0,
+        "{page}"
+    );
     assert!(page.contains("inspector_build_info{"), "{page}");
-    for line in page.lines().filter(|l| !l.starts_with("inspector_build_info")) {
-        let id_like = line.split('"').any(|value| {
-            value.len() >= 12 && value.bytes().all(|b| b.is_ascii_hexdigit())
-        });
+    for line in page
+        .lines()
+        .filter(|l| !l.starts_with("inspector_build_info"))
+    {
+        let id_like = line
+            .split('"')
+            .any(|value| value.len() >= 12 && value.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(!id_like, "a label value that looks like an id: {line}");
     }
 }
@@ -178,7 +200,10 @@ fn otlp_gets_one_trace_per_container_with_the_timeline_s_phases() {
             let name = p["phase"].as_str().unwrap();
             let span = trace
                 .iter()
-                .find(|s| s["parentSpanId"] == root["spanId"] && attr(s, "inspector.phase").as_deref() == Some(name))
+                .find(|s| {
+                    s["parentSpanId"] == root["spanId"]
+                        && attr(s, "inspector.phase").as_deref() == Some(name)
+                })
                 .unwrap_or_else(|| panic!("no span for phase {name} of {id}"));
             let took = ns(&span["endTimeUnixNano"]) - ns(&span["startTimeUnixNano"]);
             let want = p["duration_ns"].as_u64().unwrap();
@@ -189,7 +214,10 @@ fn otlp_gets_one_trace_per_container_with_the_timeline_s_phases() {
         }
         // A span per process, the runtime's init with its steps as events.
         let chain = t["chain"].as_array().unwrap().len();
-        assert_eq!(trace.len(), 1 + t["phases"].as_array().unwrap().len() + chain);
+        assert_eq!(
+            trace.len(),
+            1 + t["phases"].as_array().unwrap().len() + chain
+        );
         let entrypoint = trace
             .iter()
             .find(|s| s["name"] == "entrypoint")
@@ -224,7 +252,9 @@ fn with_the_receiver_down_nothing_blocks_and_export_resumes() {
     let started = |a: &Agent| a.value("inspector_containers_started_total", &[]);
     // The reader goes on while the sender retries: every start is counted.
     assert!(
-        wait_for(Duration::from_secs(5), || (started(&agent) == 3.0).then_some(())).is_some(),
+        wait_for(Duration::from_secs(5), || (started(&agent) == 3.0)
+            .then_some(()))
+        .is_some(),
         "{}",
         agent.scrape()
     );
@@ -243,13 +273,25 @@ fn with_the_receiver_down_nothing_blocks_and_export_resumes() {
     let (sent, dropped) = wait_for(Duration::from_secs(30), || {
         let page = agent.scrape();
         let sent = sample_sum(&page, "inspector_otlp_traces_total", &["outcome=\"sent\""]);
-        let dropped = sample_sum(&page, "inspector_otlp_traces_total", &["outcome=\"dropped\""]);
+        let dropped = sample_sum(
+            &page,
+            "inspector_otlp_traces_total",
+            &["outcome=\"dropped\""],
+        );
         (sent + dropped == 5.0 && sent >= 2.0).then_some((sent, dropped))
     })
     .unwrap_or_else(|| panic!("{}\n{}", agent.scrape(), agent.stderr()));
-    let roots = receiver.spans().iter().filter(|s| s["name"] == "container").count();
+    let roots = receiver
+        .spans()
+        .iter()
+        .filter(|s| s["name"] == "container")
+        .count();
     assert_eq!(roots as f64, sent, "dropped {dropped}");
-    assert!(agent.stderr().contains("OTLP: cannot send yet"), "{}", agent.stderr());
+    assert!(
+        agent.stderr().contains("OTLP: cannot send yet"),
+        "{}",
+        agent.stderr()
+    );
 }
 
 #[test]
@@ -263,7 +305,9 @@ fn sighup_reopens_the_output_and_sigterm_stops_within_a_second() {
     let agent = Agent::start(&["--output", output.to_str().unwrap()]);
     docker_run(&["true"], true);
     assert!(
-        wait_for(Duration::from_secs(10), || (read_lines(&output).len() == 1).then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || (read_lines(&output).len() == 1)
+            .then_some(()))
+        .is_some(),
         "{}",
         agent.stderr()
     );
@@ -271,13 +315,19 @@ fn sighup_reopens_the_output_and_sigterm_stops_within_a_second() {
     std::fs::rename(&output, &rotated).unwrap();
     agent.signal(libc::SIGHUP);
     assert!(
-        wait_for(Duration::from_secs(5), || agent.stderr().contains("reopened").then_some(())).is_some(),
+        wait_for(Duration::from_secs(5), || agent
+            .stderr()
+            .contains("reopened")
+            .then_some(()))
+        .is_some(),
         "{}",
         agent.stderr()
     );
     docker_run(&["true"], true);
     assert!(
-        wait_for(Duration::from_secs(10), || (read_lines(&output).len() == 1).then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || (read_lines(&output).len() == 1)
+            .then_some(()))
+        .is_some(),
         "{}",
         agent.stderr()
     );
@@ -288,7 +338,10 @@ fn sighup_reopens_the_output_and_sigterm_stops_within_a_second() {
 
     let (took, ok, stderr) = agent.stop();
     assert!(ok, "{stderr}");
-    assert!(took < Duration::from_secs(1), "stopped in {took:?}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(1),
+        "stopped in {took:?}\n{stderr}"
+    );
 }
 
 #[test]
@@ -303,7 +356,10 @@ fn what_the_agent_cannot_do_is_refused_before_the_probe_loads() {
     let port = taken.local_addr().unwrap().to_string();
     let cases: [(&[&str], &str); 5] = [
         (&[], "nothing to export to"),
-        (&["--otlp-endpoint", "https://collector:4318/v1/traces"], "plain HTTP"),
+        (
+            &["--otlp-endpoint", "https://collector:4318/v1/traces"],
+            "plain HTTP",
+        ),
         (&["--otlp-endpoint", "collector:4318"], "http://"),
         (&["--metrics", &port], &port),
         (&["--output", link.to_str().unwrap()], "symbolic link"),
@@ -319,7 +375,10 @@ fn what_the_agent_cannot_do_is_refused_before_the_probe_loads() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("probes attached"), "{args:?}: {stderr}");
     }
-    assert_eq!(std::fs::read_link(&link).unwrap().to_str(), Some("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(&link).unwrap().to_str(),
+        Some("/etc/passwd")
+    );
 }
 
 /// 2,000 starts, 10 at a time, with every exporter on: the agent's memory
@@ -378,7 +437,10 @@ fn two_thousand_starts_keep_the_agent_s_memory_flat() {
         (sample_sum(&page, "inspector_containers_started_total", &[]) == total).then_some(page)
     })
     .unwrap_or_else(|| panic!("not every start counted:\n{}", agent.scrape()));
-    assert_eq!(sample_sum(&counted, "inspector_events_lost_total", &[]), 0.0);
+    assert_eq!(
+        sample_sum(&counted, "inspector_events_lost_total", &[]),
+        0.0
+    );
     let quarter = ROUNDS / 4;
     let first = *rss[..quarter].iter().max().unwrap();
     let last = *rss[ROUNDS - quarter..].iter().max().unwrap();

@@ -348,7 +348,9 @@ struct AgentSetup {
 impl AgentSetup {
     fn start() -> Result<AgentSetup> {
         let free = || -> Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
         };
         let (otlp, metrics) = (free()?, free()?);
         let dir = tempfile::tempdir()?;

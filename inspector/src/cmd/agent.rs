@@ -256,7 +256,11 @@ fn follow(
             metrics.processes_tracked.set(procs as i64);
             let now_ran = probe.cost();
             for c in &now_ran {
-                let before = ran.iter().find(|b| b.hook == c.hook).copied().unwrap_or_default();
+                let before = ran
+                    .iter()
+                    .find(|b| b.hook == c.hook)
+                    .copied()
+                    .unwrap_or_default();
                 metrics.probe_ran(
                     c.hook,
                     c.run_time_ns.saturating_sub(before.run_time_ns),

@@ -399,7 +399,10 @@ mod tests {
         let m = Metrics::new();
         m.observe(&t);
         let text = m.encode();
-        assert!(!text.contains(&t.id[..12]), "a container id in a label:\n{text}");
+        assert!(
+            !text.contains(&t.id[..12]),
+            "a container id in a label:\n{text}"
+        );
         assert!(!text.contains("x\\\"y"), "{text}");
         assert!(text.contains(r#"runtime="other""#), "{text}");
     }

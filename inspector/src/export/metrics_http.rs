@@ -27,10 +27,7 @@ impl MetricsServer {
             addr: addr.to_string(),
             error: e.to_string(),
         })?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .unwrap_or(addr);
+        let bound = server.server_addr().to_ip().unwrap_or(addr);
         let server = Arc::new(server);
         let serving = server.clone();
         let thread = std::thread::Builder::new()
@@ -39,12 +36,13 @@ impl MetricsServer {
                 for request in serving.incoming_requests() {
                     let response = match (request.method(), request.url()) {
                         (Method::Get | Method::Head, "/metrics") => {
-                            Response::from_string(metrics.encode()).with_header(header(CONTENT_TYPE))
+                            Response::from_string(metrics.encode())
+                                .with_header(header(CONTENT_TYPE))
                         }
-                        (Method::Get | Method::Head, "/") => Response::from_string(
-                            "inspector agent: metrics at /metrics\n",
-                        )
-                        .with_header(header("text/plain; charset=utf-8")),
+                        (Method::Get | Method::Head, "/") => {
+                            Response::from_string("inspector agent: metrics at /metrics\n")
+                                .with_header(header("text/plain; charset=utf-8"))
+                        }
                         (Method::Get | Method::Head, _) => {
                             Response::from_string("not found: metrics are at /metrics\n")
                                 .with_status_code(404)

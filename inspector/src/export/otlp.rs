@@ -182,21 +182,25 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
         root.attributes.push(kv("container.image.name", &image));
     }
     if let Some(code) = t.exit_code {
-        root.attributes.push(kv_int("process.exit.code", code.into()));
+        root.attributes
+            .push(kv_int("process.exit.code", code.into()));
     }
     if let Some(signal) = &t.signal {
         root.attributes.push(kv("inspector.signal", signal));
     }
-    root.attributes.push(kv_bool("inspector.complete", t.complete));
+    root.attributes
+        .push(kv_bool("inspector.complete", t.complete));
     if t.already_running {
-        root.attributes.push(kv_bool("inspector.already_running", true));
+        root.attributes
+            .push(kv_bool("inspector.already_running", true));
     }
     if let Some(f) = &t.failure {
         root.status = Some(Status {
             code: StatusCode::Error as i32,
             message: f.summary.clone(),
         });
-        root.attributes.push(kv("inspector.failure.role", f.role.key()));
+        root.attributes
+            .push(kv("inspector.failure.role", f.role.key()));
         if let Some(errno) = &f.errno {
             root.attributes.push(kv("error.type", errno));
         }
@@ -243,7 +247,8 @@ pub fn spans(host: &HostResource, t: &ContainerTimeline, clock: &Clock) -> Vec<S
         let mut s = new_span(link.role.key(), parent, link.start_ns, end);
         s.attributes.push(kv("inspector.role", link.role.key()));
         s.attributes.push(kv_int("process.pid", link.pid.into()));
-        s.attributes.push(kv_int("process.parent_pid", link.ppid.into()));
+        s.attributes
+            .push(kv_int("process.parent_pid", link.ppid.into()));
         s.attributes
             .push(kv("process.executable.name", cut(&link.comm, ARG_BYTES)));
         if let Some(exe) = &link.exe {
@@ -368,12 +373,25 @@ mod tests {
             );
         }
         // Every process, under a phase, with its steps as events.
-        let init = spans.iter().find(|s| s.name == Role::RuntimeInit.key()).unwrap();
-        let create = spans.iter().find(|s| s.name == Phase::Create.key()).unwrap();
+        let init = spans
+            .iter()
+            .find(|s| s.name == Role::RuntimeInit.key())
+            .unwrap();
+        let create = spans
+            .iter()
+            .find(|s| s.name == Phase::Create.key())
+            .unwrap();
         assert_eq!(init.parent_span_id, create.span_id);
         assert!(init.events.iter().any(|e| e.name == "unshare"), "{init:?}");
-        let entrypoint = spans.iter().find(|s| s.name == Role::Entrypoint.key()).unwrap();
-        let pivot = entrypoint.events.iter().find(|e| e.name == "pivot_root").unwrap();
+        let entrypoint = spans
+            .iter()
+            .find(|s| s.name == Role::Entrypoint.key())
+            .unwrap();
+        let pivot = entrypoint
+            .events
+            .iter()
+            .find(|e| e.name == "pivot_root")
+            .unwrap();
         assert!(
             matches!(&pivot.attributes[0].value.as_ref().unwrap().value, Some(Value::StringValue(d)) if !d.is_empty()),
             "{pivot:?}"
@@ -386,19 +404,40 @@ mod tests {
         // It encodes, and the same container gives the same trace id.
         let bytes = request(&host, [&t], &clock).encode_to_vec();
         let back = ExportTraceServiceRequest::decode(&bytes[..]).unwrap();
-        assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), spans.len());
+        assert_eq!(
+            back.resource_spans[0].scope_spans[0].spans.len(),
+            spans.len()
+        );
         assert_eq!(super::spans(&host, &t, &clock)[0].trace_id, root.trace_id);
     }
 
     #[test]
     fn environment_values_on_a_command_line_are_not_sent() {
-        let argv: Vec<String> = ["docker", "run", "-e", "TOKEN=s3cret", "--env=KEY=v", "-e", "PATH", "img"]
-            .map(String::from)
-            .to_vec();
+        let argv: Vec<String> = [
+            "docker",
+            "run",
+            "-e",
+            "TOKEN=s3cret",
+            "--env=KEY=v",
+            "-e",
+            "PATH",
+            "img",
+        ]
+        .map(String::from)
+        .to_vec();
         let out: Vec<String> = redacted(&argv).collect();
         assert_eq!(
             out,
-            ["docker", "run", "-e", "TOKEN=<redacted>", "--env=KEY=<redacted>", "-e", "PATH", "img"]
+            [
+                "docker",
+                "run",
+                "-e",
+                "TOKEN=<redacted>",
+                "--env=KEY=<redacted>",
+                "-e",
+                "PATH",
+                "img"
+            ]
         );
     }
 

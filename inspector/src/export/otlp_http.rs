@@ -64,9 +64,7 @@ pub fn check_endpoint(url: &str) -> Result<(), ExportError> {
         url: url.to_string(),
         why: why.to_string(),
     };
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| bad(&format!("not a URL ({e})")))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
@@ -75,7 +73,11 @@ pub fn check_endpoint(url: &str) -> Result<(), ExportError> {
                  (http://HOST:4318/v1/traces) that forwards over TLS",
             ));
         }
-        _ => return Err(bad("give an http:// URL, such as http://127.0.0.1:4318/v1/traces")),
+        _ => {
+            return Err(bad(
+                "give an http:// URL, such as http://127.0.0.1:4318/v1/traces",
+            ));
+        }
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it names no host"));
@@ -147,8 +149,9 @@ impl OtlpExporter {
         // The flush ends within FLUSH_FOR; a request under way when stopping
         // began may hang longer: past that the thread is left to the
         // process's exit.
-        if let Err(RecvTimeoutError::Disconnected) =
-            self.done.recv_timeout(FLUSH_FOR + Duration::from_millis(100))
+        if let Err(RecvTimeoutError::Disconnected) = self
+            .done
+            .recv_timeout(FLUSH_FOR + Duration::from_millis(100))
         {
             let _ = thread.join();
         }
@@ -235,7 +238,11 @@ impl Sender {
         let mut wait = BACKOFF_FIRST;
         loop {
             // Stopping cuts a request short.
-            let timeout = if self.stop.load(Ordering::Relaxed) { FLUSH_FOR } else { TIMEOUT };
+            let timeout = if self.stop.load(Ordering::Relaxed) {
+                FLUSH_FOR
+            } else {
+                TIMEOUT
+            };
             match self.post(batch, timeout) {
                 Outcome::Sent => {
                     self.metrics.otlp_sent(n);
@@ -334,7 +341,11 @@ mod tests {
         std::thread::sleep(LINGER + Duration::from_millis(300));
         let stopping = Instant::now();
         exporter.shutdown();
-        assert!(stopping.elapsed() < Duration::from_secs(1), "{:?}", stopping.elapsed());
+        assert!(
+            stopping.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            stopping.elapsed()
+        );
     }
 
     #[test]
@@ -346,9 +357,11 @@ mod tests {
             .unwrap()
             .port();
         let metrics = Arc::new(Metrics::new());
-        let exporter =
-            OtlpExporter::start(&format!("http://127.0.0.1:{port}/v1/traces"), metrics.clone())
-                .unwrap();
+        let exporter = OtlpExporter::start(
+            &format!("http://127.0.0.1:{port}/v1/traces"),
+            metrics.clone(),
+        )
+        .unwrap();
         let t = crate::export::docker_run_timeline();
         let started = Instant::now();
         for _ in 0..QUEUE + 100 {
@@ -357,7 +370,11 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2), "sending waited");
         let stopping = Instant::now();
         exporter.shutdown();
-        assert!(stopping.elapsed() < Duration::from_secs(1), "{:?}", stopping.elapsed());
+        assert!(
+            stopping.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            stopping.elapsed()
+        );
         let text = metrics.encode();
         let dropped = text
             .lines()

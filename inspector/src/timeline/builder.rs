@@ -1973,7 +1973,10 @@ mod tests {
     #[test]
     fn an_always_on_builder_keeps_at_most_its_limits_and_hands_out_what_it_lost_track_of() {
         // Every step and process kept by default; at most the limits else.
-        let limits = Limits { steps: 10, chain: 3 };
+        let limits = Limits {
+            steps: 10,
+            chain: 3,
+        };
         let mut b = Builder::with_limits(limits);
         let mut events = Vec::new();
         for_each_event(DOCKER_RUN.as_bytes(), |e| events.push(e)).unwrap();

@@ -176,10 +176,32 @@ pub fn image_of(chain: &[ChainLink]) -> Option<String> {
 
 /// The clients' flags that take no value (docker, podman, nerdctl, ctr).
 const BOOLEAN_LONG: &[&str] = &[
-    "rm", "detach", "interactive", "tty", "privileged", "init", "publish-all", "read-only",
-    "no-healthcheck", "oom-kill-disable", "quiet", "sig-proxy", "help", "null-io", "net-host",
-    "rootfs", "replace", "systemd", "no-hosts", "pull-always", "tls-verify", "http-dump",
-    "privileged-without-host-devices", "gpus", "cni", "snapshotter-label",
+    "rm",
+    "detach",
+    "interactive",
+    "tty",
+    "privileged",
+    "init",
+    "publish-all",
+    "read-only",
+    "no-healthcheck",
+    "oom-kill-disable",
+    "quiet",
+    "sig-proxy",
+    "help",
+    "null-io",
+    "net-host",
+    "rootfs",
+    "replace",
+    "systemd",
+    "no-hosts",
+    "pull-always",
+    "tls-verify",
+    "http-dump",
+    "privileged-without-host-devices",
+    "gpus",
+    "cni",
+    "snapshotter-label",
 ];
 const BOOLEAN_SHORT: &str = "ditPq";
 
@@ -191,12 +213,34 @@ mod tests {
     fn the_image_is_the_first_word_after_the_options() {
         let image = |argv: &[&str]| image_of(&[link(Role::Client, "/usr/bin/docker", argv)]);
         let img = Some("busybox:latest".to_string());
-        assert_eq!(image(&["docker", "run", "--rm", "busybox:latest", "true"]), img);
         assert_eq!(
-            image(&["docker", "run", "-it", "-e", "A=1", "--name", "x", "busybox:latest", "sh"]),
+            image(&["docker", "run", "--rm", "busybox:latest", "true"]),
             img
         );
-        assert_eq!(image(&["podman", "container", "create", "--net=host", "busybox:latest"]), img);
+        assert_eq!(
+            image(&[
+                "docker",
+                "run",
+                "-it",
+                "-e",
+                "A=1",
+                "--name",
+                "x",
+                "busybox:latest",
+                "sh"
+            ]),
+            img
+        );
+        assert_eq!(
+            image(&[
+                "podman",
+                "container",
+                "create",
+                "--net=host",
+                "busybox:latest"
+            ]),
+            img
+        );
         assert_eq!(image(&["ctr", "run", "--rm", "busybox:latest", "id1"]), img);
         assert_eq!(image(&["docker", "ps"]), None);
         assert_eq!(image(&["docker", "run", "--name"]), None);
